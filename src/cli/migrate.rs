@@ -1,0 +1,8 @@
+//! `careq migrate`: apply migrations without serving.
+pub async fn run(database_url: &str) -> anyhow::Result<()> {
+    let pool = crate::db::connect(database_url, None).await?;
+    crate::db::migrate(&pool).await?;
+    pool.close().await;
+    println!("migrations applied");
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! The command line: `serve`, `migrate`, `status`. One file per command.
+pub mod migrate;
+pub mod serve;
+pub mod status;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "careq",
+    version,
+    about = "Patient records and clinic queues over HTTP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(Box<Config>),
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
+        database_url: String,
+    },
+    /// Show catalogue entries: a code (`404`), a class (`4xx`), or all.
+    Status {
+        /// A status code or class; omit for the whole catalogue.
+        query: Option<String>,
+    },
+}
+
+/// Runs the parsed command; the return value is the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(config) => serve::run(*config).await.map(|_| 0),
+        Command::Migrate { database_url } => migrate::run(&database_url).await.map(|_| 0),
+        Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
+    }
+}

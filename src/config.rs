@@ -1,0 +1,115 @@
+//! Settings for `careq serve`: defaults, then `CAREQ_*` environment variables, then flags (a flag
+//! wins). Secrets are redacted in `Debug`.
+use std::fmt;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Args, Clone)]
+pub struct Config {
+    /// Address to bind; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "CAREQ_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// `sqlite://PATH` (created if missing).
+    #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
+    pub database_url: String,
+    /// Password of the `admin` user created on first start; generated and printed once if unset.
+    #[arg(long, env = "CAREQ_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Request bodies larger than this answer 413.
+    #[arg(long, env = "CAREQ_BODY_LIMIT_BYTES", default_value_t = 1_048_576)]
+    pub body_limit_bytes: usize,
+    /// Batches with more items answer 413.
+    #[arg(long, env = "CAREQ_BATCH_MAX_ITEMS", default_value_t = 1000)]
+    pub batch_max_items: usize,
+    /// Request targets longer than this answer 414.
+    #[arg(long, env = "CAREQ_URI_MAX_BYTES", default_value_t = 8192)]
+    pub uri_max_bytes: usize,
+    /// A body slower than this answers 408; slow headers get the connection closed.
+    #[arg(long, env = "CAREQ_CLIENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub client_timeout_ms: u64,
+    /// Comma-separated host names served (port ignored); others answer 421. Unset: any.
+    #[arg(long, env = "CAREQ_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Notifier webhook URL; unset makes `notify` answer 501.
+    #[arg(long, env = "CAREQ_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// A notifier slower than this answers 504.
+    #[arg(long, env = "CAREQ_NOTIFY_TIMEOUT_MS", default_value_t = 5000)]
+    pub notify_timeout_ms: u64,
+    /// Failed logins per user and client IP per 15 minutes before 429.
+    #[arg(long, env = "CAREQ_LOGIN_ATTEMPTS", default_value_t = 10)]
+    pub login_attempts: u32,
+    /// Sustained requests per second per token before 429.
+    #[arg(long, env = "CAREQ_RATE_PER_SECOND", default_value_t = 50)]
+    pub rate_per_second: u32,
+    /// Burst of requests per token before 429.
+    #[arg(long, env = "CAREQ_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+    /// Cap on the database size in bytes; reaching it answers 507.
+    #[arg(long, env = "CAREQ_DB_MAX_BYTES")]
+    pub db_max_bytes: Option<u64>,
+    /// Log filter (tracing `EnvFilter` syntax); logs are JSON lines.
+    #[arg(long, env = "CAREQ_LOG", default_value = "info")]
+    pub log: String,
+    /// Serves test-only routes (a handler that panics). Not settable from the command line.
+    #[arg(skip)]
+    pub test_routes: bool,
+}
+
+impl Config {
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_timeout_ms)
+    }
+
+    /// Whether `host` (without port) may be served.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.is_empty()
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.trim().eq_ignore_ascii_case(host))
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("batch_max_items", &self.batch_max_items)
+            .field("uri_max_bytes", &self.uri_max_bytes)
+            .field("client_timeout_ms", &self.client_timeout_ms)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("notify_url", &self.notify_url)
+            .field("notify_timeout_ms", &self.notify_timeout_ms)
+            .field("login_attempts", &self.login_attempts)
+            .field("rate_per_second", &self.rate_per_second)
+            .field("rate_burst", &self.rate_burst)
+            .field("db_max_bytes", &self.db_max_bytes)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    /// The documented defaults, as `careq serve` with no flags or environment would use.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            c: Config,
+        }
+        // Parse from an empty argument list so defaults live in one place (the attributes).
+        // Environment variables are not consulted here by clearing nothing: callers that need a
+        // pure default (tests) override every field they depend on.
+        <Wrap as clap::Parser>::try_parse_from(["careq"])
+            .map(|w| w.c)
+            .expect("defaults parse")
+    }
+}

@@ -1,0 +1,199 @@
+//! Extractors whose rejections are `ApiError`s: JSON bodies (415, 413, 408, 400, 422 with JSON
+//! Pointers) and query strings (400 with `query/NAME` pointers).
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use http::{header, Method};
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::error::{ApiError, FieldError};
+
+pub const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// A JSON request body, read within the client timeout and the size limit, then deserialized.
+/// PATCH requests must send `application/merge-patch+json`; everything else `application/json`.
+pub struct JsonBody<T>(pub T);
+
+fn media_type(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let (parts, body) = req.into_parts();
+        let patch = parts.method == Method::PATCH;
+        let wanted = if patch {
+            MERGE_PATCH
+        } else {
+            "application/json"
+        };
+        if media_type(&parts).as_deref() != Some(wanted) {
+            return Err(ApiError::UnsupportedMediaType {
+                accept: wanted,
+                patch,
+            });
+        }
+        let bytes = read_body(body, &app).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads a whole body within `CAREQ_CLIENT_TIMEOUT_MS` and `CAREQ_BODY_LIMIT_BYTES`.
+pub async fn read_body(body: axum::body::Body, app: &AppState) -> Result<bytes::Bytes, ApiError> {
+    let limit = app.config.body_limit_bytes;
+    let collected = tokio::time::timeout(
+        app.config.client_timeout(),
+        Limited::new(body, limit).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout)?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge(
+            format!("the body is over the limit of {limit} bytes"),
+        )),
+        Err(_) => Err(ApiError::bad_request("the request body could not be read")),
+    }
+}
+
+/// Syntax errors answer 400; well-formed JSON of the wrong shape answers 422 with a pointer.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+            detail: format!("the body is not valid JSON: {}", syntax_position(&e)),
+            errors: Vec::new(),
+        })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        ApiError::invalid(vec![FieldError::new(pointer, clean_message(e.inner()))])
+    })
+}
+
+fn syntax_position(e: &serde_json::Error) -> String {
+    if e.line() == 0 {
+        "the body is empty".into()
+    } else {
+        format!("syntax error at line {} column {}", e.line(), e.column())
+    }
+}
+
+/// serde's message without echoing the offending value (it may be patient data).
+fn clean_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
+        return format!("wrong type, expected {expected}");
+    }
+    if msg.starts_with("unknown variant") {
+        let expected = msg.split("expected ").nth(1).unwrap_or("a known value");
+        return format!("unknown value, expected {expected}");
+    }
+    if msg.starts_with("invalid value") {
+        return "invalid value".into();
+    }
+    msg
+}
+
+/// JSON Pointer (RFC 6901) of a serde path.
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        out.push('/');
+        match seg {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => out.push('-'),
+        }
+    }
+    out
+}
+
+/// A query string deserialized into `T`; errors answer 400 pointing at `query/NAME`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let name = e.path().to_string();
+                let message = e.inner().to_string();
+                let name = if name == "." {
+                    first_field(&message)
+                } else {
+                    name
+                };
+                ApiError::BadRequest {
+                    detail: "a query parameter is not valid; see errors".into(),
+                    errors: vec![FieldError::new(format!("query/{name}"), message)],
+                }
+            })
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// serde names a missing or unknown field only in its message ("missing field `x`").
+fn first_field(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+        tags: Vec<u8>,
+    }
+
+    #[test]
+    fn json_errors_split_into_400_and_422_with_pointers() {
+        assert_eq!(parse_json::<Item>(b"{").unwrap_err().status().code, 400);
+        assert_eq!(parse_json::<Item>(b"").unwrap_err().status().code, 400);
+        let err = parse_json::<Item>(br#"{"name":"a","tags":[1,"x"]}"#).unwrap_err();
+        assert_eq!(err.status().code, 422);
+        match err {
+            ApiError::Unprocessable { errors, .. } => assert_eq!(errors[0].pointer, "/tags/1"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

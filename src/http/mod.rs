@@ -1,0 +1,83 @@
+//! HTTP assembly: shared state, the router built from each resource's `router()`, and the
+//! middleware that applies careq's global HTTP rules once for every route.
+pub mod conditional;
+pub mod context;
+pub mod extract;
+pub mod middleware;
+pub mod negotiate;
+pub mod paging;
+pub mod server;
+
+use std::sync::Arc;
+
+use std::convert::Infallible;
+
+use axum::extract::Request;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::Response;
+use axum::Router;
+use tower::util::BoxCloneService;
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::config::Config;
+use crate::db::Pool;
+use crate::error::ApiError;
+use crate::telemetry::Metrics;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Pool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The application as one service: what the accept loop calls for every request.
+pub type App = BoxCloneService<Request, Response, Infallible>;
+
+/// The whole application: every resource's routes plus the global HTTP behaviour.
+///
+/// The global middleware wraps the finished router as a service rather than `Router::layer`,
+/// which would run it inside each route, before axum adds `Allow` and `Content-Length`.
+pub fn app(state: AppState) -> App {
+    let mut routes = Router::new()
+        .merge(crate::catalogue::router())
+        .merge(crate::ops::router());
+    if state.config.test_routes {
+        routes = routes
+            .route("/v1/_test/panic", axum::routing::get(deliberate_panic))
+            .route(
+                "/v1/_test/echo",
+                axum::routing::post(echo).put(echo).patch(echo),
+            );
+    }
+    let router = routes
+        .route_layer(from_fn(middleware::tag_route))
+        .fallback(|| async { ApiError::NotFound("no resource at this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state.clone());
+    ServiceBuilder::new()
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
+        .layer(from_fn_with_state(state, middleware::guards))
+        .service(router)
+        .boxed_clone()
+}
+
+/// Test-only handler showing that a panic becomes a 500 problem and the server keeps serving.
+async fn deliberate_panic() -> &'static str {
+    panic!("deliberate panic for tests")
+}
+
+/// Test-only shape for exercising the JSON body extractor.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Echo {
+    name: String,
+    count: u32,
+}
+
+async fn echo(extract::JsonBody(body): extract::JsonBody<Echo>) -> axum::Json<Echo> {
+    axum::Json(body)
+}

@@ -1,0 +1,132 @@
+//! Cursor paging for every list: `limit` (1–200, default 50) and an opaque `cursor`; the answer
+//! carries `{items, next_cursor}` and a `Link: <…>; rel="next"` header when there is more.
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderValue};
+use http::Uri;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, FieldError};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// The paging part of a list's query string.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Items per page, 1–200.
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::BadRequest {
+                detail: "limit must be between 1 and 200".into(),
+                errors: vec![FieldError::new("query/limit", "must be between 1 and 200")],
+            }),
+        }
+    }
+
+    /// The position after which the page starts, decoded from the cursor.
+    pub fn after(&self) -> Result<Option<String>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// Cursors are the hex of the last key seen, behind a version letter, so they stay opaque.
+pub fn encode_cursor(key: &str) -> String {
+    format!("c{}", hex::encode(key))
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    cursor
+        .strip_prefix('c')
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad_cursor)
+}
+
+pub fn bad_cursor() -> ApiError {
+    ApiError::BadRequest {
+        detail: "the cursor is not one this server issued".into(),
+        errors: vec![FieldError::new("query/cursor", "not a valid cursor")],
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` fetched rows: the extra row only proves there is more.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|r| encode_cursor(&key(r)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Adds `Link: <uri-with-next-cursor>; rel="next"` when the page has a successor.
+pub fn with_next_link(mut res: Response, uri: &Uri, next_cursor: Option<&str>) -> Response {
+    if let Some(cursor) = next_cursor {
+        let kept: Vec<(String, String)> =
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k != "cursor")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair("cursor", cursor);
+        let link = format!("<{}?{}>; rel=\"next\"", uri.path(), q.finish());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            res.headers_mut().append(header::LINK, v);
+        }
+    }
+    res
+}
+
+impl<T: Serialize> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor("404")).unwrap(), "404");
+        assert_eq!(decode_cursor("zz").unwrap_err().status().code, 400);
+    }
+
+    #[test]
+    fn pages_know_whether_there_is_more() {
+        let p = Page::from_rows(vec![1, 2, 3], 2, |n| n.to_string());
+        assert_eq!(p.items, vec![1, 2]);
+        assert_eq!(
+            p.next_cursor.as_deref().map(|c| decode_cursor(c).unwrap()),
+            Some("2".into())
+        );
+        let q = Page::from_rows(vec![1], 2, |n| n.to_string());
+        assert!(q.next_cursor.is_none());
+    }
+}

@@ -1,0 +1,215 @@
+//! The OpenAPI 3.1 document. Operations are declared next to their handlers (`#[utoipa::path]`);
+//! `Conventions` then adds what every operation shares, reading descriptions and required headers
+//! from the status registry, so the spec lists every status an operation can return.
+use careq_status::lookup;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::PROBLEM_JSON;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "careq", description = "Patient records and clinic queues over HTTP that means what it says. Every error is `application/problem+json`; every status code is listed in `/v1/status-codes`."),
+    paths(
+        crate::catalogue::list,
+        crate::catalogue::read,
+        crate::ops::healthz,
+        crate::ops::readyz,
+        crate::ops::metrics,
+        crate::ops::openapi_json,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&Conventions),
+    tags((name = "catalogue", description = "The status-code catalogue"),
+         (name = "operations", description = "Health, readiness, metrics, the spec")),
+)]
+pub struct ApiDoc;
+
+/// The spec as served at `/openapi.json`.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+struct Conventions;
+
+/// Statuses any request can meet before its handler runs (the global guards).
+const EVERY_OPERATION: &[u16] = &[400, 406, 414, 417, 421, 500, 503];
+/// Statuses any request with a body can meet while it is read and parsed.
+const WITH_BODY: &[u16] = &[408, 413, 415, 422];
+
+/// Headers that must come with a status (CONTRACT §3), documented on every response with it.
+fn required_headers(code: u16) -> &'static [(&'static str, &'static str)] {
+    match code {
+        201 => &[
+            ("Location", "URI of the new resource"),
+            ("ETag", "Strong validator of the new resource"),
+        ],
+        202 => &[
+            ("Location", "URI of the job"),
+            ("Retry-After", "Seconds until it is worth asking"),
+        ],
+        206 => &[
+            ("Content-Range", "The range sent"),
+            ("Accept-Ranges", "`bytes`"),
+            ("ETag", "Strong validator"),
+        ],
+        301 | 302 | 303 | 307 | 308 => &[("Location", "Where to go")],
+        304 => &[("ETag", "The current validator")],
+        401 => &[(
+            "WWW-Authenticate",
+            "`Bearer realm=\"careq\"`, with `error=\"invalid_token\"` when a token was sent",
+        )],
+        405 => &[("Allow", "The methods the resource supports")],
+        408 => &[("Connection", "`close`")],
+        412 => &[("ETag", "The current validator")],
+        415 => &[(
+            "Accept",
+            "The media type the endpoint takes (`Accept-Patch` for PATCH)",
+        )],
+        416 => &[("Content-Range", "`bytes */LENGTH`")],
+        426 => &[("Upgrade", "`websocket`")],
+        429 => &[("Retry-After", "Seconds until a retry can succeed")],
+        451 => &[("Link", "`rel=\"blocked-by\"`")],
+        503 => &[("Retry-After", "Seconds until a retry is worth it")],
+        _ => &[],
+    }
+}
+
+fn string_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn complete(code: u16, existing: Option<Response>) -> Response {
+    let entry = lookup(code);
+    let mut res = existing.unwrap_or_else(|| {
+        ResponseBuilder::new()
+            .description(entry.map(|e| e.reason).unwrap_or("Response"))
+            .build()
+    });
+    if let Some(e) = entry {
+        if !res.description.contains(e.usage.text()) {
+            res.description = format!("{} — {}", res.description, e.usage.text());
+        }
+    }
+    if code >= 400 {
+        res.content.insert(
+            PROBLEM_JSON.to_string(),
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        );
+    }
+    for (name, description) in required_headers(code) {
+        res.headers.entry(name.to_string()).or_insert_with(|| {
+            HeaderBuilder::new()
+                .schema(string_schema())
+                .description(Some(*description))
+                .build()
+        });
+    }
+    res.headers.entry("X-Request-Id".into()).or_insert_with(|| {
+        HeaderBuilder::new()
+            .schema(string_schema())
+            .description(Some("The request's id, as in logs and problem bodies"))
+            .build()
+    });
+    res
+}
+
+fn apply(op: &mut Operation) {
+    let mut codes: Vec<u16> = EVERY_OPERATION.to_vec();
+    let has_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b: &RequestBody| !b.content.is_empty());
+    if has_body {
+        codes.extend_from_slice(WITH_BODY);
+    }
+    // `security(())` marks a public operation; all others need a bearer token.
+    let public = op
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+    if !public {
+        codes.extend_from_slice(&[401, 429]);
+    }
+    for code in codes {
+        op.responses
+            .responses
+            .entry(code.to_string())
+            .or_insert_with(|| RefOr::T(complete(code, None)));
+    }
+    let keys: Vec<String> = op.responses.responses.keys().cloned().collect();
+    for key in keys {
+        let Ok(code) = key.parse::<u16>() else {
+            continue;
+        };
+        if let Some(RefOr::T(r)) = op.responses.responses.remove(&key) {
+            op.responses
+                .responses
+                .insert(key, RefOr::T(complete(code, Some(r))));
+        }
+    }
+}
+
+impl Modify for Conventions {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for item in api.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                apply(op);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_status_is_in_the_catalogue_with_its_headers() {
+        let api = spec();
+        let json = serde_json::to_value(&api).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for code in EVERY_OPERATION {
+                    assert!(
+                        responses.contains_key(&code.to_string()),
+                        "{method} {path} lacks {code}"
+                    );
+                }
+                for (code, res) in responses {
+                    let code: u16 = code.parse().unwrap();
+                    assert!(lookup(code).is_some(), "{code} not catalogued");
+                    for (h, _) in required_headers(code) {
+                        assert!(
+                            res["headers"].get(*h).is_some(),
+                            "{method} {path} {code} lacks {h}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

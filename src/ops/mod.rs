@@ -1,0 +1,99 @@
+//! Operations endpoints: liveness, readiness, metrics, the OpenAPI document and its docs page.
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::header::{self, HeaderValue};
+use http::HeaderMap;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::http::conditional::Representation;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs_page))
+        .route("/docs/app.js", get(docs_script))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)), security(()))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Health)), security(()))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if crate::db::ping(&state.db).await {
+        Ok(Json(Health { status: "ok" }))
+    } else {
+        Err(ApiError::ServiceUnavailable {
+            detail: "the database does not answer".into(),
+            retry_after: crate::db::RETRY_AFTER_SECS,
+        })
+    }
+}
+
+/// Prometheus metrics
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)),
+    security(()))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut res = state.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// This OpenAPI 3.1 document
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The spec", content_type = "application/json", body = Object,
+        headers(("ETag" = String, description = "Strong validator"))),
+        (status = 304, description = "Not modified")),
+    security(()))]
+pub async fn openapi_json(headers: HeaderMap) -> Response {
+    let spec = crate::openapi::spec();
+    Representation::json(&spec)
+        .cache("public, max-age=300")
+        .respond(&headers)
+}
+
+/// The docs page: plain HTML and a script from this binary, no CDN.
+const DOCS_HTML: &str = include_str!("docs.html");
+const DOCS_JS: &str = include_str!("docs.js");
+const HTML_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+pub async fn docs_page(headers: HeaderMap) -> Response {
+    let mut rep = Representation::new(DOCS_HTML.as_bytes().to_vec(), "text/html; charset=utf-8")
+        .cache("public, max-age=300");
+    rep.extra.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(HTML_CSP),
+    );
+    rep.respond(&headers)
+}
+
+pub async fn docs_script(headers: HeaderMap) -> Response {
+    Representation::new(
+        DOCS_JS.as_bytes().to_vec(),
+        "text/javascript; charset=utf-8",
+    )
+    .cache("public, max-age=300")
+    .respond(&headers)
+}

@@ -1,0 +1,99 @@
+//! Operations endpoints: health, readiness, metrics, the spec and the docs page.
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_when_all_is_well() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+    }
+}
+
+#[tokio::test]
+async fn readyz_answers_503_with_retry_after_when_the_database_is_unreachable() {
+    let app = spawn_app().await;
+    app.state.db.close().await;
+    let res = app.get("/readyz").await;
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_problem(res, 503).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_method_and_status() {
+    let app = spawn_app().await;
+    app.get("/v1/status-codes/404").await;
+    app.get("/v1/status-codes/999").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    assert!(text.contains(
+        r#"careq_http_requests_total{route="/v1/status-codes/{code}",method="GET",status="200"} 1"#
+    ));
+    assert!(text.contains(
+        r#"careq_http_requests_total{route="/v1/status-codes/{code}",method="GET",status="404"} 1"#
+    ));
+    assert!(text.contains(
+        r#"careq_http_request_duration_seconds_count{route="/v1/status-codes/{code}"} 2"#
+    ));
+    assert!(
+        !text.contains("/v1/status-codes/999"),
+        "raw paths must not become labels"
+    );
+}
+
+#[tokio::test]
+async fn openapi_is_3_1_and_lists_every_status_an_operation_returns() {
+    let app = spawn_app().await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("etag").is_some());
+    let spec: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let op = &spec["paths"]["/v1/status-codes/{code}"]["get"];
+    for code in ["200", "304", "400", "404", "406", "500", "503"] {
+        assert!(op["responses"].get(code).is_some(), "missing {code}");
+    }
+    assert!(op["responses"]["404"]["content"]
+        .get("application/problem+json")
+        .is_some());
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary_with_a_strict_csp() {
+    let app = spawn_app().await;
+    let res = app.get("/docs").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    let html = res.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+    assert!(html.contains("/docs/app.js"));
+    let js = app.get("/docs/app.js").await;
+    assert_eq!(js.status(), 200);
+    assert!(js.text().await.unwrap().contains("/openapi.json"));
+}
