@@ -49,6 +49,9 @@ pub struct Config {
     /// Cap on the database size in bytes; reaching it answers 507.
     #[arg(long, env = "CAREQ_DB_MAX_BYTES")]
     pub db_max_bytes: Option<u64>,
+    /// Lifetime of bearer tokens in seconds (default 12 hours).
+    #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
+    pub token_ttl_seconds: u64,
     /// Log filter (tracing `EnvFilter` syntax); logs are JSON lines.
     #[arg(long, env = "CAREQ_LOG", default_value = "info")]
     pub log: String,
@@ -92,6 +95,7 @@ impl fmt::Debug for Config {
             .field("rate_per_second", &self.rate_per_second)
             .field("rate_burst", &self.rate_burst)
             .field("db_max_bytes", &self.db_max_bytes)
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("log", &self.log)
             .finish()
     }

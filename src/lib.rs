@@ -2,13 +2,18 @@
 //! documented thing.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod auth;
 pub mod catalogue;
 pub mod cli;
+pub mod clinics;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod openapi;
 pub mod ops;
 pub mod startup;
 pub mod telemetry;
+pub mod users;

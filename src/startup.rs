@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
 use crate::http::{app, server, AppState};
 use crate::telemetry::Metrics;
@@ -24,6 +25,16 @@ impl Application {
         crate::db::migrate(&db)
             .await
             .context("migrating the database")?;
+        let generated = crate::users::bootstrap_admin(&db, config.admin_password.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.problem().detail))?;
+        if let Some(password) = generated {
+            // Shown once on the terminal, never logged.
+            eprintln!(
+                "careq: created user `admin` with password {password}\n\
+                 careq: it is shown only this once; change it with `careq user passwd admin`"
+            );
+        }
         let addr = if config.listen.starts_with(':') {
             format!("127.0.0.1{}", config.listen)
         } else {
@@ -33,9 +44,11 @@ impl Application {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let state = AppState {
-            config: Arc::new(config),
             db,
             metrics: Arc::new(Metrics::default()),
+            throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
+            limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            config: Arc::new(config),
         };
         Ok(Self { listener, state })
     }

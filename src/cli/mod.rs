@@ -1,7 +1,8 @@
-//! The command line: `serve`, `migrate`, `status`. One file per command.
+//! The command line: `serve`, `migrate`, `user`, `status`. One file per command.
 pub mod migrate;
 pub mod serve;
 pub mod status;
+pub mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,18 @@ pub enum Command {
         #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
         database_url: String,
     },
+    /// Manage staff accounts.
+    User {
+        #[arg(
+            long,
+            env = "CAREQ_DATABASE_URL",
+            default_value = "sqlite://careq.db",
+            global = true
+        )]
+        database_url: String,
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Show catalogue entries: a code (`404`), a class (`4xx`), or all.
     Status {
         /// A status code or class; omit for the whole catalogue.
@@ -39,6 +52,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(config) => serve::run(*config).await.map(|_| 0),
         Command::Migrate { database_url } => migrate::run(&database_url).await.map(|_| 0),
+        Command::User {
+            database_url,
+            command,
+        } => user::run(&database_url, command).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
 }

@@ -6,6 +6,8 @@ pub mod extract;
 pub mod middleware;
 pub mod negotiate;
 pub mod paging;
+pub mod precondition;
+pub mod resource;
 pub mod server;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use axum::Router;
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 
+use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
 use crate::db::Pool;
 use crate::error::ApiError;
@@ -30,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Pool,
     pub metrics: Arc<Metrics>,
+    pub throttle: Arc<LoginThrottle>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// The application as one service: what the accept loop calls for every request.
@@ -42,7 +47,10 @@ pub type App = BoxCloneService<Request, Response, Infallible>;
 pub fn app(state: AppState) -> App {
     let mut routes = Router::new()
         .merge(crate::catalogue::router())
-        .merge(crate::ops::router());
+        .merge(crate::ops::router())
+        .merge(crate::auth::routes::router())
+        .merge(crate::users::router())
+        .merge(crate::clinics::router());
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))

@@ -11,6 +11,9 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+pub const STAFF_PASSWORD: &str = "staff-password-123";
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -26,6 +29,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         database_url: format!("sqlite://{}", dir.join("careq.db").display()),
         test_routes: true,
         allowed_hosts: Vec::new(),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        log: "off".into(),
         ..Config::default()
     }
 }
@@ -67,6 +72,69 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Signs in and returns the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let res = self
+            .client
+            .post(self.url("/v1/auth/token"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "sign-in of {username}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// A request with a bearer token.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// Creates a clinic as `admin_token` and returns its id.
+    pub async fn create_clinic(&self, admin_token: &str, name: &str) -> String {
+        let res = self
+            .authed(reqwest::Method::POST, "/v1/clinics", admin_token)
+            .json(&serde_json::json!({"name": name, "timezone": "Europe/Vienna", "ticket_prefix": "A"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a staff member and returns (id, token).
+    pub async fn create_staff(
+        &self,
+        admin_token: &str,
+        username: &str,
+        role: &str,
+        clinics: &[&str],
+    ) -> (String, String) {
+        let res = self
+            .authed(reqwest::Method::POST, "/v1/users", admin_token)
+            .json(&serde_json::json!({"username": username, "password": STAFF_PASSWORD, "role": role, "clinic_ids": clinics}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "creating {username}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        let token = self.login(username, STAFF_PASSWORD).await;
+        (body["id"].as_str().unwrap().to_string(), token)
     }
 
     /// Starts graceful shutdown and waits for the server to finish.

@@ -1,0 +1,86 @@
+//! `POST /v1/auth/token` (sign in) and `DELETE /v1/auth/token` (sign out).
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{client_ip, password, tokens, Caller};
+use crate::error::ApiError;
+use crate::http::extract::JsonBody;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/auth/token", post(sign_in).delete(sign_out))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenGrant {
+    /// Send as `Authorization: Bearer <access_token>`. Shown once; careq keeps only its hash.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+}
+
+/// The client's IP address.
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+/// Sign in: exchange a username and password for a bearer token
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = Credentials,
+    responses((status = 200, description = "Signed in", body = TokenGrant),
+        (status = 401, description = "Wrong username or password"),
+        (status = 429, description = "Too many failed sign-ins for this user from this address")),
+    security(()))]
+pub async fn sign_in(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody(creds): JsonBody<Credentials>,
+) -> Result<Json<TokenGrant>, ApiError> {
+    st.throttle.check(&creds.username, ip)?;
+    let found = crate::users::store::credentials(&st.db, &creds.username).await?;
+    let (user_id, hash) = match found {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    // Unknown users are verified against a dummy hash: same answer, about the same time.
+    let ok = password::verify(creds.password, hash).await;
+    let Some(user_id) = user_id.filter(|_| ok) else {
+        st.throttle.record_failure(&creds.username, ip);
+        return Err(ApiError::Unauthorized {
+            detail: "wrong username or password".into(),
+            invalid_token: false,
+        });
+    };
+    let ttl = st.config.token_ttl_seconds as i64;
+    let token = tokens::issue(&st.db, &user_id, ttl).await?;
+    Ok(Json(TokenGrant {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    }))
+}
+
+/// Sign out: revoke the token this request carries
+#[utoipa::path(delete, path = "/v1/auth/token", tag = "auth",
+    responses((status = 204, description = "Revoked")))]
+pub async fn sign_out(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    tokens::revoke(&st.db, &caller.token_hash).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

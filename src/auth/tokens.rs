@@ -1,0 +1,79 @@
+//! Bearer tokens: 256 random bits handed out once; only their SHA-256 is stored.
+use std::net::IpAddr;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{Caller, Role};
+use crate::db::Pool;
+use crate::error::ApiError;
+
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+pub async fn issue(db: &Pool, user_id: &str, ttl_seconds: i64) -> Result<String, ApiError> {
+    let token = new_token();
+    let now = now_unix();
+    sqlx::query(
+        "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash_token(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(now + ttl_seconds)
+    .execute(db)
+    .await?;
+    Ok(token)
+}
+
+pub async fn revoke(db: &Pool, token_hash: &str) -> Result<(), ApiError> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL")
+        .bind(now_unix())
+        .bind(token_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The caller a live token belongs to; `None` for unknown, expired or revoked tokens and for
+/// deactivated users.
+pub async fn authenticate(db: &Pool, token: &str, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
+    let hash = hash_token(token);
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
+           AND u.active = 1 AND u.deleted_at IS NULL",
+    )
+    .bind(&hash)
+    .bind(now_unix())
+    .fetch_optional(db)
+    .await?;
+    let Some((user_id, username, role)) = row else {
+        return Ok(None);
+    };
+    let clinic_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT clinic_id FROM user_clinics WHERE user_id = $1 ORDER BY clinic_id",
+    )
+    .bind(&user_id)
+    .fetch_all(db)
+    .await?;
+    Ok(Some(Caller {
+        user_id,
+        username,
+        role: Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?,
+        clinic_ids,
+        token_hash: hash,
+        ip,
+    }))
+}

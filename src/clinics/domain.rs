@@ -1,0 +1,148 @@
+//! Clinics as typed values: name, IANA time zone, ticket prefix, each built only through `parse`.
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+use crate::http::resource::Versioned;
+
+#[derive(Debug, Clone)]
+pub struct ClinicName(String);
+
+impl ClinicName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let s = raw.trim();
+        if s.is_empty() || s.chars().count() > 120 || s.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "/name",
+                "1 to 120 characters, no control characters",
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone name the system's zone database knows (`Europe/Vienna`).
+#[derive(Debug, Clone)]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let s = raw.trim();
+        if !s.is_empty() && s.len() <= 64 && jiff::tz::TimeZone::get(s).is_ok() {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(FieldError::new(
+                "/timezone",
+                "not an IANA time zone name (e.g. Europe/Vienna)",
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1–3 ASCII letters, stored upper-case (`A`, `ER`).
+#[derive(Debug, Clone)]
+pub struct TicketPrefix(String);
+
+impl TicketPrefix {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let s = raw.trim();
+        if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Self(s.to_ascii_uppercase()))
+        } else {
+            Err(FieldError::new("/ticket_prefix", "1 to 3 letters A-Z"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Clinic {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    pub ticket_prefix: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Versioned for Clinic {
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+}
+
+/// `POST /v1/clinics`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClinic {
+    pub name: String,
+    /// IANA time zone, e.g. `Europe/Vienna`.
+    pub timezone: String,
+    /// 1–3 letters for ticket numbers (`A` → `A-017`).
+    pub ticket_prefix: String,
+}
+
+/// `PATCH /v1/clinics/{id}` (merge patch).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicPatch {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub ticket_prefix: Option<String>,
+}
+
+/// A clinic's fields after every rule has passed.
+pub struct ValidClinic {
+    pub name: ClinicName,
+    pub timezone: TimeZoneName,
+    pub ticket_prefix: TicketPrefix,
+}
+
+impl ValidClinic {
+    /// Parses all fields, reporting every broken rule at once.
+    pub fn parse(name: &str, timezone: &str, prefix: &str) -> Result<Self, Vec<FieldError>> {
+        let (n, t, p) = (
+            ClinicName::parse(name),
+            TimeZoneName::parse(timezone),
+            TicketPrefix::parse(prefix),
+        );
+        match (n, t, p) {
+            (Ok(name), Ok(timezone), Ok(ticket_prefix)) => Ok(Self {
+                name,
+                timezone,
+                ticket_prefix,
+            }),
+            (n, t, p) => Err([n.err(), t.err(), p.err()].into_iter().flatten().collect()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clinic_fields_are_checked() {
+        assert!(TimeZoneName::parse("Europe/Vienna").is_ok());
+        assert!(TimeZoneName::parse("Mars/Olympus").is_err());
+        assert_eq!(TicketPrefix::parse("er").unwrap().as_str(), "ER");
+        assert!(TicketPrefix::parse("ABCD").is_err());
+        assert!(TicketPrefix::parse("A1").is_err());
+        assert!(ClinicName::parse("  ").is_err());
+        let errs = ValidClinic::parse("", "Nowhere/City", "12345")
+            .err()
+            .unwrap();
+        assert_eq!(errs.len(), 3);
+    }
+}

@@ -1,0 +1,134 @@
+//! `/v1/clinics`: thin handlers; admins write (`ManageClinics`), members read (`ReadClinics`).
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::domain::{Clinic, ClinicPatch, NewClinic, ValidClinic};
+use super::store;
+use crate::auth::{perm, Caller, Require, Role};
+use crate::error::ApiError;
+use crate::http::extract::{ApiQuery, JsonBody};
+use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::precondition::{stale, IfMatch};
+use crate::http::{resource, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/clinics", get(list).post(create))
+        .route("/v1/clinics/{id}", get(read).patch(update))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClinicPage {
+    pub items: Vec<Clinic>,
+    pub next_cursor: Option<String>,
+}
+
+/// The clinic, or 404 when it does not exist or the caller is not a member (the same answer, so
+/// membership does not leak existence).
+pub async fn visible(
+    conn: &mut sqlx::SqliteConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<Clinic, ApiError> {
+    match store::find(conn, id).await? {
+        Some(c) if caller.sees_clinic(&c.id) => Ok(c),
+        _ => Err(ApiError::NotFound("no clinic with this id".into())),
+    }
+}
+
+/// Create a clinic
+#[utoipa::path(post, path = "/v1/clinics", tag = "clinics", request_body = NewClinic,
+    responses((status = 201, description = "Created", body = Clinic), (status = 403, description = "Not an admin")))]
+pub async fn create(
+    State(st): State<AppState>,
+    _admin: Require<perm::ManageClinics>,
+    JsonBody(new): JsonBody<NewClinic>,
+) -> Result<Response, ApiError> {
+    let valid = ValidClinic::parse(&new.name, &new.timezone, &new.ticket_prefix)
+        .map_err(ApiError::invalid)?;
+    let id = crate::ids::new_id("cln");
+    let mut tx = st.db.begin().await?;
+    store::insert(&mut tx, &id, &valid).await?;
+    let clinic = store::find(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
+    tx.commit().await?;
+    Ok(resource::created(&clinic, &format!("/v1/clinics/{id}")))
+}
+
+/// List the clinics the caller may see
+#[utoipa::path(get, path = "/v1/clinics", tag = "clinics", params(PageParams),
+    responses((status = 200, description = "A page of clinics", body = ClinicPage,
+        headers(("Link" = String, description = "`rel=\"next\"` when there is more")))))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let limit = paging.limit()?;
+    let after = paging.after()?.unwrap_or_default();
+    let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
+    let rows = store::list(&st.db, member, &after, limit).await?;
+    let page = Page::from_rows(rows, limit, |c| c.id.clone());
+    let next = page.next_cursor.clone();
+    Ok(with_next_link(page.into_response(), &uri, next.as_deref()))
+}
+
+/// Read a clinic
+#[utoipa::path(get, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path)),
+    responses((status = 200, description = "The clinic", body = Clinic,
+        headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 304, description = "Not modified"), (status = 404, description = "No such clinic, or not yours")))]
+pub async fn read(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut conn = st.db.acquire().await?;
+    let clinic = visible(&mut conn, &caller, &id).await?;
+    Ok(resource::read(&clinic, &headers))
+}
+
+/// Update a clinic (merge patch; needs If-Match)
+#[utoipa::path(patch, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path)),
+    request_body(content = ClinicPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated", body = Clinic, headers(("ETag" = String))),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such clinic"),
+        (status = 412, description = "Stale If-Match"), (status = 428, description = "No If-Match")))]
+pub async fn update(
+    State(st): State<AppState>,
+    admin: Require<perm::ManageClinics>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(patch): JsonBody<ClinicPatch>,
+) -> Result<Response, ApiError> {
+    let mut tx = st.db.begin().await?;
+    let current = visible(&mut tx, &admin, &id).await?;
+    if_match.check(current.version)?;
+    let valid = ValidClinic::parse(
+        patch.name.as_deref().unwrap_or(&current.name),
+        patch.timezone.as_deref().unwrap_or(&current.timezone),
+        patch
+            .ticket_prefix
+            .as_deref()
+            .unwrap_or(&current.ticket_prefix),
+    )
+    .map_err(ApiError::invalid)?;
+    if !store::update(&mut tx, &id, current.version, &valid).await? {
+        let now = store::find(&mut tx, &id)
+            .await?
+            .map(|c| c.version)
+            .unwrap_or(0);
+        return Err(stale(now));
+    }
+    let clinic = store::find(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
+    tx.commit().await?;
+    Ok(resource::updated(&clinic))
+}

@@ -1,0 +1,85 @@
+//! Queries for clinics.
+use sqlx::SqliteConnection;
+
+use super::domain::{Clinic, ValidClinic};
+use crate::db::Pool;
+use crate::error::ApiError;
+use crate::http::resource::now_rfc3339;
+
+const COLUMNS: &str = "id, name, timezone, ticket_prefix, version, created_at, updated_at";
+
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Clinic>, ApiError> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM clinics WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Clinics after `after` by id; `member` limits them to one user's clinics (None: all).
+pub async fn list(
+    db: &Pool,
+    member: Option<&str>,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Clinic>, ApiError> {
+    let sql = match member {
+        None => format!(
+            "SELECT {COLUMNS} FROM clinics WHERE id > $1 AND $2 IS NULL ORDER BY id LIMIT $3"
+        ),
+        Some(_) => format!(
+            "SELECT {COLUMNS} FROM clinics WHERE id > $1
+               AND id IN (SELECT clinic_id FROM user_clinics WHERE user_id = $2)
+             ORDER BY id LIMIT $3"
+        ),
+    };
+    Ok(sqlx::query_as(&sql)
+        .bind(after)
+        .bind(member)
+        .bind(limit as i64 + 1)
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    id: &str,
+    c: &ValidClinic,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id)
+    .bind(c.name.as_str())
+    .bind(c.timezone.as_str())
+    .bind(c.ticket_prefix.as_str())
+    .bind(now_rfc3339())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies the fields if the clinic is still at `version`; false when it moved on meanwhile.
+pub async fn update(
+    conn: &mut SqliteConnection,
+    id: &str,
+    version: i64,
+    c: &ValidClinic,
+) -> Result<bool, ApiError> {
+    let done = sqlx::query(
+        "UPDATE clinics SET name = $1, timezone = $2, ticket_prefix = $3, version = version + 1,
+             updated_at = $4
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(c.name.as_str())
+    .bind(c.timezone.as_str())
+    .bind(c.ticket_prefix.as_str())
+    .bind(now_rfc3339())
+    .bind(id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

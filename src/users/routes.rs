@@ -1,0 +1,137 @@
+//! `/v1/users`: thin handlers over `users::store`; every one needs `ManageUsers` (admins).
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::domain::{NewUser, User, UserPatch};
+use super::store;
+use crate::access::{self, Action};
+use crate::auth::{password, perm, Require};
+use crate::error::ApiError;
+use crate::http::extract::{ApiQuery, JsonBody};
+use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::precondition::{stale, IfMatch};
+use crate::http::{resource, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users", get(list).post(create))
+        .route("/v1/users/{id}", get(read).patch(update).delete(remove))
+}
+
+/// A page of users.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// Create a staff account
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, description = "Created", body = User), (status = 403, description = "Not an admin"),
+              (status = 409, description = "Username taken")))]
+pub async fn create(
+    State(st): State<AppState>,
+    admin: Require<perm::ManageUsers>,
+    JsonBody(new): JsonBody<NewUser>,
+) -> Result<Response, ApiError> {
+    let user = super::create(&st.db, new, Some(&admin)).await?;
+    Ok(resource::created(&user, &format!("/v1/users/{}", user.id)))
+}
+
+/// List staff accounts
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(PageParams),
+    responses((status = 200, description = "A page of users", body = UserPage,
+        headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
+        (status = 403, description = "Not an admin")))]
+pub async fn list(
+    State(st): State<AppState>,
+    _admin: Require<perm::ManageUsers>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let limit = paging.limit()?;
+    let after = paging.after()?.unwrap_or_default();
+    let rows = store::list(&st.db, &after, limit).await?;
+    let page = Page::from_rows(rows, limit, |u| u.id.clone());
+    let next = page.next_cursor.clone();
+    Ok(with_next_link(page.into_response(), &uri, next.as_deref()))
+}
+
+/// Read a staff account
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, description = "The user", body = User,
+        headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 304, description = "Not modified"), (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such user"), (status = 410, description = "Deleted")))]
+pub async fn read(
+    State(st): State<AppState>,
+    _admin: Require<perm::ManageUsers>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut conn = st.db.acquire().await?;
+    let user = store::get(&mut conn, &id).await?;
+    Ok(resource::read(&user, &headers))
+}
+
+/// Update a staff account (merge patch; needs If-Match)
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    request_body(content = UserPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated", body = User, headers(("ETag" = String))),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such user"),
+        (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
+        (status = 428, description = "No If-Match")))]
+pub async fn update(
+    State(st): State<AppState>,
+    admin: Require<perm::ManageUsers>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(patch): JsonBody<UserPatch>,
+) -> Result<Response, ApiError> {
+    if let Some(pw) = &patch.password {
+        password::validate(pw, "/password")?;
+    }
+    let hash = match patch.password.clone() {
+        Some(pw) => Some(password::hash(pw).await?),
+        None => None,
+    };
+    let mut tx = st.db.begin().await?;
+    let current = store::get(&mut tx, &id).await?;
+    if_match.check(current.version)?;
+    if let Some(ids) = &patch.clinic_ids {
+        store::check_clinics(&mut tx, ids).await?;
+        store::set_clinics(&mut tx, &id, ids).await?;
+    }
+    let role = patch.role.unwrap_or(current.role);
+    let active = patch.active.unwrap_or(current.active);
+    if !store::update(&mut tx, &id, current.version, role, active, hash.as_deref()).await? {
+        return Err(stale(store::get(&mut tx, &id).await?.version));
+    }
+    access::record(&mut tx, &admin, Action::Update, "user", &id).await?;
+    let user = store::get(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(resource::updated(&user))
+}
+
+/// Deactivate and delete a staff account (its tokens are revoked)
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted (also when it already was)"),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such user")))]
+pub async fn remove(
+    State(st): State<AppState>,
+    admin: Require<perm::ManageUsers>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = st.db.begin().await?;
+    if store::find(&mut tx, &id).await?.is_none() {
+        return Err(ApiError::NotFound("no user with this id".into()));
+    }
+    if store::delete(&mut tx, &id).await? {
+        access::record(&mut tx, &admin, Action::Delete, "user", &id).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,217 @@
+//! Queries for staff accounts.
+use sqlx::{Row, SqliteConnection};
+
+use super::domain::{User, Username};
+use crate::auth::Role;
+use crate::db::Pool;
+use crate::error::{ApiError, FieldError};
+use crate::http::resource::now_rfc3339;
+
+/// A stored account: the user, or the fact that it was deleted.
+pub enum Found {
+    Live(User),
+    Deleted,
+}
+
+async fn clinics_of(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<String>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT clinic_id FROM user_clinics WHERE user_id = $1 ORDER BY clinic_id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+fn user_of(row: &sqlx::sqlite::SqliteRow, clinic_ids: Vec<String>) -> Result<User, ApiError> {
+    let role: String = row.get("role");
+    Ok(User {
+        id: row.get("id"),
+        username: row.get("username"),
+        role: Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?,
+        clinic_ids,
+        active: row.get::<i64, _>("active") == 1,
+        version: row.get("version"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+const COLUMNS: &str = "id, username, role, active, version, created_at, updated_at, deleted_at";
+
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Found>, ApiError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    if row.get::<Option<String>, _>("deleted_at").is_some() {
+        return Ok(Some(Found::Deleted));
+    }
+    let clinics = clinics_of(conn, id).await?;
+    Ok(Some(Found::Live(user_of(&row, clinics)?)))
+}
+
+/// The live user, or 404 (never existed) / 410 (deleted).
+pub async fn get(conn: &mut SqliteConnection, id: &str) -> Result<User, ApiError> {
+    match find(conn, id).await? {
+        Some(Found::Live(u)) => Ok(u),
+        Some(Found::Deleted) => Err(ApiError::Gone("this user was deleted".into())),
+        None => Err(ApiError::NotFound("no user with this id".into())),
+    }
+}
+
+pub async fn list(db: &Pool, after: &str, limit: u32) -> Result<Vec<User>, ApiError> {
+    let mut conn = db.acquire().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit as i64 + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.get("id");
+        let clinics = clinics_of(&mut conn, &id).await?;
+        out.push(user_of(&row, clinics)?);
+    }
+    Ok(out)
+}
+
+/// The id and password hash of an active user, for sign-in.
+pub async fn credentials(db: &Pool, username: &str) -> Result<Option<(String, String)>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT id, password_hash FROM users WHERE username = $1 AND active = 1 AND deleted_at IS NULL",
+    )
+    .bind(username.trim().to_lowercase())
+    .fetch_optional(db)
+    .await?)
+}
+
+/// 422 unless every clinic id names an existing clinic.
+pub async fn check_clinics(conn: &mut SqliteConnection, ids: &[String]) -> Result<(), ApiError> {
+    for (i, id) in ids.iter().enumerate() {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clinics WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        if n == 0 {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                format!("/clinic_ids/{i}"),
+                "no clinic with this id",
+            )]));
+        }
+    }
+    Ok(())
+}
+
+pub async fn set_clinics(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    ids: &[String],
+) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM user_clinics WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    for id in ids {
+        sqlx::query("INSERT OR IGNORE INTO user_clinics (user_id, clinic_id) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    id: &str,
+    username: &Username,
+    password_hash: &str,
+    role: Role,
+) -> Result<(), ApiError> {
+    let now = now_rfc3339();
+    sqlx::query(
+        "INSERT INTO users (id, username, password_hash, role, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id)
+    .bind(username.as_str())
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict { .. } => ApiError::Conflict {
+            detail: "a user with this username already exists".into(),
+            existing: None,
+        },
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Applies changes if the user is still at `version`; false when it moved on meanwhile.
+pub async fn update(
+    conn: &mut SqliteConnection,
+    id: &str,
+    version: i64,
+    role: Role,
+    active: bool,
+    password_hash: Option<&str>,
+) -> Result<bool, ApiError> {
+    let done = sqlx::query(
+        "UPDATE users SET role = $1, active = $2, password_hash = COALESCE($3, password_hash),
+             version = version + 1, updated_at = $4
+         WHERE id = $5 AND version = $6 AND deleted_at IS NULL",
+    )
+    .bind(role.as_str())
+    .bind(active as i64)
+    .bind(password_hash)
+    .bind(now_rfc3339())
+    .bind(id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Tombstones the user and revokes every token; true if it was live.
+pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<bool, ApiError> {
+    let now = now_rfc3339();
+    let done = sqlx::query(
+        "UPDATE users SET active = 0, deleted_at = $1, version = version + 1, updated_at = $1
+         WHERE id = $2 AND deleted_at IS NULL",
+    )
+    .bind(&now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(crate::auth::tokens::now_unix())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count(db: &Pool) -> Result<i64, ApiError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
+        .await?)
+}
+
+pub async fn set_password(db: &Pool, username: &str, hash: &str) -> Result<bool, ApiError> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
+         WHERE username = $3 AND deleted_at IS NULL",
+    )
+    .bind(hash)
+    .bind(now_rfc3339())
+    .bind(username.trim().to_lowercase())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
