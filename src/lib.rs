@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod openapi;
 pub mod ops;
+pub mod patients;
 pub mod startup;
 pub mod telemetry;
 pub mod users;

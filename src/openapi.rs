@@ -32,6 +32,18 @@ use crate::error::PROBLEM_JSON;
         crate::clinics::routes::list,
         crate::clinics::routes::read,
         crate::clinics::routes::update,
+        crate::patients::routes::list,
+        crate::patients::routes::create,
+        crate::patients::routes::read,
+        crate::patients::routes::replace,
+        crate::patients::routes::patch,
+        crate::patients::routes::remove,
+        crate::patients::routes::merge,
+        crate::patients::routes::lookup,
+        crate::patients::routes::seal,
+        crate::patients::routes::unseal,
+        crate::patients::routes::access_log,
+        crate::patients::batch::batch,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),
@@ -40,7 +52,8 @@ use crate::error::PROBLEM_JSON;
          (name = "operations", description = "Health, readiness, metrics, the spec"),
          (name = "auth", description = "Tokens"),
          (name = "users", description = "Staff accounts (admin only)"),
-         (name = "clinics", description = "Clinics")),
+         (name = "clinics", description = "Clinics"),
+         (name = "patients", description = "Patient records")),
 )]
 pub struct ApiDoc;
 

@@ -82,6 +82,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             detail: format!("the body is not valid JSON: {}", syntax_position(&e)),
             errors: Vec::new(),
         })?;
+    parse_value(value)
+}
+
+/// Well-formed JSON of the wrong shape answers 422 with a JSON Pointer to the field.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let pointer = pointer_of(e.path());
         ApiError::invalid(vec![FieldError::new(pointer, clean_message(e.inner()))])

@@ -3,6 +3,7 @@
 pub mod conditional;
 pub mod context;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod negotiate;
 pub mod paging;
@@ -50,7 +51,8 @@ pub fn app(state: AppState) -> App {
         .merge(crate::ops::router())
         .merge(crate::auth::routes::router())
         .merge(crate::users::router())
-        .merge(crate::clinics::router());
+        .merge(crate::clinics::router())
+        .merge(crate::patients::router(&state));
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))

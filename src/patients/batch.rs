@@ -1,0 +1,134 @@
+//! `POST /v1/patients/batch`: many creates, one 207 answer with a result per item. With
+//! `atomic: true` nothing is stored unless every item succeeds; the failing items keep their own
+//! status and every other item answers 424.
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::domain::NewPatient;
+use crate::auth::{perm, Caller, Require};
+use crate::error::{ApiError, Problem};
+use crate::http::extract::{parse_value, JsonBody};
+use crate::http::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// All or nothing.
+    #[serde(default)]
+    pub atomic: bool,
+    /// Create bodies as for `POST /v1/patients`.
+    #[schema(value_type = Vec<NewPatient>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemResult {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResults {
+    pub results: Vec<ItemResult>,
+}
+
+/// Prefixes a problem's pointers with the item's place in the request body.
+fn item_error(i: usize, mut err: ApiError) -> ApiError {
+    if let ApiError::Unprocessable { errors, .. } | ApiError::BadRequest { errors, .. } = &mut err {
+        for e in errors.iter_mut() {
+            e.pointer = format!("/items/{i}{}", e.pointer);
+        }
+    }
+    err
+}
+
+async fn one(
+    conn: &mut sqlx::SqliteConnection,
+    caller: &Caller,
+    i: usize,
+    item: serde_json::Value,
+) -> Result<String, ApiError> {
+    let new: NewPatient = parse_value(item).map_err(|e| item_error(i, e))?;
+    let patient = super::create(conn, caller, &new)
+        .await
+        .map_err(|e| item_error(i, e))?;
+    Ok(patient.id)
+}
+
+fn result_of(outcome: &Result<String, ApiError>) -> ItemResult {
+    match outcome {
+        Ok(id) => ItemResult {
+            status: 201,
+            location: Some(super::location(id)),
+            id: Some(id.clone()),
+            problem: None,
+        },
+        Err(e) => ItemResult {
+            status: e.status().code,
+            id: None,
+            location: None,
+            problem: Some(e.problem()),
+        },
+    }
+}
+
+/// Create many patients (accepts Idempotency-Key)
+#[utoipa::path(post, path = "/v1/patients/batch", tag = "patients", request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
+    responses((status = 207, description = "One result per item, in order", body = BatchResults),
+        (status = 411, description = "Sent without Content-Length"),
+        (status = 409, description = "The Idempotency-Key is in flight")))]
+pub async fn batch(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> Result<Response, ApiError> {
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(ApiError::LengthRequired(
+            "a batch must be sent with Content-Length so its size is known up front".into(),
+        ));
+    }
+    let max = st.config.batch_max_items;
+    if req.items.len() > max {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a batch holds at most {max} items"
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(req.items.len());
+    if req.atomic {
+        let mut tx = st.db.begin().await?;
+        for (i, item) in req.items.into_iter().enumerate() {
+            outcomes.push(one(&mut tx, &caller, i, item).await);
+        }
+        if outcomes.iter().all(Result::is_ok) {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+            for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                *o = Err(ApiError::FailedDependency(
+                    "not stored: another item of this atomic batch failed".into(),
+                ));
+            }
+        }
+    } else {
+        for (i, item) in req.items.into_iter().enumerate() {
+            let mut tx = st.db.begin().await?;
+            let outcome = one(&mut tx, &caller, i, item).await;
+            if outcome.is_ok() {
+                tx.commit().await?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    let results = outcomes.iter().map(result_of).collect();
+    Ok((StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response())
+}

@@ -1,0 +1,391 @@
+//! Patient values that can only be built through `parse`, and the patient as served.
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::FieldError;
+use crate::http::resource::Versioned;
+
+/// Lower-case without accents: "José" → "jose", for search and duplicate checks.
+pub fn fold(s: &str) -> String {
+    s.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Sex> {
+        [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// What a client sends for a patient (create, replace, or the result of a merge patch).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientFields {
+    pub given_name: String,
+    pub family_name: String,
+    /// `YYYY-MM-DD`, not in the future, not over 130 years ago.
+    pub date_of_birth: String,
+    pub sex: Sex,
+    /// Unique per clinic; assigned (`PREFIX-000001`) when absent on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrn: Option<String>,
+    /// E.164, e.g. `+436641234567`.
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    /// 30–272.
+    #[serde(default)]
+    pub height_cm: Option<f64>,
+    /// 0.5–650.
+    #[serde(default)]
+    pub weight_kg: Option<f64>,
+}
+
+/// `POST /v1/patients` (and each batch item).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatient {
+    pub clinic_id: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: String,
+    pub sex: Sex,
+    #[serde(default)]
+    pub mrn: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub height_cm: Option<f64>,
+    #[serde(default)]
+    pub weight_kg: Option<f64>,
+    /// Store even when a patient with the same names and date of birth exists in the clinic.
+    #[serde(default)]
+    pub allow_duplicate: bool,
+}
+
+impl NewPatient {
+    pub fn fields(&self) -> PatientFields {
+        PatientFields {
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            date_of_birth: self.date_of_birth.clone(),
+            sex: self.sex,
+            mrn: self.mrn.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            height_cm: self.height_cm,
+            weight_kg: self.weight_kg,
+        }
+    }
+}
+
+/// Fields after every rule has passed.
+#[derive(Debug, Clone)]
+pub struct ValidPatient {
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: String,
+    pub sex: Sex,
+    pub mrn: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub height_cm: Option<f64>,
+    pub weight_kg: Option<f64>,
+}
+
+fn name(raw: &str, pointer: &str, errors: &mut Vec<FieldError>) -> String {
+    let s = raw.trim();
+    if s.is_empty() || s.chars().count() > 100 || s.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            pointer,
+            "1 to 100 characters, no control characters",
+        ));
+    }
+    s.to_string()
+}
+
+/// A date of birth: a real date, not in the future, not over 130 years ago.
+pub fn date_of_birth(raw: &str) -> Result<String, &'static str> {
+    let d: jiff::civil::Date = raw.parse().map_err(|_| "a date as YYYY-MM-DD")?;
+    if raw.len() != 10 {
+        return Err("a date as YYYY-MM-DD");
+    }
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date();
+    if d > today {
+        return Err("must not be in the future");
+    }
+    let oldest = today.saturating_sub(jiff::Span::new().years(130));
+    if d < oldest {
+        return Err("must not be more than 130 years ago");
+    }
+    Ok(d.to_string())
+}
+
+/// E.164: `+`, then 8 to 15 digits, the first not 0.
+pub fn phone(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim();
+    let digits = s.strip_prefix('+').unwrap_or("");
+    if (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+    {
+        Ok(s.to_string())
+    } else {
+        Err("an E.164 number such as +436641234567")
+    }
+}
+
+fn email(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim();
+    let ok = s.len() <= 254
+        && !s.contains(char::is_whitespace)
+        && s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok {
+        Ok(s.to_lowercase())
+    } else {
+        Err("an email address such as name@example.org")
+    }
+}
+
+fn mrn(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim();
+    if (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 32 characters of letters, digits and '-'")
+    }
+}
+
+fn in_range(
+    v: Option<f64>,
+    lo: f64,
+    hi: f64,
+    pointer: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<f64> {
+    if let Some(x) = v {
+        if !(lo..=hi).contains(&x) || !x.is_finite() {
+            errors.push(FieldError::new(pointer, format!("between {lo} and {hi}")));
+        }
+    }
+    v
+}
+
+impl ValidPatient {
+    /// Checks every field and reports every broken rule at once.
+    pub fn parse(f: &PatientFields) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let given_name = name(&f.given_name, "/given_name", &mut errors);
+        let family_name = name(&f.family_name, "/family_name", &mut errors);
+        let mut check = |r: Result<String, &'static str>, pointer: &str| match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                errors.push(FieldError::new(pointer, m));
+                None
+            }
+        };
+        let dob = check(date_of_birth(&f.date_of_birth), "/date_of_birth");
+        let mrn_v = f.mrn.as_deref().and_then(|m| check(mrn(m), "/mrn"));
+        let phone_v = f.phone.as_deref().and_then(|p| check(phone(p), "/phone"));
+        let email_v = f.email.as_deref().and_then(|e| check(email(e), "/email"));
+        if f.address.as_ref().is_some_and(|a| a.chars().count() > 500) {
+            errors.push(FieldError::new("/address", "at most 500 characters"));
+        }
+        let height_cm = in_range(f.height_cm, 30.0, 272.0, "/height_cm", &mut errors);
+        let weight_kg = in_range(f.weight_kg, 0.5, 650.0, "/weight_kg", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ValidPatient {
+            given_name,
+            family_name,
+            date_of_birth: dob.unwrap_or_default(),
+            sex: f.sex,
+            mrn: mrn_v,
+            phone: phone_v,
+            email: email_v,
+            address: f.address.as_ref().map(|a| a.trim().to_string()),
+            height_cm,
+            weight_kg,
+        })
+    }
+}
+
+/// Body mass index from height and weight, one decimal; `None` unless both are known.
+pub fn bmi(height_cm: Option<f64>, weight_kg: Option<f64>) -> Option<f64> {
+    let (h, w) = (height_cm? / 100.0, weight_kg?);
+    Some((w / (h * h) * 10.0).round() / 10.0)
+}
+
+/// A patient as served. `bmi` is computed on every read, so it is never out of date.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Patient {
+    pub id: String,
+    pub clinic_id: String,
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: String,
+    pub sex: Sex,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub height_cm: Option<f64>,
+    pub weight_kg: Option<f64>,
+    pub bmi: Option<f64>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Patient {
+    /// The client-writable fields, as a merge patch applies to them.
+    pub fn fields(&self) -> PatientFields {
+        PatientFields {
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            date_of_birth: self.date_of_birth.clone(),
+            sex: self.sex,
+            mrn: Some(self.mrn.clone()),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            height_cm: self.height_cm,
+            weight_kg: self.weight_kg,
+        }
+    }
+}
+
+impl Versioned for Patient {
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> PatientFields {
+        PatientFields {
+            given_name: "José".into(),
+            family_name: "Núñez".into(),
+            date_of_birth: "1980-02-29".into(),
+            sex: Sex::Male,
+            mrn: None,
+            phone: Some("+436641234567".into()),
+            email: Some("Jose@Example.org".into()),
+            address: None,
+            height_cm: Some(180.0),
+            weight_kg: Some(81.0),
+        }
+    }
+
+    #[test]
+    fn valid_fields_parse_and_bad_ones_are_all_reported() {
+        let v = ValidPatient::parse(&fields()).unwrap();
+        assert_eq!(v.email.as_deref(), Some("jose@example.org"));
+        let mut bad = fields();
+        bad.given_name = " ".into();
+        bad.date_of_birth = "2999-01-01".into();
+        bad.phone = Some("0664 123".into());
+        bad.height_cm = Some(500.0);
+        let errs = ValidPatient::parse(&bad).unwrap_err();
+        let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/given_name", "/date_of_birth", "/phone", "/height_cm"]
+        );
+    }
+
+    #[test]
+    fn dates_of_birth_are_bounded() {
+        assert!(date_of_birth("1900-13-01").is_err());
+        assert!(date_of_birth("1850-01-01").is_err());
+        assert!(date_of_birth("2001-02-29").is_err());
+        assert!(date_of_birth("2000-02-29").is_ok());
+    }
+
+    #[test]
+    fn folding_drops_case_and_accents() {
+        assert_eq!(fold("José Núñez"), "jose nunez");
+        assert_eq!(fold("ÅSA"), "asa");
+    }
+
+    #[test]
+    fn bmi_needs_both_measures() {
+        assert_eq!(bmi(Some(180.0), Some(81.0)), Some(25.0));
+        assert_eq!(bmi(None, Some(81.0)), None);
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut t = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(
+            &mut t,
+            &serde_json::json!({"a": null, "b": {"c": 9}, "e": "x"}),
+        );
+        assert_eq!(t, serde_json::json!({"b": {"c": 9, "d": 3}, "e": "x"}));
+    }
+}

@@ -1,0 +1,503 @@
+//! `/v1/patients` handlers: extract, parse, call the shared rules and the store, answer.
+use axum::extract::{Path, State};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::domain::{merge_patch, NewPatient, Patient, PatientFields};
+use super::store::{self, Filters};
+use super::{location, resolve, Resolved};
+use crate::access::{self, Action, Entry};
+use crate::auth::{perm, Require};
+use crate::error::{ApiError, FieldError};
+use crate::http::conditional::Representation;
+use crate::http::extract::{parse_value, ApiQuery, JsonBody};
+use crate::http::idempotency::idempotency;
+use crate::http::middleware::redirect;
+use crate::http::negotiate::Preference;
+use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::precondition::IfMatch;
+use crate::http::{resource, AppState};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let once = || from_fn_with_state(state.clone(), idempotency);
+    Router::new()
+        .route("/v1/patients", get(list).post(create.layer(once())))
+        .route("/v1/patients/lookup", get(lookup))
+        .route(
+            "/v1/patients/batch",
+            post(super::batch::batch.layer(once())),
+        )
+        .route(
+            "/v1/patients/{id}",
+            get(read).put(replace).patch(patch).delete(remove),
+        )
+        .route("/v1/patients/{id}/merge", post(merge))
+        .route("/v1/patients/{id}/seal", post(seal))
+        .route("/v1/patients/{id}/unseal", post(unseal))
+        .route("/v1/patients/{id}/access-log", get(access_log))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PatientPage {
+    pub items: Vec<Patient>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// Prefix of the given or family name; case and accents are ignored.
+    pub q: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    pub mrn: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    pub clinic_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn bad_param(name: &str, message: &str) -> ApiError {
+    ApiError::BadRequest {
+        detail: format!("the query parameter {name} is not valid"),
+        errors: vec![FieldError::new(format!("query/{name}"), message)],
+    }
+}
+
+/// Records one access-log entry per patient, committed before the answer leaves.
+async fn log_access(
+    st: &AppState,
+    caller: &crate::auth::Caller,
+    action: Action,
+    ids: &[&str],
+) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = st.db.begin().await?;
+    for id in ids {
+        access::record(&mut tx, caller, action, "patient", id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Search patients
+#[utoipa::path(get, path = "/v1/patients", tag = "patients", params(SearchParams),
+    responses((status = 200, description = "A page of patients", body = PatientPage,
+        content((PatientPage = "application/json"), (String = "text/csv")),
+        headers(("Link" = String, description = "`rel=\"next\"` when there is more")))))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    ApiQuery(p): ApiQuery<SearchParams>,
+    Extension(pref): Extension<Preference>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    if let Some(d) = &p.date_of_birth {
+        super::domain::date_of_birth(d).map_err(|m| bad_param("date_of_birth", m))?;
+    }
+    if let Some(ph) = &p.phone {
+        super::domain::phone(ph).map_err(|m| bad_param("phone", m))?;
+    }
+    let paging = PageParams {
+        limit: p.limit,
+        cursor: p.cursor.clone(),
+    };
+    let limit = paging.limit()?;
+    let after = paging.after()?.unwrap_or_default();
+    let filters = Filters {
+        q: p.q,
+        date_of_birth: p.date_of_birth,
+        mrn: p.mrn,
+        phone: p.phone,
+        clinic_id: p.clinic_id,
+    };
+    let rows = store::search(&st.db, &caller, &filters, &after, limit).await?;
+    let page = Page::from_rows(rows, limit, store::cursor_key);
+    let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
+    log_access(&st, &caller, Action::Search, &ids).await?;
+    let res = if pref.wants_csv() {
+        Representation::new(to_csv(&page.items), "text/csv; charset=utf-8").into_response()
+    } else {
+        Json(&page).into_response()
+    };
+    Ok(with_next_link(res, &uri, page.next_cursor.as_deref()))
+}
+
+fn to_csv(items: &[Patient]) -> Vec<u8> {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let mut out = String::from(
+        "id,clinic_id,mrn,given_name,family_name,date_of_birth,sex,phone,email,address,height_cm,weight_kg,bmi,version,updated_at\r\n",
+    );
+    for p in items {
+        let row = [
+            field(&p.id),
+            field(&p.clinic_id),
+            field(&p.mrn),
+            field(&p.given_name),
+            field(&p.family_name),
+            p.date_of_birth.clone(),
+            p.sex.as_str().into(),
+            field(p.phone.as_deref().unwrap_or("")),
+            field(p.email.as_deref().unwrap_or("")),
+            field(p.address.as_deref().unwrap_or("")),
+            num(p.height_cm),
+            num(p.weight_kg),
+            num(p.bmi),
+            p.version.to_string(),
+            p.updated_at.clone(),
+        ];
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// Register a patient (accepts Idempotency-Key)
+#[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = NewPatient,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
+    responses((status = 201, description = "Created", body = Patient),
+        (status = 409, description = "Duplicate (same MRN, or same names and date of birth), or the key is in flight")))]
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    JsonBody(new): JsonBody<NewPatient>,
+) -> Result<Response, ApiError> {
+    let mut tx = st.db.begin().await?;
+    let patient = super::create(&mut tx, &caller, &new).await?;
+    tx.commit().await?;
+    Ok(resource::created(&patient, &location(&patient.id)))
+}
+
+/// Read a patient
+#[utoipa::path(get, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+    responses((status = 200, description = "The patient", body = Patient,
+            headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 301, description = "Merged into another patient"),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "No such patient, or not in your clinics"),
+        (status = 410, description = "Deleted"),
+        (status = 451, description = "Sealed")))]
+pub async fn read(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut conn = st.db.acquire().await?;
+    let stored = match resolve(&mut conn, &caller, &id, false).await? {
+        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+        Resolved::Live(s) => s,
+    };
+    drop(conn);
+    log_access(&st, &caller, Action::Read, &[&id]).await?;
+    Ok(resource::read(&stored.patient, &headers))
+}
+
+/// Shared by PUT and PATCH: resolve for writing, check If-Match, replace, answer.
+async fn write(
+    st: &AppState,
+    caller: &crate::auth::Caller,
+    id: &str,
+    if_match: IfMatch,
+    fields: impl FnOnce(&Patient) -> Result<PatientFields, ApiError>,
+) -> Result<Response, ApiError> {
+    let mut tx = st.db.begin().await?;
+    let stored = match resolve(&mut tx, caller, id, true).await? {
+        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+        Resolved::Live(s) => s,
+    };
+    if_match.check(stored.patient.version)?;
+    let fields = fields(&stored.patient)?;
+    let patient = super::replace(&mut tx, caller, &stored.patient, &if_match, &fields).await?;
+    tx.commit().await?;
+    Ok(resource::updated(&patient))
+}
+
+/// Replace a patient (needs If-Match)
+#[utoipa::path(put, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+    request_body = PatientFields,
+    responses((status = 200, description = "Replaced", body = Patient, headers(("ETag" = String))),
+        (status = 301, description = "Merged into another patient"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
+        (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
+pub async fn replace(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(fields): JsonBody<PatientFields>,
+) -> Result<Response, ApiError> {
+    write(&st, &caller, &id, if_match, |_| Ok(fields)).await
+}
+
+/// Update a patient with a JSON merge patch (needs If-Match)
+#[utoipa::path(patch, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated", body = Patient, headers(("ETag" = String))),
+        (status = 301, description = "Merged into another patient"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
+        (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
+pub async fn patch(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(patch): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    write(&st, &caller, &id, if_match, |current| {
+        let mut doc = serde_json::to_value(current.fields()).map_err(ApiError::internal)?;
+        merge_patch(&mut doc, &patch);
+        parse_value(doc)
+    })
+    .await
+}
+
+/// Delete a patient (soft: later requests answer 410)
+#[utoipa::path(delete, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted (also when it already was)"),
+        (status = 301, description = "Merged into another patient"),
+        (status = 403, description = "Receptionists may not delete"),
+        (status = 404, description = "No such patient"), (status = 423, description = "Sealed")))]
+pub async fn remove(
+    State(st): State<AppState>,
+    caller: Require<perm::DeletePatients>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = st.db.begin().await?;
+    match resolve(&mut tx, &caller, &id, true).await {
+        Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+        Ok(Resolved::Live(_)) => {
+            store::mark(&mut tx, &id, "deleted", Some(&resource::now_rfc3339())).await?;
+            access::record(&mut tx, &caller, Action::Delete, "patient", &id).await?;
+            tx.commit().await?;
+        }
+        // Deleting what is already deleted succeeds: DELETE is idempotent.
+        Err(ApiError::Gone(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The surviving patient's id.
+    pub into: String,
+}
+
+/// Merge a duplicate into the surviving patient
+#[utoipa::path(post, path = "/v1/patients/{id}/merge", tag = "patients", params(("id" = String, Path)),
+    request_body = MergeRequest,
+    responses((status = 200, description = "The survivor", body = Patient, headers(("ETag" = String))),
+        (status = 301, description = "Already merged"),
+        (status = 403, description = "Receptionists may not merge"), (status = 404, description = "No such patient"),
+        (status = 410, description = "Deleted"), (status = 423, description = "Sealed")))]
+pub async fn merge(
+    State(st): State<AppState>,
+    caller: Require<perm::MergePatients>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<MergeRequest>,
+) -> Result<Response, ApiError> {
+    let into_err = |m: &str| ApiError::invalid(vec![FieldError::new("/into", m)]);
+    if req.into == id {
+        return Err(into_err("a patient cannot be merged into itself"));
+    }
+    let mut tx = st.db.begin().await?;
+    let from = match resolve(&mut tx, &caller, &id, true).await? {
+        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+        Resolved::Live(s) => s.patient,
+    };
+    let survivor = match resolve(&mut tx, &caller, &req.into, true).await {
+        Ok(Resolved::Live(s)) => s.patient,
+        Ok(Resolved::Moved(_)) | Err(ApiError::NotFound(_)) | Err(ApiError::Gone(_)) => {
+            return Err(into_err("no live patient with this id that you may see"))
+        }
+        Err(e) => return Err(e),
+    };
+    if survivor.clinic_id != from.clinic_id {
+        return Err(into_err("the survivor must be in the same clinic"));
+    }
+    store::mark(&mut tx, &from.id, "merged", Some(&survivor.id)).await?;
+    access::record(&mut tx, &caller, Action::Merge, "patient", &from.id).await?;
+    access::record(&mut tx, &caller, Action::Merge, "patient", &survivor.id).await?;
+    tx.commit().await?;
+    Ok(resource::updated(&survivor))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LookupParams {
+    /// E.164 phone number.
+    pub phone: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Candidates {
+    pub items: Vec<Patient>,
+}
+
+/// Find patients by phone: 307 to the one match, 300 with the candidates, 404 for none
+#[utoipa::path(get, path = "/v1/patients/lookup", tag = "patients", params(LookupParams),
+    responses((status = 307, description = "Exactly one match"),
+        (status = 300, description = "Several matches", body = Candidates,
+            headers(("Link" = String, description = "One `rel=\"alternate\"` per candidate"))),
+        (status = 404, description = "No match")))]
+pub async fn lookup(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    ApiQuery(p): ApiQuery<LookupParams>,
+) -> Result<Response, ApiError> {
+    let phone = super::domain::phone(&p.phone).map_err(|m| bad_param("phone", m))?;
+    let filters = Filters {
+        phone: Some(phone),
+        ..Filters::default()
+    };
+    let found = store::search(&st.db, &caller, &filters, "", 20).await?;
+    let ids: Vec<&str> = found.iter().map(|p| p.id.as_str()).collect();
+    log_access(&st, &caller, Action::Search, &ids).await?;
+    match found.len() {
+        0 => Err(ApiError::NotFound(
+            "no patient has this phone number".into(),
+        )),
+        1 => Ok(redirect(
+            StatusCode::TEMPORARY_REDIRECT,
+            &location(&found[0].id),
+        )),
+        _ => {
+            let mut res = (
+                StatusCode::MULTIPLE_CHOICES,
+                Json(Candidates {
+                    items: found.clone(),
+                }),
+            )
+                .into_response();
+            for p in &found {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("<{}>; rel=\"alternate\"", location(&p.id)))
+                {
+                    res.headers_mut().append(http::header::LINK, v);
+                }
+            }
+            Ok(res)
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealRequest {
+    /// Why the record is sealed (1–500 characters).
+    pub reason: String,
+}
+
+/// Seal a patient record under a legal hold (admin)
+#[utoipa::path(post, path = "/v1/patients/{id}/seal", tag = "patients", params(("id" = String, Path)),
+    request_body = SealRequest,
+    responses((status = 200, description = "Sealed", body = Patient, headers(("ETag" = String))),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such patient"),
+        (status = 410, description = "Deleted")))]
+pub async fn seal(
+    State(st): State<AppState>,
+    caller: Require<perm::SealPatients>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<SealRequest>,
+) -> Result<Response, ApiError> {
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/reason",
+            "1 to 500 characters",
+        )]));
+    }
+    set_seal(&st, &caller, &id, Some(reason)).await
+}
+
+/// Lift a seal (admin)
+#[utoipa::path(post, path = "/v1/patients/{id}/unseal", tag = "patients", params(("id" = String, Path)),
+    responses((status = 200, description = "Unsealed", body = Patient, headers(("ETag" = String))),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such patient"),
+        (status = 410, description = "Deleted")))]
+pub async fn unseal(
+    State(st): State<AppState>,
+    caller: Require<perm::SealPatients>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_seal(&st, &caller, &id, None).await
+}
+
+async fn set_seal(
+    st: &AppState,
+    caller: &crate::auth::Caller,
+    id: &str,
+    reason: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut tx = st.db.begin().await?;
+    // Admins read sealed records, so resolving for reading finds them either way.
+    if let Resolved::Moved(to) = resolve(&mut tx, caller, id, false).await? {
+        return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
+    }
+    let (mark, action) = match reason {
+        Some(_) => ("sealed", Action::Seal),
+        None => ("unsealed", Action::Unseal),
+    };
+    store::mark(&mut tx, id, mark, reason).await?;
+    access::record(&mut tx, caller, action, "patient", id).await?;
+    let patient = store::find(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("patient vanished"))?
+        .patient;
+    tx.commit().await?;
+    Ok(resource::updated(&patient))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccessLogPage {
+    pub items: Vec<Entry>,
+    pub next_cursor: Option<String>,
+}
+
+/// Who read or changed this patient record (admin)
+#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path), PageParams),
+    responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
+            headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
+        (status = 403, description = "Not an admin"), (status = 404, description = "No such patient")))]
+pub async fn access_log(
+    State(st): State<AppState>,
+    _admin: Require<perm::ReadAccessLog>,
+    Path(id): Path<String>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let limit = paging.limit()?;
+    let after: i64 = match paging.after()? {
+        Some(k) => k.parse().map_err(|_| crate::http::paging::bad_cursor())?,
+        None => 0,
+    };
+    let mut conn = st.db.acquire().await?;
+    if store::find(&mut conn, &id).await?.is_none() {
+        return Err(ApiError::NotFound("no patient with this id".into()));
+    }
+    let rows = access::list(&mut conn, "patient", &id, after, limit).await?;
+    let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
+    let next = page.next_cursor.clone();
+    Ok(with_next_link(
+        Json(&page).into_response(),
+        &uri,
+        next.as_deref(),
+    ))
+}
