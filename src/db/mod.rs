@@ -53,6 +53,15 @@ async fn cap_size(conn: &mut sqlx::SqliteConnection, max: u64) -> Result<(), sql
     Ok(())
 }
 
+/// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front, so concurrent
+/// writers queue on the busy timeout instead of failing with a stale snapshot, and a
+/// read-check-write (If-Match, duplicate checks) inside it cannot race.
+pub async fn write_tx(
+    pool: &Pool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// Runs the embedded migrations.
 pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("./migrations/sqlite").run(pool).await

@@ -105,7 +105,7 @@ pub async fn batch(
     }
     let mut outcomes = Vec::with_capacity(req.items.len());
     if req.atomic {
-        let mut tx = st.db.begin().await?;
+        let mut tx = crate::db::write_tx(&st.db).await?;
         for (i, item) in req.items.into_iter().enumerate() {
             outcomes.push(one(&mut tx, &caller, i, item).await);
         }
@@ -121,7 +121,7 @@ pub async fn batch(
         }
     } else {
         for (i, item) in req.items.into_iter().enumerate() {
-            let mut tx = st.db.begin().await?;
+            let mut tx = crate::db::write_tx(&st.db).await?;
             let outcome = one(&mut tx, &caller, i, item).await;
             if outcome.is_ok() {
                 tx.commit().await?;

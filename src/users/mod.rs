@@ -17,7 +17,7 @@ pub async fn create(db: &Pool, new: NewUser, actor: Option<&Caller>) -> Result<U
     password::validate(&new.password, "/password")?;
     let hash = password::hash(new.password).await?;
     let id = crate::ids::new_id("usr");
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::write_tx(db).await?;
     store::check_clinics(&mut tx, &new.clinic_ids).await?;
     store::insert(&mut tx, &id, &username, &hash, new.role).await?;
     store::set_clinics(&mut tx, &id, &new.clinic_ids).await?;

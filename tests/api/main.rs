@@ -6,6 +6,8 @@ mod global_http;
 mod helpers;
 mod logs;
 mod ops;
+mod patients;
+mod patients_batch;
 mod permissions;
 mod raw_http;
 mod readme;
