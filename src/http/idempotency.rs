@@ -54,16 +54,6 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, Respons
     let caller = Caller::from_request_parts(&mut parts, &st)
         .await
         .map_err(IntoResponse::into_response)?;
-    let bytes = read_body(body, &st)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str());
-    hasher.update([0]);
-    hasher.update(parts.uri.path());
-    hasher.update([0]);
-    hasher.update(&bytes);
-    let hash = hex::encode(hasher.finalize());
     let now = crate::auth::tokens::now_unix();
     let db_err = |e: sqlx::Error| ApiError::from(e).into_response();
 
@@ -72,33 +62,47 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, Respons
         .execute(&st.db)
         .await
         .map_err(db_err)?;
+    // The key is claimed before the body is read: from here on the request is in flight, and a
+    // second request with the same key answers 409 until this one has its answer stored.
     let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at) VALUES ($1, $2, '', $3)
          ON CONFLICT (caller_id, key) DO NOTHING",
     )
     .bind(&caller.user_id)
     .bind(&key)
-    .bind(&hash)
     .bind(now)
     .execute(&st.db)
     .await
     .map_err(db_err)?
     .rows_affected()
         == 1;
+    let bytes = match read_body(body, &st).await {
+        Ok(b) => b,
+        Err(e) => {
+            if claimed {
+                release(&st, &caller.user_id, &key).await;
+            }
+            return Err(e.into_response());
+        }
+    };
+    let hash = request_hash(&parts, &bytes);
     if !claimed {
         return Err(replay(&st, &caller.user_id, &key, &hash).await);
     }
+    sqlx::query("UPDATE idempotency_keys SET request_hash = $1 WHERE caller_id = $2 AND key = $3")
+        .bind(&hash)
+        .bind(&caller.user_id)
+        .bind(&key)
+        .execute(&st.db)
+        .await
+        .map_err(db_err)?;
 
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     if res.status().is_server_error() {
         // Nothing was done that needs protecting: let the client retry with the same key.
-        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2")
-            .bind(&caller.user_id)
-            .bind(&key)
-            .execute(&st.db)
-            .await;
+        release(&st, &caller.user_id, &key).await;
         return Ok(res);
     }
     let (res_parts, body) = res.into_parts();
@@ -129,6 +133,25 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, Respons
     Ok(Response::from_parts(res_parts, Body::from(body)))
 }
 
+/// Forgets a claimed key whose request produced nothing worth replaying.
+async fn release(st: &AppState, caller_id: &str, key: &str) {
+    let _ = sqlx::query("DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2")
+        .bind(caller_id)
+        .bind(key)
+        .execute(&st.db)
+        .await;
+}
+
+fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path());
+    hasher.update([0]);
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
 async fn replay(st: &AppState, caller_id: &str, key: &str, hash: &str) -> Response {
     type Stored = (String, i64, Option<i64>, Option<String>, Option<Vec<u8>>);
     let row: Result<Option<Stored>, _> = sqlx::query_as(
@@ -150,6 +173,13 @@ async fn replay(st: &AppState, caller_id: &str, key: &str, hash: &str) -> Respon
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if completed == 0 {
+        return ApiError::Conflict {
+            detail: "a request with this Idempotency-Key is still being processed".into(),
+            existing: None,
+        }
+        .into_response();
+    }
     if stored_hash != hash {
         return ApiError::Unprocessable {
             detail: "this Idempotency-Key was already used with a different request".into(),
@@ -157,13 +187,6 @@ async fn replay(st: &AppState, caller_id: &str, key: &str, hash: &str) -> Respon
                 "header/Idempotency-Key",
                 "reused with another body",
             )],
-        }
-        .into_response();
-    }
-    if completed == 0 {
-        return ApiError::Conflict {
-            detail: "a request with this Idempotency-Key is still being processed".into(),
-            existing: None,
         }
         .into_response();
     }

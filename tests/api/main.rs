@@ -4,6 +4,7 @@ mod catalogue;
 mod clinics;
 mod global_http;
 mod helpers;
+mod idempotency;
 mod logs;
 mod ops;
 mod patients;
