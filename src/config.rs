@@ -49,6 +49,15 @@ pub struct Config {
     /// Cap on the database size in bytes; reaching it answers 507.
     #[arg(long, env = "CAREQ_DB_MAX_BYTES")]
     pub db_max_bytes: Option<u64>,
+    /// Requests handled at once; more are shed with 503 + Retry-After instead of queueing.
+    #[arg(long, env = "CAREQ_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// How long a write waits for SQLite's lock before answering 503.
+    #[arg(long, env = "CAREQ_DB_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_busy_timeout_ms: u64,
+    /// Comma-separated origins allowed to call the API from a browser (CORS). Unset: none.
+    #[arg(long, env = "CAREQ_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
@@ -96,6 +105,9 @@ impl fmt::Debug for Config {
             .field("rate_burst", &self.rate_burst)
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)
+            .field("cors_origins", &self.cors_origins)
             .field("log", &self.log)
             .finish()
     }

@@ -44,6 +44,7 @@ use crate::error::PROBLEM_JSON;
         crate::patients::routes::unseal,
         crate::patients::routes::access_log,
         crate::patients::batch::batch,
+        crate::ops::maintenance::set_maintenance,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),

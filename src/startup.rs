@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
 use crate::http::{app, server, AppState};
+use crate::ops::maintenance::Maintenance;
 use crate::telemetry::Metrics;
+use tokio::sync::Semaphore;
 
 pub struct Application {
     listener: TcpListener,
@@ -19,9 +21,13 @@ pub struct Application {
 impl Application {
     /// Opens the database, migrates it and binds the listener. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::connect(&config.database_url, config.db_max_bytes)
-            .await
-            .context("opening the database")?;
+        let db = crate::db::connect(
+            &config.database_url,
+            config.db_max_bytes,
+            std::time::Duration::from_millis(config.db_busy_timeout_ms),
+        )
+        .await
+        .context("opening the database")?;
         crate::db::migrate(&db)
             .await
             .context("migrating the database")?;
@@ -48,6 +54,8 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            maintenance: Arc::new(Maintenance::default()),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config: Arc::new(config),
         };
         Ok(Self { listener, state })

@@ -41,7 +41,7 @@ fn problem_text(e: crate::error::ApiError) -> anyhow::Error {
 }
 
 pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
-    let db = crate::db::connect(database_url, None).await?;
+    let db = crate::db::connect(database_url, None, std::time::Duration::from_secs(5)).await?;
     crate::db::migrate(&db).await?;
     match cmd {
         UserCommand::Add {

@@ -50,7 +50,7 @@ pub async fn create(
     let valid = ValidClinic::parse(&new.name, &new.timezone, &new.ticket_prefix)
         .map_err(ApiError::invalid)?;
     let id = crate::ids::new_id("cln");
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     store::insert(&mut tx, &id, &valid).await?;
     let clinic = store::find(&mut tx, &id)
         .await?
@@ -107,7 +107,7 @@ pub async fn update(
     if_match: IfMatch,
     JsonBody(patch): JsonBody<ClinicPatch>,
 ) -> Result<Response, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     let current = visible(&mut tx, &admin, &id).await?;
     if_match.check(current.version)?;
     let valid = ValidClinic::parse(

@@ -10,23 +10,25 @@ use crate::error::ApiError;
 
 pub type Pool = SqlitePool;
 
-/// How long a write waits for SQLite's lock before the request answers 503.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a 503 caused by the database tells clients to wait.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
 /// Opens (creating if missing) the SQLite database at `url`, in WAL mode with
 /// `synchronous=FULL` so a commit is durable before it is acknowledged.
-pub async fn connect(url: &str, max_bytes: Option<u64>) -> Result<Pool, sqlx::Error> {
+pub async fn connect(
+    url: &str,
+    max_bytes: Option<u64>,
+    busy_timeout: Duration,
+) -> Result<Pool, sqlx::Error> {
     let opts = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(BUSY_TIMEOUT)
+        .busy_timeout(busy_timeout)
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
-        .acquire_timeout(BUSY_TIMEOUT)
+        .acquire_timeout(busy_timeout + Duration::from_secs(1))
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if let Some(max) = max_bytes {
@@ -40,12 +42,14 @@ pub async fn connect(url: &str, max_bytes: Option<u64>) -> Result<Pool, sqlx::Er
     Ok(pool)
 }
 
-/// Caps the file at `max` bytes: SQLite then fails writes that would grow it with SQLITE_FULL,
-/// which `classify` turns into 507.
+/// Caps the file a little above `max` bytes: data writes stop at `max` itself (`check_room`),
+/// and the reserve above it keeps access-log entries for reads possible when the data is full.
+/// Past the hard cap SQLite fails writes with SQLITE_FULL, which `failure` turns into 507.
 async fn cap_size(conn: &mut sqlx::SqliteConnection, max: u64) -> Result<(), sqlx::Error> {
     let page: i64 = sqlx::query_scalar("PRAGMA page_size")
         .fetch_one(&mut *conn)
         .await?;
+    let max = max + (max / 10).max(64 * page.max(1) as u64);
     let pages = (max / page.max(1) as u64).max(1);
     sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
         .execute(&mut *conn)
@@ -60,6 +64,27 @@ pub async fn write_tx(
     pool: &Pool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// A write transaction for data, refused with 507 once the live data reaches `max_bytes`
+/// (pages in use, not counting free pages a deletion left behind).
+pub async fn data_tx(
+    pool: &Pool,
+    max_bytes: Option<u64>,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, ApiError> {
+    let mut tx = write_tx(pool).await?;
+    if let Some(max) = max_bytes {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT (p.page_count - f.freelist_count) * s.page_size
+             FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if used as u64 >= max {
+            return Err(ApiError::InsufficientStorage);
+        }
+    }
+    Ok(tx)
 }
 
 /// Runs the embedded migrations.
@@ -136,7 +161,7 @@ mod tests {
     async fn storage_errors_are_classified() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = connect(&url, None).await.unwrap();
+        let pool = connect(&url, None, Duration::from_secs(5)).await.unwrap();
         sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
             .execute(&pool)
             .await
@@ -162,7 +187,9 @@ mod tests {
     async fn a_size_cap_turns_growth_into_507() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = connect(&url, Some(64 * 1024)).await.unwrap();
+        let pool = connect(&url, Some(64 * 1024), Duration::from_secs(5))
+            .await
+            .unwrap();
         sqlx::query("CREATE TABLE t (v BLOB)")
             .execute(&pool)
             .await

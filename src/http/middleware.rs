@@ -11,9 +11,11 @@ use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::context::{self, RequestCtx};
+use super::cors;
 use super::negotiate::{self, Preference};
 use super::AppState;
 use crate::error::{ApiError, ErrorLog};
+use crate::ops::maintenance::Maintenance;
 
 /// The route template a response was served by, for metrics and logs (never the raw path).
 #[derive(Clone)]
@@ -45,13 +47,31 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         request_id: request_id.clone(),
         path: req.uri().path().to_string(),
     };
+    let origin = cors::allowed_origin(&state.config, req.headers());
+    // Shed load rather than queue without bound; liveness is always answered.
+    let permit = state.in_flight.clone().try_acquire_owned();
+    let shed = permit.is_err() && req.uri().path() != "/healthz";
     let mut res = context::scope(ctx, async move {
+        if shed {
+            return ApiError::ServiceUnavailable {
+                detail: "careq is handling as many requests as it may; try again shortly".into(),
+                retry_after: 1,
+            }
+            .into_response();
+        }
         match AssertUnwindSafe(next.run(req)).catch_unwind().await {
             Ok(res) => res,
             Err(_) => ApiError::internal("a handler panicked").into_response(),
         }
     })
     .await;
+    drop(permit);
+    if let Some(origin) = origin {
+        let preflight = (method == Method::OPTIONS && res.status() == StatusCode::NO_CONTENT)
+            .then(|| res.headers().get(header::ALLOW).cloned())
+            .flatten();
+        cors::decorate(&mut res, origin, preflight);
+    }
 
     let route = res
         .extensions()
@@ -96,6 +116,37 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     res
 }
 
+/// During maintenance the API answers 503, except signing in or out (admins need a token to
+/// end maintenance).
+fn in_maintenance_scope(req: &Request) -> bool {
+    let path = req.uri().path();
+    path.starts_with("/v1/") && path != "/v1/auth/token"
+}
+
+/// Whether the request carries a live admin token. The caller is not cached here, so the
+/// handler's own authentication (and rate limit) still runs.
+async fn is_admin(state: &AppState, token: Option<String>) -> bool {
+    let Some(token) = token else {
+        return false;
+    };
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    matches!(
+        crate::auth::tokens::authenticate(&state.db, token.trim(), ip).await,
+        Ok(Some(c)) if c.role == crate::auth::Role::Admin
+    )
+}
+
+fn bearer_token(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned)
+}
+
 /// Methods HTTP defines (RFC 9110, PATCH, QUERY); others answer 501 rather than 405.
 fn is_known_method(m: &Method) -> bool {
     matches!(
@@ -138,6 +189,12 @@ pub async fn guards(State(state): State<AppState>, mut req: Request, next: Next)
     }
     if let Some(redirect) = canonical_redirect(&req) {
         return redirect;
+    }
+    if let Some(retry_after) = state.maintenance.retry_after() {
+        let token = bearer_token(&req);
+        if in_maintenance_scope(&req) && !is_admin(&state, token).await {
+            return Maintenance::error(retry_after).into_response();
+        }
     }
     let method = req.method().clone();
     let pref = req.extensions().get::<Preference>().copied();

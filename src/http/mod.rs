@@ -2,6 +2,7 @@
 //! middleware that applies careq's global HTTP rules once for every route.
 pub mod conditional;
 pub mod context;
+pub mod cors;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
@@ -36,6 +37,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
+    pub maintenance: Arc<crate::ops::maintenance::Maintenance>,
+    /// Permits for requests in flight; when none is left, requests are shed with 503.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// A write transaction for data changes: 507 once `CAREQ_DB_MAX_BYTES` is reached.
+    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, ApiError> {
+        crate::db::data_tx(&self.db, self.config.db_max_bytes).await
+    }
 }
 
 /// The application as one service: what the accept loop calls for every request.
@@ -49,6 +60,7 @@ pub fn app(state: AppState) -> App {
     let mut routes = Router::new()
         .merge(crate::catalogue::router())
         .merge(crate::ops::router())
+        .merge(crate::ops::maintenance::router())
         .merge(crate::auth::routes::router())
         .merge(crate::users::router())
         .merge(crate::clinics::router())

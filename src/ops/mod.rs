@@ -1,4 +1,5 @@
 //! Operations endpoints: liveness, readiness, metrics, the OpenAPI document and its docs page.
+pub mod maintenance;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,6 +39,9 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Health)), security(()))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if let Some(retry_after) = state.maintenance.retry_after() {
+        return Err(maintenance::Maintenance::error(retry_after));
+    }
     if crate::db::ping(&state.db).await {
         Ok(Json(Health { status: "ok" }))
     } else {

@@ -105,7 +105,7 @@ pub async fn batch(
     }
     let mut outcomes = Vec::with_capacity(req.items.len());
     if req.atomic {
-        let mut tx = crate::db::write_tx(&st.db).await?;
+        let mut tx = st.write_tx().await?;
         for (i, item) in req.items.into_iter().enumerate() {
             outcomes.push(one(&mut tx, &caller, i, item).await);
         }
@@ -121,11 +121,14 @@ pub async fn batch(
         }
     } else {
         for (i, item) in req.items.into_iter().enumerate() {
-            let mut tx = crate::db::write_tx(&st.db).await?;
-            let outcome = one(&mut tx, &caller, i, item).await;
-            if outcome.is_ok() {
-                tx.commit().await?;
-            }
+            // Each item stands alone: a failure (even 507 or 503) is that item's result.
+            let outcome = match st.write_tx().await {
+                Ok(mut tx) => match one(&mut tx, &caller, i, item).await {
+                    Ok(id) => tx.commit().await.map(|_| id).map_err(ApiError::from),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
             outcomes.push(outcome);
         }
     }

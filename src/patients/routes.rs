@@ -176,7 +176,7 @@ pub async fn create(
     caller: Require<perm::WritePatients>,
     JsonBody(new): JsonBody<NewPatient>,
 ) -> Result<Response, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     let patient = super::create(&mut tx, &caller, &new).await?;
     tx.commit().await?;
     Ok(resource::created(&patient, &location(&patient.id)))
@@ -215,7 +215,7 @@ async fn write(
     if_match: IfMatch,
     fields: impl FnOnce(&Patient) -> Result<PatientFields, ApiError>,
 ) -> Result<Response, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     let stored = match resolve(&mut tx, caller, id, true).await? {
         Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Resolved::Live(s) => s,
@@ -279,7 +279,7 @@ pub async fn remove(
     caller: Require<perm::DeletePatients>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     match resolve(&mut tx, &caller, &id, true).await {
         Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Ok(Resolved::Live(_)) => {
@@ -318,7 +318,7 @@ pub async fn merge(
     if req.into == id {
         return Err(into_err("a patient cannot be merged into itself"));
     }
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     let from = match resolve(&mut tx, &caller, &id, true).await? {
         Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Resolved::Live(s) => s.patient,
@@ -446,7 +446,7 @@ async fn set_seal(
     id: &str,
     reason: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     // Admins read sealed records, so resolving for reading finds them either way.
     if let Resolved::Moved(to) = resolve(&mut tx, caller, id, false).await? {
         return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));

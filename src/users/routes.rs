@@ -98,7 +98,7 @@ pub async fn update(
         Some(pw) => Some(password::hash(pw).await?),
         None => None,
     };
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     let current = store::get(&mut tx, &id).await?;
     if_match.check(current.version)?;
     if let Some(ids) = &patch.clinic_ids {
@@ -125,7 +125,7 @@ pub async fn remove(
     admin: Require<perm::ManageUsers>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = crate::db::write_tx(&st.db).await?;
+    let mut tx = st.write_tx().await?;
     if store::find(&mut tx, &id).await?.is_none() {
         return Err(ApiError::NotFound("no user with this id".into()));
     }

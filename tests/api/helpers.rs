@@ -1,6 +1,9 @@
 //! `spawn_app()`: the real application on 127.0.0.1:0 with a fresh SQLite file, plus helpers for
 //! raw-socket requests where an HTTP client library would hide the behaviour under test.
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use careq::config::Config;
@@ -263,4 +266,71 @@ pub fn assert_problem_body(body: &serde_json::Value, status: u16) {
     assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(body["detail"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(body["request_id"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+/// The real `careq` binary, started on a free port.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    log: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `careq serve` on a free port and waits for the line that logs the bound address.
+pub fn start_binary(db: &std::path::Path, admin_password: Option<&str>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_careq"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CAREQ_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CAREQ_LOG", "debug")
+        .env("CAREQ_RATE_BURST", "100000")
+        .env_remove("CAREQ_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(pw) = admin_password {
+        cmd.env("CAREQ_ADMIN_PASSWORD", pw);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "server exited before listening"
+        );
+        tx.send(line.clone()).unwrap();
+        if line.contains("careq listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            addr = Some(v["fields"]["address"].as_str().unwrap().to_string());
+        }
+    }
+    std::thread::spawn(move || {
+        for l in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    Server {
+        child,
+        addr: addr.unwrap(),
+        log: rx,
+        stderr,
+    }
+}
+
+impl Server {
+    /// Kills the process (SIGKILL) and returns (stdout log, stderr).
+    pub fn stop(mut self) -> (String, String) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let log: String = self.log.iter().collect::<Vec<_>>().join("\n");
+        (log, self.stderr.join().unwrap())
+    }
 }

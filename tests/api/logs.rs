@@ -1,77 +1,9 @@
 //! The real binary's log output never holds passwords or tokens, and a generated admin password
 //! is shown once on the terminal, not in the log.
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-
-use crate::helpers::STAFF_PASSWORD;
-
-struct Server {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-/// Starts `careq serve` on a free port and waits for the line that logs the bound address.
-fn start(db: &std::path::Path, admin_password: Option<&str>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_careq"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CAREQ_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("CAREQ_LOG", "debug")
-        .env_remove("CAREQ_ADMIN_PASSWORD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(pw) = admin_password {
-        cmd.env("CAREQ_ADMIN_PASSWORD", pw);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let (tx, rx) = mpsc::channel();
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "server exited before listening"
-        );
-        tx.send(line.clone()).unwrap();
-        if line.contains("careq listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            addr = Some(v["fields"]["address"].as_str().unwrap().to_string());
-        }
-    }
-    std::thread::spawn(move || {
-        for l in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    Server {
-        child,
-        addr: addr.unwrap(),
-        log: rx,
-        stderr,
-    }
-}
-
-impl Server {
-    fn stop(mut self) -> (String, String) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        let log: String = self.log.iter().collect::<Vec<_>>().join("\n");
-        (log, self.stderr.join().unwrap())
-    }
-}
+use crate::helpers::{start_binary as start, STAFF_PASSWORD};
 
 #[tokio::test]
-async fn passwords_and_tokens_never_reach_the_log_or_later_responses() {
+async fn passwords_tokens_and_patient_data_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let admin_pw = "log-test-admin-password";
     let server = start(&dir.path().join("c.db"), Some(admin_pw));
@@ -125,6 +57,51 @@ async fn passwords_and_tokens_never_reach_the_log_or_later_responses() {
             "a response after issue holds a secret"
         );
     }
+    // Patient data: create, search by name and phone, look up, read; none of it may be logged.
+    let clinic: serde_json::Value = client
+        .post(format!("{base}/v1/clinics"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "Logclinic", "timezone": "UTC", "ticket_prefix": "L"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let patient = client
+        .post(format!("{base}/v1/patients"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({
+            "clinic_id": clinic["id"], "given_name": "Zebulon", "family_name": "Quartermaine",
+            "date_of_birth": "1961-07-19", "sex": "male", "phone": "+4319876543210"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patient.status(), 201);
+    let location = patient.headers()["location"].to_str().unwrap().to_string();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/v1/patients?q=Zebul".to_string(),
+        "/v1/patients?phone=%2B4319876543210".to_string(),
+        "/v1/patients/lookup?phone=%2B4319876543210".to_string(),
+        "/v1/patients?date_of_birth=1961-07-19".to_string(),
+        location,
+    ] {
+        let res = no_redirects
+            .get(format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success() || res.status().is_redirection(),
+            "{path}"
+        );
+    }
     client
         .delete(format!("{base}/v1/auth/token"))
         .bearer_auth(&staff)
@@ -136,6 +113,18 @@ async fn passwords_and_tokens_never_reach_the_log_or_later_responses() {
         log.contains("\"route\":\"/v1/auth/token\""),
         "the log was captured: {log}"
     );
+    for patient_data in [
+        "Zebulon",
+        "Zebul",
+        "Quartermaine",
+        "9876543210",
+        "1961-07-19",
+    ] {
+        assert!(
+            !log.contains(patient_data) && !stderr.contains(patient_data),
+            "patient data {patient_data} reached the log"
+        );
+    }
     for secret in [
         admin_pw,
         STAFF_PASSWORD,

@@ -2,6 +2,8 @@
 mod auth;
 mod catalogue;
 mod clinics;
+mod durability;
+mod fuzz;
 mod global_http;
 mod helpers;
 mod idempotency;
@@ -12,4 +14,6 @@ mod patients_batch;
 mod permissions;
 mod raw_http;
 mod readme;
+mod reliability;
+mod slowloris;
 mod users;

@@ -1,0 +1,74 @@
+//! Maintenance mode: `POST /v1/admin/maintenance {enabled, retry_after_seconds}` (admin). While
+//! it is on, every API call except an admin's (and signing in or out) answers 503 with
+//! `Retry-After`, and so does `/readyz`.
+use std::sync::Mutex;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{perm, Require};
+use crate::error::{ApiError, FieldError};
+use crate::http::extract::JsonBody;
+use crate::http::AppState;
+
+/// Seconds to tell clients to wait, when maintenance is on.
+#[derive(Default)]
+pub struct Maintenance(Mutex<Option<u64>>);
+
+impl Maintenance {
+    pub fn retry_after(&self) -> Option<u64> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set(&self, retry_after: Option<u64>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = retry_after;
+    }
+
+    /// The 503 answered while maintenance is on.
+    pub fn error(retry_after: u64) -> ApiError {
+        ApiError::ServiceUnavailable {
+            detail: "careq is in maintenance; try again later".into(),
+            retry_after,
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/admin/maintenance", post(set_maintenance))
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceState {
+    pub enabled: bool,
+    /// What `Retry-After` says while maintenance is on (1–86400, default 60).
+    #[serde(default = "default_retry")]
+    pub retry_after_seconds: u64,
+}
+
+fn default_retry() -> u64 {
+    60
+}
+
+/// Turn maintenance mode on or off (admin)
+#[utoipa::path(post, path = "/v1/admin/maintenance", tag = "operations", request_body = MaintenanceState,
+    responses((status = 200, description = "The new state", body = MaintenanceState),
+        (status = 403, description = "Not an admin")))]
+pub async fn set_maintenance(
+    State(st): State<AppState>,
+    _admin: Require<perm::ManageUsers>,
+    JsonBody(req): JsonBody<MaintenanceState>,
+) -> Result<Json<MaintenanceState>, ApiError> {
+    if !(1..=86_400).contains(&req.retry_after_seconds) {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/retry_after_seconds",
+            "between 1 and 86400",
+        )]));
+    }
+    st.maintenance
+        .set(req.enabled.then_some(req.retry_after_seconds));
+    tracing::warn!(enabled = req.enabled, "maintenance mode changed");
+    Ok(Json(req))
+}
