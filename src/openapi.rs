@@ -3,10 +3,12 @@
 //! from the status registry, so the spec lists every status an operation can return.
 use careq_status::lookup;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
+use utoipa::openapi::{
+    Content, ObjectBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Type,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::PROBLEM_JSON;
@@ -147,6 +149,28 @@ fn complete(code: u16, existing: Option<Response>) -> Response {
     res
 }
 
+/// PUT and PATCH require `If-Match` (428 without it): the spec says so, so clients know.
+fn require_if_match(op: &mut Operation) {
+    let param = ParameterBuilder::new()
+        .name("If-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::True)
+        .description(Some(
+            "The ETag of the version being changed (from a GET or the last write)",
+        ))
+        .schema(Some(
+            string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#)),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(param);
+    for code in [412u16, 428] {
+        op.responses
+            .responses
+            .entry(code.to_string())
+            .or_insert_with(|| RefOr::T(complete(code, None)));
+    }
+}
+
 fn apply(op: &mut Operation) {
     let mut codes: Vec<u16> = EVERY_OPERATION.to_vec();
     let has_body = op
@@ -191,6 +215,9 @@ impl Modify for Conventions {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         for item in api.paths.paths.values_mut() {
+            for op in [&mut item.put, &mut item.patch].into_iter().flatten() {
+                require_if_match(op);
+            }
             for op in [
                 &mut item.get,
                 &mut item.put,

@@ -66,10 +66,16 @@ pub struct StatusPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only codes of this class: `1xx`, `2xx`, `3xx`, `4xx` or `5xx`.
+    #[param(pattern = "^[1-5][xX][xX]$")]
     pub class: Option<String>,
+    /// Items per page, 1–200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    #[param(pattern = "^(c(3[0-9])+)?$")]
     pub cursor: Option<String>,
 }
 
@@ -105,13 +111,10 @@ pub async fn list(
         cursor: q.cursor,
     };
     let limit = paging.limit()?;
-    let after: u16 = match paging.after()? {
-        Some(k) => k.parse().map_err(|_| crate::http::paging::bad_cursor())?,
-        None => 0,
-    };
+    let after = crate::http::paging::numeric_after(paging.after()?)?;
     let rows: Vec<StatusEntry> = careq_status::ALL
         .iter()
-        .filter(|s| class.is_none_or(|c| s.class() == c) && s.code > after)
+        .filter(|s| class.is_none_or(|c| s.class() == c) && u64::from(s.code) > after)
         .take(limit as usize + 1)
         .map(StatusEntry::from)
         .collect();
@@ -154,7 +157,7 @@ fn to_csv(items: &[StatusEntry]) -> Vec<u8> {
 
 /// Read one catalogue entry
 #[utoipa::path(get, path = "/v1/status-codes/{code}", tag = "catalogue",
-    params(("code" = String, Path, description = "A status code number, e.g. 404")),
+    params(("code" = u16, Path, minimum = 100, maximum = 599, description = "A status code number, e.g. 404")),
     responses(
         (status = 200, description = "The entry", body = StatusEntry,
             headers(("ETag" = String, description = "Strong validator"))),

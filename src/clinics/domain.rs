@@ -86,10 +86,17 @@ impl Versioned for Clinic {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClinic {
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// IANA time zone, e.g. `Europe/Vienna`.
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
     pub timezone: String,
     /// 1–3 letters for ticket numbers (`A` → `A-017`).
+    #[schema(pattern = r"^[A-Za-z]{1,3}$")]
     pub ticket_prefix: String,
 }
 
@@ -97,8 +104,15 @@ pub struct NewClinic {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
     pub timezone: Option<String>,
+    #[schema(pattern = r"^[A-Za-z]{1,3}$")]
     pub ticket_prefix: Option<String>,
 }
 

@@ -109,7 +109,6 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let mut tx = st.write_tx().await?;
     let current = visible(&mut tx, &admin, &id).await?;
-    if_match.check(current.version)?;
     let valid = ValidClinic::parse(
         patch.name.as_deref().unwrap_or(&current.name),
         patch.timezone.as_deref().unwrap_or(&current.timezone),
@@ -119,6 +118,7 @@ pub async fn update(
             .unwrap_or(&current.ticket_prefix),
     )
     .map_err(ApiError::invalid)?;
+    if_match.check(current.version)?;
     if !store::update(&mut tx, &id, current.version, &valid).await? {
         let now = store::find(&mut tx, &id)
             .await?

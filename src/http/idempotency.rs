@@ -44,16 +44,17 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, Respons
     let Some(key) = req.headers().get(IDEMPOTENCY_KEY).cloned() else {
         return Ok(next.run(req).await);
     };
+    let (mut parts, body) = req.into_parts();
+    let caller = Caller::from_request_parts(&mut parts, &st)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    // Authentication comes first: a request without credentials is a 401 whatever its key.
     let key = key
         .to_str()
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| bad_key().into_response())?
         .to_string();
-    let (mut parts, body) = req.into_parts();
-    let caller = Caller::from_request_parts(&mut parts, &st)
-        .await
-        .map_err(IntoResponse::into_response)?;
     let now = crate::auth::tokens::now_unix();
     let db_err = |e: sqlx::Error| ApiError::from(e).into_response();
 

@@ -12,10 +12,13 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// The paging part of a list's query string.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1–200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor`.
+    #[param(pattern = "^(c([0-9a-f]{2})*)?$")]
     pub cursor: Option<String>,
 }
 
@@ -33,7 +36,12 @@ impl PageParams {
 
     /// The position after which the page starts, decoded from the cursor.
     pub fn after(&self) -> Result<Option<String>, ApiError> {
-        self.cursor.as_deref().map(decode_cursor).transpose()
+        // An empty `cursor=` is the same as none: the first page.
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()
     }
 }
 
@@ -46,7 +54,9 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     cursor
         .strip_prefix('c')
         .and_then(|h| hex::decode(h).ok())
-        .and_then(|b| String::from_utf8(b).ok())
+        // Any decodable key is a valid position in a keyset order, so a cursor need not have
+        // been issued by this server to be answered; only malformed ones are refused.
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .ok_or_else(bad_cursor)
 }
 
@@ -77,6 +87,38 @@ impl<T> Page<T> {
         Page {
             items: rows,
             next_cursor,
+        }
+    }
+}
+
+/// A numeric key from a cursor (status codes, sequence numbers); oversized numbers saturate.
+pub fn numeric_after(after: Option<String>) -> Result<u64, ApiError> {
+    match after {
+        None => Ok(0),
+        Some(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(k.parse::<u64>().unwrap_or(u64::MAX))
+        }
+        Some(_) => Err(bad_cursor()),
+    }
+}
+
+/// Paging parameters for lists ordered by a number (cursors are hex-encoded digits).
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NumericPageParams {
+    /// Items per page, 1–200.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    #[param(pattern = "^(c(3[0-9])+)?$")]
+    pub cursor: Option<String>,
+}
+
+impl NumericPageParams {
+    pub fn paging(&self) -> PageParams {
+        PageParams {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
         }
     }
 }

@@ -68,6 +68,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if tags.iter().any(|t| t == "*") {
             return Ok(IfMatch::Any);
         }
+        let well_formed = |t: &str| {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            t.len() >= 2
+                && t.starts_with('"')
+                && t.ends_with('"')
+                && !t[1..t.len() - 1].contains('"')
+        };
+        if tags.is_empty() || !tags.iter().all(|t| well_formed(t)) {
+            return Err(ApiError::BadRequest {
+                detail: "If-Match must list entity tags such as \"3\", or be *".into(),
+                errors: vec![crate::error::FieldError::new(
+                    "header/If-Match",
+                    "not an entity-tag list",
+                )],
+            });
+        }
         Ok(IfMatch::Tags(tags))
     }
 }

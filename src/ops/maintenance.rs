@@ -45,6 +45,7 @@ pub struct MaintenanceState {
     pub enabled: bool,
     /// What `Retry-After` says while maintenance is on (1–86400, default 60).
     #[serde(default = "default_retry")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub retry_after_seconds: u64,
 }
 

@@ -82,7 +82,7 @@ fn result_of(outcome: &Result<String, ApiError>) -> ItemResult {
 
 /// Create many patients (accepts Idempotency-Key)
 #[utoipa::path(post, path = "/v1/patients/batch", tag = "patients", request_body = BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the first response for the same key and body")),
     responses((status = 207, description = "One result per item, in order", body = BatchResults),
         (status = 411, description = "Sent without Content-Length"),
         (status = 409, description = "The Idempotency-Key is in flight")))]

@@ -42,26 +42,46 @@ impl Sex {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFields {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub given_name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub family_name: String,
     /// `YYYY-MM-DD`, not in the future, not over 130 years ago.
+    #[schema(format = Date)]
     pub date_of_birth: String,
     pub sex: Sex,
     /// Unique per clinic; assigned (`PREFIX-000001`) when absent on create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9-]{1,32}$")]
     pub mrn: Option<String>,
     /// E.164, e.g. `+436641234567`.
     #[serde(default)]
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$"
+    )]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     /// 30–272.
     #[serde(default)]
+    #[schema(minimum = 30, maximum = 272)]
     pub height_cm: Option<f64>,
     /// 0.5–650.
     #[serde(default)]
+    #[schema(minimum = 0.5, maximum = 650)]
     pub weight_kg: Option<f64>,
 }
 
@@ -70,21 +90,41 @@ pub struct PatientFields {
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     pub clinic_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub given_name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub family_name: String,
+    #[schema(format = Date)]
     pub date_of_birth: String,
     pub sex: Sex,
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9-]{1,32}$")]
     pub mrn: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$"
+    )]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 30, maximum = 272)]
     pub height_cm: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0.5, maximum = 650)]
     pub weight_kg: Option<f64>,
     /// Store even when a patient with the same names and date of birth exists in the clinic.
     #[serde(default)]
@@ -260,7 +300,17 @@ pub struct Patient {
     pub id: String,
     pub clinic_id: String,
     pub mrn: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub given_name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub family_name: String,
     pub date_of_birth: String,
     pub sex: Sex,

@@ -123,8 +123,9 @@ pub async fn replace(
     if_match: &crate::http::precondition::IfMatch,
     fields: &domain::PatientFields,
 ) -> Result<Patient, ApiError> {
-    if_match.check(current.version)?;
+    // The content is judged first: a broken body is 422 whatever the precondition says.
     let valid = ValidPatient::parse(fields).map_err(ApiError::invalid)?;
+    if_match.check(current.version)?;
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {
         if let Some(existing) = store::id_by_mrn(conn, &current.clinic_id, &mrn).await? {

@@ -19,7 +19,7 @@ use crate::http::extract::{parse_value, ApiQuery, JsonBody};
 use crate::http::idempotency::idempotency;
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
-use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page, PageParams};
 use crate::http::precondition::IfMatch;
 use crate::http::{resource, AppState};
 
@@ -49,16 +49,23 @@ pub struct PatientPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Prefix of the given or family name; case and accents are ignored.
     pub q: Option<String>,
     /// `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub date_of_birth: Option<String>,
     pub mrn: Option<String>,
     /// E.164.
+    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
     pub phone: Option<String>,
     pub clinic_id: Option<String>,
+    /// Items per page, 1–200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    #[param(pattern = "^(c([0-9a-f]{2})*)?$")]
     pub cursor: Option<String>,
 }
 
@@ -168,7 +175,7 @@ fn to_csv(items: &[Patient]) -> Vec<u8> {
 
 /// Register a patient (accepts Idempotency-Key)
 #[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = NewPatient,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the first response for the same key and body")),
     responses((status = 201, description = "Created", body = Patient),
         (status = 409, description = "Duplicate (same MRN, or same names and date of birth), or the key is in flight")))]
 pub async fn create(
@@ -220,7 +227,6 @@ async fn write(
         Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Resolved::Live(s) => s,
     };
-    if_match.check(stored.patient.version)?;
     let fields = fields(&stored.patient)?;
     let patient = super::replace(&mut tx, caller, &stored.patient, &if_match, &fields).await?;
     tx.commit().await?;
@@ -341,8 +347,10 @@ pub async fn merge(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LookupParams {
     /// E.164 phone number.
+    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
     pub phone: String,
 }
 
@@ -402,6 +410,7 @@ pub async fn lookup(
 #[serde(deny_unknown_fields)]
 pub struct SealRequest {
     /// Why the record is sealed (1–500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -472,7 +481,7 @@ pub struct AccessLogPage {
 }
 
 /// Who read or changed this patient record (admin)
-#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path), PageParams),
+#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path), NumericPageParams),
     responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient")))]
@@ -480,14 +489,12 @@ pub async fn access_log(
     State(st): State<AppState>,
     _admin: Require<perm::ReadAccessLog>,
     Path(id): Path<String>,
-    ApiQuery(paging): ApiQuery<PageParams>,
+    ApiQuery(params): ApiQuery<NumericPageParams>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
+    let paging = params.paging();
     let limit = paging.limit()?;
-    let after: i64 = match paging.after()? {
-        Some(k) => k.parse().map_err(|_| crate::http::paging::bad_cursor())?,
-        None => 0,
-    };
+    let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);
     let mut conn = st.db.acquire().await?;
     if store::find(&mut conn, &id).await?.is_none() {
         return Err(ApiError::NotFound("no patient with this id".into()));

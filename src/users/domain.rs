@@ -57,8 +57,10 @@ impl Versioned for User {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{3,64}$")]
     pub username: String,
     /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
     pub role: Role,
     #[serde(default)]
@@ -73,6 +75,7 @@ pub struct UserPatch {
     pub clinic_ids: Option<Vec<String>>,
     pub active: Option<bool>,
     /// A new password, at least 12 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
 }
 
