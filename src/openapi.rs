@@ -3,6 +3,7 @@
 //! from the status registry, so the spec lists every status an operation can return.
 use careq_status::lookup;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -61,8 +62,28 @@ use crate::error::PROBLEM_JSON;
 pub struct ApiDoc;
 
 /// The spec as served at `/openapi.json`.
-pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn spec() -> serde_json::Value {
+    let mut json = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
+    fix_link_keys(&mut json);
+    json
+}
+
+/// utoipa 5.5 writes a link's `operationId` as `operation_id`; OpenAPI wants camelCase.
+fn fix_link_keys(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(links) = map.get_mut("links").and_then(|l| l.as_object_mut()) {
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    if let Some(id) = link.remove("operation_id") {
+                        link.insert("operationId".into(), id);
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fix_link_keys),
+        _ => {}
+    }
 }
 
 struct Conventions;
@@ -207,16 +228,118 @@ fn apply(op: &mut Operation) {
     }
 }
 
+/// A unique operation id from method and path: `get_v1_patients_id`.
+fn operation_id(method: &str, path: &str) -> String {
+    let slug: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let slug = slug
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("{method}_{slug}")
+}
+
+/// Links from each create (201) to reading, updating and deleting what it created, so
+/// stateful clients (and schemathesis) can follow them.
+fn add_links(api: &mut utoipa::openapi::OpenApi) {
+    for collection in ["/v1/patients", "/v1/users", "/v1/clinics"] {
+        let item_path = format!("{collection}/{{id}}");
+        let Some(item) = api.paths.paths.get(&item_path) else {
+            continue;
+        };
+        let mut targets: Vec<(&str, String, bool)> = Vec::new();
+        if item.get.is_some() {
+            targets.push(("Read", operation_id("get", &item_path), false));
+        }
+        if item.patch.is_some() {
+            targets.push(("Update", operation_id("patch", &item_path), true));
+        }
+        if item.put.is_some() {
+            targets.push(("Replace", operation_id("put", &item_path), true));
+        }
+        if item.delete.is_some() {
+            targets.push(("Delete", operation_id("delete", &item_path), false));
+        }
+        let Some(post) = api
+            .paths
+            .paths
+            .get_mut(collection)
+            .and_then(|i| i.post.as_mut())
+        else {
+            continue;
+        };
+        if let Some(RefOr::T(created)) = post.responses.responses.get_mut("201") {
+            for (name, op_id, conditional) in targets {
+                let mut link = LinkBuilder::new()
+                    .operation_id(op_id)
+                    .parameter("path.id", "$response.body#/id");
+                if conditional {
+                    link = link.parameter("header.If-Match", "$response.header.ETag");
+                }
+                created
+                    .links
+                    .insert(name.to_string(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// Whether `template` (`/v1/patients/{id}`) also matches a static sibling path
+/// (`/v1/patients/batch`), whose other methods answer 405 with `Allow`.
+fn shadows_static_sibling(template: &str, all: &[String]) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    all.iter().any(|other| {
+        let o: Vec<&str> = other.split('/').collect();
+        other != template
+            && o.len() == t.len()
+            && t.iter()
+                .zip(&o)
+                .all(|(a, b)| a == b || (a.starts_with('{') && !b.starts_with('{')))
+    })
+}
+
 impl Modify for Conventions {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let all_paths: Vec<String> = api.paths.paths.keys().cloned().collect();
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        for item in api.paths.paths.values_mut() {
+        for (path, item) in api.paths.paths.iter_mut() {
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ] {
+                if let Some(op) = op {
+                    op.operation_id = Some(operation_id(method, path));
+                }
+            }
             for op in [&mut item.put, &mut item.patch].into_iter().flatten() {
                 require_if_match(op);
+            }
+            if shadows_static_sibling(path, &all_paths) {
+                for op in [
+                    &mut item.get,
+                    &mut item.put,
+                    &mut item.patch,
+                    &mut item.delete,
+                    &mut item.post,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    op.responses
+                        .responses
+                        .entry("405".into())
+                        .or_insert_with(|| RefOr::T(complete(405, None)));
+                }
             }
             for op in [
                 &mut item.get,
@@ -234,6 +357,7 @@ impl Modify for Conventions {
                 apply(op);
             }
         }
+        add_links(api);
     }
 }
 
@@ -243,8 +367,7 @@ mod tests {
 
     #[test]
     fn every_documented_status_is_in_the_catalogue_with_its_headers() {
-        let api = spec();
-        let json = serde_json::to_value(&api).unwrap();
+        let json = spec();
         assert_eq!(json["openapi"], "3.1.0");
         for (path, item) in json["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {

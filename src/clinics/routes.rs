@@ -79,7 +79,7 @@ pub async fn list(
 }
 
 /// Read a clinic
-#[utoipa::path(get, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 200, description = "The clinic", body = Clinic,
         headers(("ETag" = String), ("Last-Modified" = String))),
         (status = 304, description = "Not modified"), (status = 404, description = "No such clinic, or not yours")))]
@@ -95,7 +95,7 @@ pub async fn read(
 }
 
 /// Update a clinic (merge patch; needs If-Match)
-#[utoipa::path(patch, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/clinics/{id}", tag = "clinics", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     request_body(content = ClinicPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = Clinic, headers(("ETag" = String))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such clinic"),

@@ -59,38 +59,62 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if values.is_empty() {
             return Err(ApiError::PreconditionRequired);
         }
-        let tags: Vec<String> = values
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
-        if tags.iter().any(|t| t == "*") {
+        let joined = values.join(",");
+        if joined.trim() == "*" {
             return Ok(IfMatch::Any);
         }
-        let well_formed = |t: &str| {
-            let t = t.strip_prefix("W/").unwrap_or(t);
-            t.len() >= 2
-                && t.starts_with('"')
-                && t.ends_with('"')
-                && !t[1..t.len() - 1].contains('"')
-        };
-        if tags.is_empty() || !tags.iter().all(|t| well_formed(t)) {
-            return Err(ApiError::BadRequest {
+        match parse_tags(&joined) {
+            Some(tags) if !tags.is_empty() => Ok(IfMatch::Tags(tags)),
+            _ => Err(ApiError::BadRequest {
                 detail: "If-Match must list entity tags such as \"3\", or be *".into(),
                 errors: vec![crate::error::FieldError::new(
                     "header/If-Match",
                     "not an entity-tag list",
                 )],
-            });
+            }),
         }
-        Ok(IfMatch::Tags(tags))
+    }
+}
+
+/// Parses `#1#entity-tag` (RFC 9110 §8.8.3): quoted tags, maybe `W/`, separated by commas
+/// (which may also stand inside the quotes).
+fn parse_tags(list: &str) -> Option<Vec<String>> {
+    let mut tags = Vec::new();
+    let mut rest = list;
+    loop {
+        rest = rest.trim_start_matches([',', ' ', '\t']);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        let weak = rest.starts_with("W/");
+        let body = if weak { &rest[2..] } else { rest };
+        let body = body.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let opaque = &body[..end];
+        tags.push(format!("{}\"{opaque}\"", if weak { "W/" } else { "" }));
+        rest = &body[end + 1..];
+        let next = rest.trim_start_matches([' ', '\t']);
+        if !(next.is_empty() || next.starts_with(',')) {
+            return None;
+        }
+        rest = next;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_tag_lists_parse_with_commas_inside_quotes() {
+        assert_eq!(
+            parse_tags(r#""a,b" , W/"c""#),
+            Some(vec![r#""a,b""#.into(), r#"W/"c""#.into()])
+        );
+        assert_eq!(parse_tags(""), Some(vec![]));
+        assert_eq!(parse_tags("abc"), None);
+        assert_eq!(parse_tags(r#""a" x"#), None);
+    }
 
     #[test]
     fn weak_tags_never_satisfy_if_match() {

@@ -19,9 +19,10 @@ pub struct BatchRequest {
     /// All or nothing.
     #[serde(default)]
     pub atomic: bool,
-    /// Create bodies as for `POST /v1/patients`.
-    #[schema(value_type = Vec<NewPatient>)]
-    pub items: Vec<serde_json::Value>,
+    /// Create bodies as for `POST /v1/patients` (`NewPatient`); each object is checked on its
+    /// own and a broken one fails only its own item (422 in its result).
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -107,7 +108,7 @@ pub async fn batch(
     if req.atomic {
         let mut tx = st.write_tx().await?;
         for (i, item) in req.items.into_iter().enumerate() {
-            outcomes.push(one(&mut tx, &caller, i, item).await);
+            outcomes.push(one(&mut tx, &caller, i, serde_json::Value::Object(item)).await);
         }
         if outcomes.iter().all(Result::is_ok) {
             tx.commit().await?;
@@ -123,7 +124,8 @@ pub async fn batch(
         for (i, item) in req.items.into_iter().enumerate() {
             // Each item stands alone: a failure (even 507 or 503) is that item's result.
             let outcome = match st.write_tx().await {
-                Ok(mut tx) => match one(&mut tx, &caller, i, item).await {
+                Ok(mut tx) => match one(&mut tx, &caller, i, serde_json::Value::Object(item)).await
+                {
                     Ok(id) => tx.commit().await.map(|_| id).map_err(ApiError::from),
                     Err(e) => Err(e),
                 },

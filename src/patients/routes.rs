@@ -107,7 +107,10 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     if let Some(d) = &p.date_of_birth {
-        super::domain::date_of_birth(d).map_err(|m| bad_param("date_of_birth", m))?;
+        // A filter, not a new record: any real date may be searched for.
+        if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() {
+            return Err(bad_param("date_of_birth", "a date as YYYY-MM-DD"));
+        }
     }
     if let Some(ph) = &p.phone {
         super::domain::phone(ph).map_err(|m| bad_param("phone", m))?;
@@ -190,7 +193,7 @@ pub async fn create(
 }
 
 /// Read a patient
-#[utoipa::path(get, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     responses((status = 200, description = "The patient", body = Patient,
             headers(("ETag" = String), ("Last-Modified" = String))),
         (status = 301, description = "Merged into another patient"),
@@ -234,7 +237,7 @@ async fn write(
 }
 
 /// Replace a patient (needs If-Match)
-#[utoipa::path(put, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     request_body = PatientFields,
     responses((status = 200, description = "Replaced", body = Patient, headers(("ETag" = String))),
         (status = 301, description = "Merged into another patient"),
@@ -252,7 +255,7 @@ pub async fn replace(
 }
 
 /// Update a patient with a JSON merge patch (needs If-Match)
-#[utoipa::path(patch, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = Patient, headers(("ETag" = String))),
         (status = 301, description = "Merged into another patient"),
@@ -264,8 +267,9 @@ pub async fn patch(
     caller: Require<perm::WritePatients>,
     Path(id): Path<String>,
     if_match: IfMatch,
-    JsonBody(patch): JsonBody<serde_json::Value>,
+    JsonBody(patch): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
+    let patch = serde_json::Value::Object(patch);
     write(&st, &caller, &id, if_match, |current| {
         let mut doc = serde_json::to_value(current.fields()).map_err(ApiError::internal)?;
         merge_patch(&mut doc, &patch);
@@ -275,7 +279,7 @@ pub async fn patch(
 }
 
 /// Delete a patient (soft: later requests answer 410)
-#[utoipa::path(delete, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/patients/{id}", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     responses((status = 204, description = "Deleted (also when it already was)"),
         (status = 301, description = "Merged into another patient"),
         (status = 403, description = "Receptionists may not delete"),
@@ -308,7 +312,7 @@ pub struct MergeRequest {
 }
 
 /// Merge a duplicate into the surviving patient
-#[utoipa::path(post, path = "/v1/patients/{id}/merge", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/patients/{id}/merge", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     request_body = MergeRequest,
     responses((status = 200, description = "The survivor", body = Patient, headers(("ETag" = String))),
         (status = 301, description = "Already merged"),
@@ -415,7 +419,7 @@ pub struct SealRequest {
 }
 
 /// Seal a patient record under a legal hold (admin)
-#[utoipa::path(post, path = "/v1/patients/{id}/seal", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/patients/{id}/seal", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     request_body = SealRequest,
     responses((status = 200, description = "Sealed", body = Patient, headers(("ETag" = String))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient"),
@@ -437,7 +441,7 @@ pub async fn seal(
 }
 
 /// Lift a seal (admin)
-#[utoipa::path(post, path = "/v1/patients/{id}/unseal", tag = "patients", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/patients/{id}/unseal", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$")),
     responses((status = 200, description = "Unsealed", body = Patient, headers(("ETag" = String))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient"),
         (status = 410, description = "Deleted")))]
@@ -481,7 +485,7 @@ pub struct AccessLogPage {
 }
 
 /// Who read or changed this patient record (admin)
-#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path), NumericPageParams),
+#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$"), NumericPageParams),
     responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient")))]

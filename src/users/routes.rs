@@ -9,7 +9,7 @@ use super::domain::{NewUser, User, UserPatch};
 use super::store;
 use crate::access::{self, Action};
 use crate::auth::{password, perm, Require};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::{with_next_link, Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
@@ -61,7 +61,7 @@ pub async fn list(
 }
 
 /// Read a staff account
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^usr_[0-9a-f]{20}$")),
     responses((status = 200, description = "The user", body = User,
         headers(("ETag" = String), ("Last-Modified" = String))),
         (status = 304, description = "Not modified"), (status = 403, description = "Not an admin"),
@@ -78,7 +78,7 @@ pub async fn read(
 }
 
 /// Update a staff account (merge patch; needs If-Match)
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^usr_[0-9a-f]{20}$")),
     request_body(content = UserPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = User, headers(("ETag" = String))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such user"),
@@ -98,6 +98,21 @@ pub async fn update(
         Some(pw) => Some(password::hash(pw).await?),
         None => None,
     };
+    // An admin cannot lock themselves out: no self-deactivation or self-demotion.
+    if id == admin.user_id {
+        if patch.active == Some(false) {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "/active",
+                "you cannot deactivate your own account",
+            )]));
+        }
+        if patch.role.is_some_and(|r| r != crate::auth::Role::Admin) {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "/role",
+                "you cannot give up your own admin role",
+            )]));
+        }
+    }
     let mut tx = st.write_tx().await?;
     let current = store::get(&mut tx, &id).await?;
     if_match.check(current.version)?;
@@ -117,7 +132,7 @@ pub async fn update(
 }
 
 /// Deactivate and delete a staff account (its tokens are revoked)
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, pattern = "^usr_[0-9a-f]{20}$")),
     responses((status = 204, description = "Deleted (also when it already was)"),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such user")))]
 pub async fn remove(
@@ -125,6 +140,11 @@ pub async fn remove(
     admin: Require<perm::ManageUsers>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if id == admin.user_id {
+        return Err(ApiError::Forbidden(
+            "you cannot delete your own account".into(),
+        ));
+    }
     let mut tx = st.write_tx().await?;
     if store::find(&mut tx, &id).await?.is_none() {
         return Err(ApiError::NotFound("no user with this id".into()));

@@ -245,3 +245,43 @@ async fn the_cli_adds_a_user_who_can_then_sign_in() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created cli.nurse (clinician)"));
     app.login("cli.nurse", "cli-password-long").await;
 }
+
+#[tokio::test]
+async fn an_admin_cannot_delete_deactivate_or_demote_themselves() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let me: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    let path = format!("/v1/users/{me}");
+    let res = app
+        .authed(Method::DELETE, &path, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403).await;
+    for (body, pointer) in [
+        (r#"{"active":false}"#, "/active"),
+        (r#"{"role":"clinician"}"#, "/role"),
+    ] {
+        let res = app
+            .authed(Method::PATCH, &path, &admin)
+            .header("content-type", "application/merge-patch+json")
+            .header("if-match", "*")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422).await;
+        assert_eq!(problem["errors"][0]["pointer"], pointer);
+    }
+    assert_eq!(
+        app.authed(Method::GET, "/v1/users", &admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
