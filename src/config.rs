@@ -58,6 +58,9 @@ pub struct Config {
     /// Comma-separated origins allowed to call the API from a browser (CORS). Unset: none.
     #[arg(long, env = "CAREQ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Minutes of waiting that raise a ticket's effective priority by one level.
+    #[arg(long, env = "CAREQ_QUEUE_AGING_MINUTES", default_value_t = 30)]
+    pub queue_aging_minutes: u64,
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
@@ -106,6 +109,7 @@ impl fmt::Debug for Config {
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("max_in_flight", &self.max_in_flight)
+            .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)
             .field("cors_origins", &self.cors_origins)
             .field("log", &self.log)

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod openapi;
 pub mod ops;
 pub mod patients;
+pub mod queue;
 pub mod startup;
 pub mod telemetry;
 pub mod users;

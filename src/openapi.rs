@@ -48,6 +48,15 @@ use crate::error::PROBLEM_JSON;
         crate::patients::routes::access_log,
         crate::patients::batch::batch,
         crate::ops::maintenance::set_maintenance,
+        crate::queue::routes::issue,
+        crate::queue::routes::view,
+        crate::queue::routes::call_next,
+        crate::queue::routes::now_serving,
+        crate::queue::routes::close,
+        crate::queue::routes::reopen,
+        crate::queue::routes::report,
+        crate::queue::routes::read,
+        crate::queue::routes::transition,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),
@@ -57,7 +66,8 @@ use crate::error::PROBLEM_JSON;
          (name = "auth", description = "Tokens"),
          (name = "users", description = "Staff accounts (admin only)"),
          (name = "clinics", description = "Clinics"),
-         (name = "patients", description = "Patient records")),
+         (name = "patients", description = "Patient records"),
+         (name = "queue", description = "The walk-in queue and tickets")),
 )]
 pub struct ApiDoc;
 

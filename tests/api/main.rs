@@ -12,6 +12,7 @@ mod ops;
 mod patients;
 mod patients_batch;
 mod permissions;
+mod queue;
 mod raw_http;
 mod readme;
 mod reliability;

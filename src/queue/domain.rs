@@ -1,0 +1,177 @@
+//! Tickets and the queue order.
+//!
+//! Order: the effective priority first, then arrival. A ticket's effective priority is its base
+//! level (`normal` 0, `urgent` 1, `emergency` 2) plus one level for every
+//! `CAREQ_QUEUE_AGING_MINUTES` (default 30) it has waited, so a normal ticket that has waited an
+//! hour ranks with an urgent one that just arrived, and nobody waits for ever.
+use serde::{Deserialize, Serialize};
+
+use crate::http::resource::Versioned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Normal,
+    Urgent,
+    Emergency,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::Urgent => "urgent",
+            Priority::Emergency => "emergency",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Priority::Normal, Priority::Urgent, Priority::Emergency]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+    fn level(self) -> i64 {
+        match self {
+            Priority::Normal => 0,
+            Priority::Urgent => 1,
+            Priority::Emergency => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Waiting,
+    Called,
+    Served,
+    NoShow,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Called => "called",
+            Status::Served => "served",
+            Status::NoShow => "no_show",
+            Status::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Status::Waiting,
+            Status::Called,
+            Status::Served,
+            Status::NoShow,
+            Status::Cancelled,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// The transitions a ticket may make; `recalled` says whether its one recall is used up.
+/// `NoShow → Waiting` is the recall.
+pub fn may_move(from: Status, to: Status, recalled: bool) -> bool {
+    use Status::*;
+    matches!(
+        (from, to),
+        (Waiting, Cancelled) | (Called, Served) | (Called, NoShow) | (Called, Cancelled)
+    ) || (from == NoShow && to == Waiting && !recalled)
+}
+
+/// A ticket as served.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    pub id: String,
+    pub clinic_id: String,
+    /// Prefix and daily sequence in the clinic's time zone, e.g. `A-017`.
+    pub number: String,
+    /// The clinic's local day the ticket belongs to.
+    pub day: String,
+    pub patient_id: Option<String>,
+    pub priority: Priority,
+    pub status: Status,
+    pub counter: Option<String>,
+    pub recalled: bool,
+    pub issued_at: String,
+    pub called_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// 1 for the next to be called; null unless waiting.
+    pub position: Option<u32>,
+    /// Estimated seconds until called, from recent service times; null unless waiting.
+    pub estimated_wait_seconds: Option<u64>,
+    pub version: i64,
+    pub updated_at: String,
+    #[serde(skip)]
+    pub issued_ms: i64,
+}
+
+impl Versioned for Ticket {
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+}
+
+/// Sorts waiting tickets into calling order at `now_ms`.
+pub fn order(waiting: &mut [Ticket], now_ms: i64, aging_minutes: u64) {
+    let step = (aging_minutes.max(1) * 60_000) as i64;
+    let score = |t: &Ticket| t.priority.level() + (now_ms - t.issued_ms).max(0) / step;
+    waiting.sort_by(|a, b| score(b).cmp(&score(a)).then(a.issued_ms.cmp(&b.issued_ms)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: &str, p: Priority, issued_ms: i64) -> Ticket {
+        Ticket {
+            id: n.into(),
+            clinic_id: "c".into(),
+            number: n.into(),
+            day: "d".into(),
+            patient_id: None,
+            priority: p,
+            status: Status::Waiting,
+            counter: None,
+            recalled: false,
+            issued_at: String::new(),
+            called_at: None,
+            finished_at: None,
+            position: None,
+            estimated_wait_seconds: None,
+            version: 1,
+            updated_at: String::new(),
+            issued_ms,
+        }
+    }
+
+    #[test]
+    fn priority_comes_first_then_arrival_and_waiting_ages_a_ticket_up() {
+        let min = 60_000;
+        let mut q = vec![
+            t("n1", Priority::Normal, 0),
+            t("u1", Priority::Urgent, 50 * min),
+            t("e1", Priority::Emergency, 55 * min),
+            t("n2", Priority::Normal, 40 * min),
+        ];
+        order(&mut q, 56 * min, 30);
+        let names: Vec<&str> = q.iter().map(|t| t.number.as_str()).collect();
+        // n1 waited 56 min: two half-hours up, level 1 like u1 but earlier; e1 is level 2.
+        assert_eq!(names, ["e1", "n1", "u1", "n2"]);
+    }
+
+    #[test]
+    fn only_the_allowed_transitions_and_one_recall() {
+        use Status::*;
+        assert!(may_move(Called, Served, false));
+        assert!(may_move(NoShow, Waiting, false));
+        assert!(!may_move(NoShow, Waiting, true));
+        assert!(!may_move(Served, Waiting, false));
+        assert!(!may_move(Waiting, Served, false));
+    }
+}

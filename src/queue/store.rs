@@ -1,0 +1,228 @@
+//! Queries for tickets and queue days.
+use sqlx::{Row, SqliteConnection};
+
+use super::domain::{Priority, Status, Ticket};
+use crate::error::ApiError;
+use crate::http::resource::now_rfc3339;
+
+const COLUMNS: &str = "id, clinic_id, day, number, patient_id, priority, status, counter, recalled,
+    issued_ms, called_ms, finished_ms, version, updated_at";
+
+fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn ticket_of(r: &sqlx::sqlite::SqliteRow) -> Ticket {
+    let issued_ms: i64 = r.get("issued_ms");
+    let called_ms: Option<i64> = r.get("called_ms");
+    let finished_ms: Option<i64> = r.get("finished_ms");
+    Ticket {
+        id: r.get("id"),
+        clinic_id: r.get("clinic_id"),
+        number: r.get("number"),
+        day: r.get("day"),
+        patient_id: r.get("patient_id"),
+        priority: Priority::parse(r.get("priority")).unwrap_or(Priority::Normal),
+        status: Status::parse(r.get("status")).unwrap_or(Status::Waiting),
+        counter: r.get("counter"),
+        recalled: r.get::<i64, _>("recalled") == 1,
+        issued_at: rfc3339_ms(issued_ms),
+        called_at: called_ms.map(rfc3339_ms),
+        finished_at: finished_ms.map(rfc3339_ms),
+        position: None,
+        estimated_wait_seconds: None,
+        version: r.get("version"),
+        updated_at: r.get("updated_at"),
+        issued_ms,
+    }
+}
+
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Ticket>, ApiError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tickets WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(ticket_of))
+}
+
+/// Bumps the day's counter and returns the new sequence number, or `None` when the day is
+/// closed (the caller rolls back, so the number is not used up).
+pub async fn next_seq(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<Option<i64>, ApiError> {
+    let row = sqlx::query(
+        "INSERT INTO queue_days (clinic_id, day, last_seq) VALUES ($1, $2, 1)
+         ON CONFLICT (clinic_id, day) DO UPDATE SET last_seq = last_seq + 1
+         RETURNING last_seq, closed_at",
+    )
+    .bind(clinic_id)
+    .bind(day)
+    .fetch_one(conn)
+    .await?;
+    let closed: Option<String> = row.get("closed_at");
+    Ok(closed.is_none().then(|| row.get("last_seq")))
+}
+
+pub struct NewTicket<'a> {
+    pub id: &'a str,
+    pub clinic_id: &'a str,
+    pub day: &'a str,
+    pub seq: i64,
+    pub number: &'a str,
+    pub patient_id: Option<&'a str>,
+    pub priority: Priority,
+}
+
+pub async fn insert(conn: &mut SqliteConnection, t: &NewTicket<'_>) -> Result<(), ApiError> {
+    let now = now_rfc3339();
+    sqlx::query(
+        "INSERT INTO tickets (id, clinic_id, day, seq, number, patient_id, priority, status, issued_ms,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8, $9, $9)",
+    )
+    .bind(t.id)
+    .bind(t.clinic_id)
+    .bind(t.day)
+    .bind(t.seq)
+    .bind(t.number)
+    .bind(t.patient_id)
+    .bind(t.priority.as_str())
+    .bind(now_ms())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Waiting and called tickets of a clinic's day (a day's queue; capped as a safety bound).
+pub async fn open_tickets(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<Vec<Ticket>, ApiError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM tickets WHERE clinic_id = $1 AND day = $2 AND status IN ('waiting', 'called')
+         ORDER BY issued_ms LIMIT 2000"
+    ))
+    .bind(clinic_id)
+    .bind(day)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(ticket_of).collect())
+}
+
+/// Moves a ticket if it is still at `version`; false when it moved on meanwhile.
+pub async fn set_status(
+    conn: &mut SqliteConnection,
+    id: &str,
+    version: i64,
+    to: Status,
+    counter: Option<&str>,
+) -> Result<bool, ApiError> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE tickets SET status = $1,
+             counter = COALESCE($2, counter),
+             called_ms = CASE WHEN $1 = 'called' THEN $3 ELSE called_ms END,
+             finished_ms = CASE WHEN $1 IN ('served', 'no_show', 'cancelled') THEN $3 ELSE NULL END,
+             recalled = CASE WHEN status = 'no_show' AND $1 = 'waiting' THEN 1 ELSE recalled END,
+             issued_ms = CASE WHEN status = 'no_show' AND $1 = 'waiting' THEN $3 ELSE issued_ms END,
+             version = version + 1, updated_at = $4
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(to.as_str())
+    .bind(counter)
+    .bind(now)
+    .bind(now_rfc3339())
+    .bind(id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The ticket called most recently in the clinic's day.
+pub async fn last_called(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<Option<String>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM tickets WHERE clinic_id = $1 AND day = $2 AND called_ms IS NOT NULL
+         ORDER BY called_ms DESC LIMIT 1",
+    )
+    .bind(clinic_id)
+    .bind(day)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Mean seconds from call to finish over the clinic's last 20 served tickets (300 if none).
+pub async fn service_seconds(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+) -> Result<u64, ApiError> {
+    let avg: Option<f64> = sqlx::query_scalar(
+        "SELECT AVG(finished_ms - called_ms) / 1000.0 FROM (SELECT finished_ms, called_ms FROM tickets
+         WHERE clinic_id = $1 AND status = 'served' ORDER BY finished_ms DESC LIMIT 20)",
+    )
+    .bind(clinic_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(avg.map(|a| a.max(1.0) as u64).unwrap_or(300))
+}
+
+pub async fn set_closed(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+    closed: bool,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO queue_days (clinic_id, day, last_seq, closed_at) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (clinic_id, day) DO UPDATE SET closed_at = $3",
+    )
+    .bind(clinic_id)
+    .bind(day)
+    .bind(closed.then(now_rfc3339))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn is_closed(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<bool, ApiError> {
+    let closed: Option<Option<String>> =
+        sqlx::query_scalar("SELECT closed_at FROM queue_days WHERE clinic_id = $1 AND day = $2")
+            .bind(clinic_id)
+            .bind(day)
+            .fetch_optional(conn)
+            .await?;
+    Ok(matches!(closed, Some(Some(_))))
+}
+
+/// (status, wait from issue to call in seconds) for every ticket of a day.
+pub async fn day_tickets(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<Vec<(String, Option<f64>)>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT status, (called_ms - issued_ms) / 1000.0 FROM tickets WHERE clinic_id = $1 AND day = $2",
+    )
+    .bind(clinic_id)
+    .bind(day)
+    .fetch_all(conn)
+    .await?)
+}
