@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod appointments;
 pub mod auth;
 pub mod catalogue;
 pub mod cli;

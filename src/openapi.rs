@@ -57,6 +57,12 @@ use crate::error::PROBLEM_JSON;
         crate::queue::routes::report,
         crate::queue::routes::read,
         crate::queue::routes::transition,
+        crate::appointments::routes::book,
+        crate::appointments::routes::list,
+        crate::appointments::routes::read,
+        crate::appointments::routes::update,
+        crate::appointments::routes::remove,
+        crate::appointments::routes::check_in,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),
@@ -67,7 +73,8 @@ use crate::error::PROBLEM_JSON;
          (name = "users", description = "Staff accounts (admin only)"),
          (name = "clinics", description = "Clinics"),
          (name = "patients", description = "Patient records"),
-         (name = "queue", description = "The walk-in queue and tickets")),
+         (name = "queue", description = "The walk-in queue and tickets"),
+         (name = "appointments", description = "Appointments")),
 )]
 pub struct ApiDoc;
 
@@ -255,7 +262,12 @@ fn operation_id(method: &str, path: &str) -> String {
 /// Links from each create (201) to reading, updating and deleting what it created, so
 /// stateful clients (and schemathesis) can follow them.
 fn add_links(api: &mut utoipa::openapi::OpenApi) {
-    for collection in ["/v1/patients", "/v1/users", "/v1/clinics"] {
+    for collection in [
+        "/v1/patients",
+        "/v1/users",
+        "/v1/clinics",
+        "/v1/appointments",
+    ] {
         let item_path = format!("{collection}/{{id}}");
         let Some(item) = api.paths.paths.get(&item_path) else {
             continue;

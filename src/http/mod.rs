@@ -65,7 +65,8 @@ pub fn app(state: AppState) -> App {
         .merge(crate::users::router())
         .merge(crate::clinics::router())
         .merge(crate::patients::router(&state))
-        .merge(crate::queue::router());
+        .merge(crate::queue::router())
+        .merge(crate::appointments::router());
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))

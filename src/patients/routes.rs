@@ -344,6 +344,7 @@ pub async fn merge(
         return Err(into_err("the survivor must be in the same clinic"));
     }
     store::mark(&mut tx, &from.id, "merged", Some(&survivor.id)).await?;
+    crate::appointments::store::move_patient(&mut tx, &from.id, &survivor.id).await?;
     access::record(&mut tx, &caller, Action::Merge, "patient", &from.id).await?;
     access::record(&mut tx, &caller, Action::Merge, "patient", &survivor.id).await?;
     tx.commit().await?;

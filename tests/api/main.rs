@@ -1,4 +1,5 @@
 //! One test binary for every API test: the app is spawned on a free port per test.
+mod appointments;
 mod auth;
 mod catalogue;
 mod clinics;
