@@ -180,14 +180,10 @@ pub async fn list(
     };
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
+    // The key is "START|ID"; any decodable cursor is a position in that order.
     let (start, id) = match after.split_once('|') {
-        Some((s, id)) => (
-            s.parse::<i64>()
-                .map_err(|_| crate::http::paging::bad_cursor())?,
-            id.to_string(),
-        ),
-        None if after.is_empty() => (i64::MIN, String::new()),
-        None => return Err(crate::http::paging::bad_cursor()),
+        Some((s, id)) => (s.parse::<i64>().unwrap_or(i64::MIN), id.to_string()),
+        None => (after.parse::<i64>().unwrap_or(i64::MIN), String::new()),
     };
     let between = match &p.day {
         Some(d) => {
