@@ -56,6 +56,7 @@ impl Application {
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
             maintenance: Arc::new(Maintenance::default()),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            events: crate::queue::live::channel(),
             config: Arc::new(config),
         };
         Ok(Self { listener, state })

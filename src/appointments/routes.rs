@@ -358,6 +358,7 @@ pub async fn check_in(
         return Err(stale(a.version + 1));
     }
     tx.commit().await?;
+    crate::queue::live::publish(&st, &clinic.id, "issued", Some(&ticket));
     Ok(resource::created(
         &ticket,
         &format!("/v1/tickets/{}", ticket.id),

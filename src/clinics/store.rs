@@ -48,14 +48,15 @@ pub async fn insert(
     c: &ValidClinic,
 ) -> Result<(), ApiError> {
     sqlx::query(
-        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at, board_key)
+         VALUES ($1, $2, $3, $4, $5, $5, $6)",
     )
     .bind(id)
     .bind(c.name.as_str())
     .bind(c.timezone.as_str())
     .bind(c.ticket_prefix.as_str())
     .bind(now_rfc3339())
+    .bind(crate::auth::tokens::new_token())
     .execute(conn)
     .await?;
     Ok(())

@@ -40,6 +40,8 @@ pub struct AppState {
     pub maintenance: Arc<crate::ops::maintenance::Maintenance>,
     /// Permits for requests in flight; when none is left, requests are shed with 503.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Every queue change, for live clients.
+    pub events: tokio::sync::broadcast::Sender<crate::queue::live::QueueEvent>,
 }
 
 impl AppState {

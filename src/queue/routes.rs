@@ -26,7 +26,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/clinics/{id}/queue/close", post(close))
         .route("/v1/clinics/{id}/queue/reopen", post(reopen))
         .route("/v1/clinics/{id}/queue/report", get(report))
+        .route("/v1/clinics/{id}/queue/live", get(super::live::live))
         .route("/v1/tickets/{id}", get(read).patch(transition))
+        .route("/v1/tickets/{id}/notify", post(super::notify::notify))
+        .route("/v1/clinics/{id}/board", get(board_link))
+        .route("/board/app.js", get(super::live::board_script))
+        .route("/board/{clinic_id}", get(super::live::board_page))
 }
 
 /// The clinic's local calendar day now.
@@ -44,7 +49,7 @@ async fn clinic(
 }
 
 /// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
-async fn queue_of(
+pub async fn queue_of(
     st: &AppState,
     conn: &mut sqlx::SqliteConnection,
     clinic: &Clinic,
@@ -148,6 +153,7 @@ pub async fn issue(
     )
     .await?;
     tx.commit().await?;
+    super::live::publish(&st, &clinic.id, "issued", Some(&ticket));
     Ok(resource::created(
         &ticket,
         &format!("/v1/tickets/{}", ticket.id),
@@ -230,6 +236,7 @@ pub async fn call_next(
         .await?
         .ok_or_else(|| ApiError::internal("ticket vanished"))?;
     tx.commit().await?;
+    super::live::publish(&st, &clinic.id, "called", Some(&ticket));
     Ok(resource::updated(&ticket))
 }
 
@@ -267,6 +274,12 @@ async fn set_closed(
     let day = local_day(&clinic);
     store::set_closed(&mut tx, &clinic.id, &day, closed).await?;
     tx.commit().await?;
+    super::live::publish(
+        st,
+        &clinic.id,
+        if closed { "closed" } else { "reopened" },
+        None,
+    );
     Ok(Json(DayState { day, closed }))
 }
 
@@ -418,5 +431,45 @@ pub async fn transition(
         .await?
         .ok_or_else(|| ApiError::internal("ticket vanished"))?;
     tx.commit().await?;
+    super::live::publish(&st, &moved.clinic_id, "updated", Some(&moved));
     Ok(resource::updated(&moved))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BoardLink {
+    /// Open this on the waiting-room screen; it carries the clinic's board key.
+    pub url: String,
+}
+
+/// The waiting-room board's address for a clinic, with its key (admin)
+#[utoipa::path(get, path = "/v1/clinics/{id}/board", tag = "queue", params(("id" = String, Path)),
+    responses((status = 200, description = "The board URL", body = BoardLink), (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such clinic")))]
+pub async fn board_link(
+    State(st): State<AppState>,
+    admin: Require<perm::ManageClinics>,
+    Path(id): Path<String>,
+) -> Result<Json<BoardLink>, ApiError> {
+    let mut tx = st.write_tx().await?;
+    let clinic = clinic(&mut tx, &admin, &id).await?;
+    let key: Option<String> = sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
+        .bind(&clinic.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let key = match key {
+        Some(k) => k,
+        None => {
+            let k = crate::auth::tokens::new_token();
+            sqlx::query("UPDATE clinics SET board_key = $1 WHERE id = $2")
+                .bind(&k)
+                .bind(&clinic.id)
+                .execute(&mut *tx)
+                .await?;
+            k
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(BoardLink {
+        url: format!("/board/{}?key={key}", clinic.id),
+    }))
 }

@@ -8,6 +8,7 @@ mod fuzz;
 mod global_http;
 mod helpers;
 mod idempotency;
+mod live;
 mod logs;
 mod ops;
 mod patients;

@@ -1,0 +1,222 @@
+//! The live queue: every change is broadcast as a JSON event; `GET …/queue/live` upgrades to a
+//! WebSocket (101) that pushes them (a plain GET answers 426), and `/board/{clinic_id}` is the
+//! waiting-room page that shows them. Events carry ticket numbers and counters only: no names,
+//! no patient ids. A consumer that falls behind is dropped; the queue never waits for one.
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::domain::{Status, Ticket};
+use crate::auth::Caller;
+use crate::clinics::domain::Clinic;
+use crate::error::ApiError;
+use crate::http::conditional::Representation;
+use crate::http::AppState;
+
+/// What a board (or any live client) sees of a ticket.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BoardTicket {
+    pub number: String,
+    pub status: Status,
+    pub counter: Option<String>,
+}
+
+impl From<&Ticket> for BoardTicket {
+    fn from(t: &Ticket) -> Self {
+        BoardTicket {
+            number: t.number.clone(),
+            status: t.status,
+            counter: t.counter.clone(),
+        }
+    }
+}
+
+/// One change to a clinic's queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEvent {
+    #[serde(skip)]
+    pub clinic_id: String,
+    /// `issued`, `called`, `updated`, `closed`, `reopened`, or `snapshot` on connect.
+    pub kind: &'static str,
+    pub ticket: Option<BoardTicket>,
+}
+
+/// The broadcast channel every queue change goes through.
+pub fn channel() -> broadcast::Sender<QueueEvent> {
+    broadcast::channel(1024).0
+}
+
+/// Publishes a change; nobody listening is fine.
+pub fn publish(st: &AppState, clinic_id: &str, kind: &'static str, ticket: Option<&Ticket>) {
+    let _ = st.events.send(QueueEvent {
+        clinic_id: clinic_id.to_string(),
+        kind,
+        ticket: ticket.map(BoardTicket::from),
+    });
+}
+
+#[derive(Serialize)]
+struct Board<'a> {
+    kind: &'a str,
+    ticket: Option<BoardTicket>,
+    /// The most recently called tickets, newest first.
+    now_serving: Vec<BoardTicket>,
+    /// The next tickets in calling order.
+    next: Vec<BoardTicket>,
+    closed: bool,
+}
+
+async fn board_state(
+    st: &AppState,
+    clinic: &Clinic,
+    kind: &str,
+    ticket: Option<BoardTicket>,
+) -> Result<String, ApiError> {
+    let mut conn = st.db.acquire().await?;
+    let day = super::routes::local_day(clinic);
+    let closed = super::store::is_closed(&mut conn, &clinic.id, &day).await?;
+    let queue = super::routes::queue_of(st, &mut conn, clinic).await?;
+    let mut called: Vec<&Ticket> = queue
+        .iter()
+        .filter(|t| t.status == Status::Called)
+        .collect();
+    called.sort_by(|a, b| b.called_at.cmp(&a.called_at));
+    let board = Board {
+        kind,
+        ticket,
+        now_serving: called.into_iter().take(4).map(BoardTicket::from).collect(),
+        next: queue
+            .iter()
+            .filter(|t| t.status == Status::Waiting)
+            .take(6)
+            .map(BoardTicket::from)
+            .collect(),
+        closed,
+    };
+    serde_json::to_string(&board).map_err(ApiError::internal)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LiveParams {
+    /// The clinic's board key (for the waiting-room screen, which has no staff login).
+    pub board_key: Option<String>,
+}
+
+/// The clinic, for a staff member of it or a holder of its board key; else 401 / 404.
+async fn authorize(
+    st: &AppState,
+    clinic_id: &str,
+    key: Option<&str>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Clinic, ApiError> {
+    let mut conn = st.db.acquire().await?;
+    if let Some(key) = key {
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
+                .bind(clinic_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let ok = matches!(stored, Some(Some(ref k)) if !k.is_empty() && constant_eq(k, key));
+        if !ok {
+            return Err(crate::auth::invalid_token());
+        }
+        return crate::clinics::store::find(&mut conn, clinic_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()));
+    }
+    let caller = caller?;
+    crate::clinics::routes::visible(&mut conn, &caller, clinic_id).await
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Live queue events over a WebSocket (101); a plain GET answers 426
+#[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path), LiveParams),
+    responses((status = 101, description = "Switching to WebSocket; JSON events follow"),
+        (status = 404, description = "No such clinic, or not yours"),
+        (status = 426, description = "Not a WebSocket upgrade")))]
+pub async fn live(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<LiveParams>, QueryRejection>,
+    caller: Result<Caller, ApiError>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let key = query.ok().and_then(|q| q.0.board_key);
+    let clinic = authorize(&st, &id, key.as_deref(), caller).await?;
+    let ws = ws.map_err(|_| ApiError::UpgradeRequired)?;
+    Ok(ws.on_upgrade(move |socket| stream(st, clinic, socket)))
+}
+
+/// Sends a snapshot, then one message per change of this clinic's queue. A client that cannot
+/// keep up (the channel laps it, or a send takes over 5 s) is disconnected.
+async fn stream(st: AppState, clinic: Clinic, mut socket: WebSocket) {
+    let mut events = st.events.subscribe();
+    if let Ok(first) = board_state(&st, &clinic, "snapshot", None).await {
+        if socket.send(Message::Text(first.into())).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(_) => break, // lagged or closed: drop this consumer
+                };
+                if event.clinic_id != clinic.id {
+                    continue;
+                }
+                let Ok(text) = board_state(&st, &clinic, event.kind, event.ticket).await else { break };
+                match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Text(text.into()))).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            incoming = socket.recv() => {
+                match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+const BOARD_HTML: &str = include_str!("board.html");
+const BOARD_JS: &str = include_str!("board.js");
+const BOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+/// The waiting-room page (open it as `/board/{clinic_id}?key=BOARD_KEY`).
+pub async fn board_page(headers: HeaderMap) -> Response {
+    let mut rep = Representation::new(BOARD_HTML.as_bytes().to_vec(), "text/html; charset=utf-8")
+        .cache("no-cache");
+    rep.extra.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(BOARD_CSP),
+    );
+    rep.respond(&headers)
+}
+
+pub async fn board_script(headers: HeaderMap) -> Response {
+    Representation::new(
+        BOARD_JS.as_bytes().to_vec(),
+        "text/javascript; charset=utf-8",
+    )
+    .cache("no-cache")
+    .respond(&headers)
+}

@@ -1,0 +1,212 @@
+//! The live queue over WebSocket (101 / 426), the board page, and notify (501 / 502 / 504).
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
+
+async fn clinic_and_board_key(app: &TestApp) -> (String, String, String) {
+    let admin = app.admin_token().await;
+    let clinic = app.create_clinic(&admin, "Live").await;
+    let link: Value = app
+        .authed(Method::GET, &format!("/v1/clinics/{clinic}/board"), &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap().to_string();
+    let key = url.split("key=").nth(1).unwrap().to_string();
+    (admin, clinic, key)
+}
+
+async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_endpoint_upgrades_to_a_websocket_and_pushes_every_change() {
+    let app = spawn_app().await;
+    let (admin, clinic, key) = clinic_and_board_key(&app).await;
+    let url = format!(
+        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
+        app.addr
+    );
+    let (mut ws, res) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(res.status(), 101);
+    assert_eq!(
+        res.headers()["upgrade"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase(),
+        "websocket"
+    );
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["kind"], "snapshot");
+    let issued = app
+        .authed(
+            Method::POST,
+            &format!("/v1/clinics/{clinic}/queue/tickets"),
+            &admin,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 201);
+    let event = next_json(&mut ws).await;
+    assert_eq!(event["kind"], "issued");
+    assert_eq!(event["ticket"]["number"], "A-001");
+    assert_eq!(event["next"][0]["number"], "A-001");
+    assert!(
+        event["ticket"].get("patient_id").is_none(),
+        "no patient data on the wire"
+    );
+    app.authed(
+        Method::POST,
+        &format!("/v1/clinics/{clinic}/queue/call-next"),
+        &admin,
+    )
+    .json(&json!({"counter": "4"}))
+    .send()
+    .await
+    .unwrap();
+    let called = next_json(&mut ws).await;
+    assert_eq!(called["kind"], "called");
+    assert_eq!(called["now_serving"][0]["number"], "A-001");
+    assert_eq!(called["now_serving"][0]["counter"], "4");
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_live_endpoint_is_426_and_a_wrong_board_key_401() {
+    let app = spawn_app().await;
+    let (admin, clinic, _) = clinic_and_board_key(&app).await;
+    let path = format!("/v1/clinics/{clinic}/queue/live");
+    let res = app.authed(Method::GET, &path, &admin).send().await.unwrap();
+    assert_eq!(res.headers()["upgrade"], "websocket");
+    assert_problem(res, 426).await;
+    let res = app.get(&format!("{path}?board_key=wrong")).await;
+    assert!(res.headers().get("www-authenticate").is_some());
+    assert_problem(res, 401).await;
+}
+
+#[tokio::test]
+async fn the_board_page_is_served_from_the_binary_with_a_strict_csp() {
+    let app = spawn_app().await;
+    let (_, clinic, key) = clinic_and_board_key(&app).await;
+    let res = app.get(&format!("/board/{clinic}?key={key}")).await;
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let html = res.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
+    let js = app.get("/board/app.js").await.text().await.unwrap();
+    assert!(js.contains("/queue/live?board_key="));
+}
+
+/// A local notifier: answers each request with the given status after a delay.
+async fn notifier(status: u16, delay: Duration, body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+async fn ticket(app: &TestApp) -> (String, String) {
+    let admin = app.admin_token().await;
+    let clinic = app.create_clinic(&admin, "Notify").await;
+    let t: Value = app
+        .authed(
+            Method::POST,
+            &format!("/v1/clinics/{clinic}/queue/tickets"),
+            &admin,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (admin, t["id"].as_str().unwrap().to_string())
+}
+
+async fn send_notify(app: &TestApp, admin: &str, id: &str) -> reqwest::Response {
+    app.authed(Method::POST, &format!("/v1/tickets/{id}/notify"), admin)
+        .json(&json!({"message": "Please come to counter 2"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn notify_maps_the_notifiers_answer_to_200_502_504_or_501() {
+    let app = spawn_app().await;
+    let (admin, id) = ticket(&app).await;
+    assert_problem(send_notify(&app, &admin, &id).await, 501).await;
+
+    let ok = notifier(202, Duration::ZERO, "{}").await;
+    let app = spawn_app_with(move |c| c.notify_url = Some(ok)).await;
+    let (admin, id) = ticket(&app).await;
+    let res = send_notify(&app, &admin, &id).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["upstream_status"], 202);
+
+    let failing = notifier(500, Duration::ZERO, "oops").await;
+    let app = spawn_app_with(move |c| c.notify_url = Some(failing)).await;
+    let (admin, id) = ticket(&app).await;
+    assert_problem(send_notify(&app, &admin, &id).await, 502).await;
+
+    let app = spawn_app_with(|c| c.notify_url = Some("http://127.0.0.1:1/closed".into())).await;
+    let (admin, id) = ticket(&app).await;
+    assert_problem(send_notify(&app, &admin, &id).await, 502).await;
+
+    let slow = notifier(200, Duration::from_secs(3), "{}").await;
+    let app = spawn_app_with(move |c| {
+        c.notify_url = Some(slow);
+        c.notify_timeout_ms = 300;
+    })
+    .await;
+    let (admin, id) = ticket(&app).await;
+    assert_problem(send_notify(&app, &admin, &id).await, 504).await;
+}
