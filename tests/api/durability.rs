@@ -61,17 +61,22 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
             );
             writers.push(tokio::spawn(async move {
                 let mut sent = 0usize;
+                // Even writers register patients; odd ones issue queue tickets.
+                let tickets = w % 2 == 1;
                 for n in 0.. {
                     let given = format!("R{round}W{w}N{n}");
-                    let res = client
-                        .post(format!("{base}/v1/patients"))
-                        .bearer_auth(&tok)
-                        .json(&serde_json::json!({
+                    let req =
+                        if tickets {
+                            client
+                                .post(format!("{base}/v1/clinics/{clinic}/queue/tickets"))
+                                .json(&serde_json::json!({"priority": "normal"}))
+                        } else {
+                            client.post(format!("{base}/v1/patients")).json(&serde_json::json!({
                             "clinic_id": clinic, "given_name": given, "family_name": "Durable",
                             "date_of_birth": "1975-03-04", "sex": "unknown"
                         }))
-                        .send()
-                        .await;
+                        };
+                    let res = req.bearer_auth(&tok).send().await;
                     sent += 1;
                     let Ok(res) = res else { break };
                     if res.status() != 201 {
@@ -80,8 +85,13 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
                     let Ok(body) = res.json::<serde_json::Value>().await else {
                         break;
                     };
+                    let check = if tickets {
+                        body["number"].as_str().unwrap_or("").to_string()
+                    } else {
+                        given
+                    };
                     let mut list = acked.lock().unwrap();
-                    list.push((body["id"].as_str().unwrap().to_string(), given));
+                    list.push((body["id"].as_str().unwrap().to_string(), check));
                     tx.send_replace(list.len());
                 }
                 sent
@@ -100,18 +110,31 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
     let tok = token(&client, &base).await;
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 300);
-    for (id, given) in &acked {
+    let (mut patients, mut tickets) = (0, 0);
+    for (id, check) in &acked {
+        let path = if id.starts_with("tkt_") {
+            format!("/v1/tickets/{id}")
+        } else {
+            format!("/v1/patients/{id}")
+        };
         let res = client
-            .get(format!("{base}/v1/patients/{id}"))
+            .get(format!("{base}{path}"))
             .bearer_auth(&tok)
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "acknowledged patient {id} lost");
+        assert_eq!(res.status(), 200, "acknowledged record {id} lost");
         let body: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(body["given_name"], given.as_str());
-        assert_eq!(body["family_name"], "Durable");
+        if id.starts_with("tkt_") {
+            tickets += 1;
+            assert_eq!(body["number"], check.as_str());
+        } else {
+            patients += 1;
+            assert_eq!(body["given_name"], check.as_str());
+            assert_eq!(body["family_name"], "Durable");
+        }
     }
+    assert!(patients > 0 && tickets > 0);
     server.stop();
     // Nothing partial: every stored patient has its creation in the access log (same transaction).
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
@@ -125,13 +148,21 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
     .await
     .unwrap();
     assert_eq!(orphans, 0);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(&pool)
+    // Ticket numbers stay gap-free through the kills: a number is used only by a commit.
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tickets ORDER BY seq")
+        .fetch_all(&pool)
         .await
         .unwrap();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM patients) + (SELECT COUNT(*) FROM tickets)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(stored as usize >= acked.len());
     println!(
-        "durability: {fired} creates fired, 3 SIGKILLs survived, {} acknowledged records checked, {stored} stored",
+        "durability: {fired} creates fired, 3 SIGKILLs survived, {} acknowledged records checked ({patients} patients, {tickets} tickets), {stored} stored",
         acked.len()
     );
 }

@@ -51,6 +51,13 @@ async fn the_live_endpoint_upgrades_to_a_websocket_and_pushes_every_change() {
     let (mut ws, res) = tokio_tungstenite::connect_async(&url).await.unwrap();
     assert_eq!(res.status(), 101);
     assert_eq!(
+        res.headers()["connection"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase(),
+        "upgrade"
+    );
+    assert_eq!(
         res.headers()["upgrade"]
             .to_str()
             .unwrap()
