@@ -142,6 +142,14 @@ impl ApiError {
         }
     }
 
+    /// 400 for a query parameter of the wrong form, pointing at `query/NAME`.
+    pub fn bad_param(name: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            detail: format!("the query parameter {name} is not valid; see errors"),
+            errors: vec![FieldError::new(format!("query/{name}"), message)],
+        }
+    }
+
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         ApiError::Unprocessable {
             detail: "the request body breaks one or more rules; see errors".into(),

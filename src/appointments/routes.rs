@@ -2,7 +2,7 @@
 //! check in (which issues a queue ticket).
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use super::store::{self, Filters};
 use crate::auth::{perm, Caller, Require, Role};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{ApiQuery, JsonBody};
-use crate::http::paging::{with_next_link, Page};
+use crate::http::paging::Page;
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::{resource, AppState};
 
@@ -187,10 +187,7 @@ pub async fn list(
     };
     let between = match &p.day {
         Some(d) => {
-            let date: jiff::civil::Date = d.parse().map_err(|_| ApiError::BadRequest {
-                detail: "day must be YYYY-MM-DD".into(),
-                errors: vec![FieldError::new("query/day", "a date as YYYY-MM-DD")],
-            })?;
+            let date = crate::http::extract::query_date("day", d)?;
             let from = date
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .map_err(ApiError::internal)?
@@ -218,8 +215,7 @@ pub async fn list(
             a.id
         )
     });
-    let next = page.next_cursor.clone();
-    Ok(with_next_link(page.into_response(), &uri, next.as_deref()))
+    Ok(page.respond(&uri))
 }
 
 /// Read an appointment

@@ -100,10 +100,8 @@ pub async fn list(
         .class
         .as_deref()
         .map(|c| {
-            c.parse().map_err(|_| ApiError::BadRequest {
-                detail: "class must be one of 1xx, 2xx, 3xx, 4xx, 5xx".into(),
-                errors: vec![FieldError::new("query/class", "must be one of 1xx … 5xx")],
-            })
+            c.parse()
+                .map_err(|_| ApiError::bad_param("class", "one of 1xx, 2xx, 3xx, 4xx, 5xx"))
         })
         .transpose()?;
     let paging = PageParams {

@@ -1,7 +1,7 @@
 //! `/v1/clinics`: thin handlers; admins write (`ManageClinics`), members read (`ReadClinics`).
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
@@ -10,7 +10,7 @@ use super::store;
 use crate::auth::{perm, Caller, Require, Role};
 use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
-use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::{resource, AppState};
 
@@ -74,8 +74,7 @@ pub async fn list(
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
     let rows = store::list(&st.db, member, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |c| c.id.clone());
-    let next = page.next_cursor.clone();
-    Ok(with_next_link(page.into_response(), &uri, next.as_deref()))
+    Ok(page.respond(&uri))
 }
 
 /// Read a clinic

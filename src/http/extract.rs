@@ -135,6 +135,15 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// A `YYYY-MM-DD` query parameter (any real date); 400 at `query/NAME` otherwise.
+pub fn query_date(name: &str, value: &str) -> Result<jiff::civil::Date, ApiError> {
+    value
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .filter(|_| value.len() == 10)
+        .ok_or_else(|| ApiError::bad_param(name, "a date as YYYY-MM-DD"))
+}
+
 /// A query string deserialized into `T`; errors answer 400 pointing at `query/NAME`.
 pub struct ApiQuery<T>(pub T);
 

@@ -5,7 +5,7 @@ use http::header::{self, HeaderValue};
 use http::Uri;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
@@ -27,10 +27,7 @@ impl PageParams {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::BadRequest {
-                detail: "limit must be between 1 and 200".into(),
-                errors: vec![FieldError::new("query/limit", "must be between 1 and 200")],
-            }),
+            Some(_) => Err(ApiError::bad_param("limit", "must be between 1 and 200")),
         }
     }
 
@@ -61,10 +58,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 pub fn bad_cursor() -> ApiError {
-    ApiError::BadRequest {
-        detail: "the cursor is not one this server issued".into(),
-        errors: vec![FieldError::new("query/cursor", "not a valid cursor")],
-    }
+    ApiError::bad_param("cursor", "not a valid cursor")
 }
 
 /// One page of a list.
@@ -142,6 +136,14 @@ pub fn with_next_link(mut res: Response, uri: &Uri, next_cursor: Option<&str>) -
         }
     }
     res
+}
+
+impl<T: Serialize> Page<T> {
+    /// The page as JSON, with its `Link: rel="next"` header when there is more.
+    pub fn respond(self, uri: &Uri) -> Response {
+        let next = self.next_cursor.clone();
+        with_next_link(self.into_response(), uri, next.as_deref())
+    }
 }
 
 impl<T: Serialize> IntoResponse for Page<T> {

@@ -15,7 +15,7 @@ use crate::access::{self, Action, Entry};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::conditional::Representation;
-use crate::http::extract::{parse_value, ApiQuery, JsonBody};
+use crate::http::extract::{parse_value, query_date, ApiQuery, JsonBody};
 use crate::http::idempotency::idempotency;
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
@@ -69,13 +69,6 @@ pub struct SearchParams {
     pub cursor: Option<String>,
 }
 
-fn bad_param(name: &str, message: &str) -> ApiError {
-    ApiError::BadRequest {
-        detail: format!("the query parameter {name} is not valid"),
-        errors: vec![FieldError::new(format!("query/{name}"), message)],
-    }
-}
-
 /// Records one access-log entry per patient, committed before the answer leaves.
 async fn log_access(
     st: &AppState,
@@ -108,12 +101,10 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     if let Some(d) = &p.date_of_birth {
         // A filter, not a new record: any real date may be searched for.
-        if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() {
-            return Err(bad_param("date_of_birth", "a date as YYYY-MM-DD"));
-        }
+        query_date("date_of_birth", d)?;
     }
     if let Some(ph) = &p.phone {
-        super::domain::phone(ph).map_err(|m| bad_param("phone", m))?;
+        super::domain::phone(ph).map_err(|m| ApiError::bad_param("phone", m))?;
     }
     let paging = PageParams {
         limit: p.limit,
@@ -375,7 +366,7 @@ pub async fn lookup(
     caller: Require<perm::ReadPatients>,
     ApiQuery(p): ApiQuery<LookupParams>,
 ) -> Result<Response, ApiError> {
-    let phone = super::domain::phone(&p.phone).map_err(|m| bad_param("phone", m))?;
+    let phone = super::domain::phone(&p.phone).map_err(|m| ApiError::bad_param("phone", m))?;
     let filters = Filters {
         phone: Some(phone),
         ..Filters::default()
@@ -506,10 +497,5 @@ pub async fn access_log(
     }
     let rows = access::list(&mut conn, "patient", &id, after, limit).await?;
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
-    let next = page.next_cursor.clone();
-    Ok(with_next_link(
-        Json(&page).into_response(),
-        &uri,
-        next.as_deref(),
-    ))
+    Ok(page.respond(&uri))
 }

@@ -337,13 +337,7 @@ pub async fn report(
     let mut conn = st.db.acquire().await?;
     let clinic = clinic(&mut conn, &caller, &id).await?;
     let date = match p.date {
-        Some(d) if d.len() == 10 && d.parse::<jiff::civil::Date>().is_ok() => d,
-        Some(_) => {
-            return Err(ApiError::BadRequest {
-                detail: "date must be YYYY-MM-DD".into(),
-                errors: vec![FieldError::new("query/date", "a date as YYYY-MM-DD")],
-            })
-        }
+        Some(d) => crate::http::extract::query_date("date", &d)?.to_string(),
         None => local_day(&clinic),
     };
     let rows = store::day_tickets(&mut conn, &clinic.id, &date).await?;

@@ -1,7 +1,7 @@
 //! `/v1/users`: thin handlers over `users::store`; every one needs `ManageUsers` (admins).
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
@@ -11,7 +11,7 @@ use crate::access::{self, Action};
 use crate::auth::{password, perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{ApiQuery, JsonBody};
-use crate::http::paging::{with_next_link, Page, PageParams};
+use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::{resource, AppState};
 
@@ -56,8 +56,7 @@ pub async fn list(
     let after = paging.after()?.unwrap_or_default();
     let rows = store::list(&st.db, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |u| u.id.clone());
-    let next = page.next_cursor.clone();
-    Ok(with_next_link(page.into_response(), &uri, next.as_deref()))
+    Ok(page.respond(&uri))
 }
 
 /// Read a staff account

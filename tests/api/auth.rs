@@ -120,7 +120,8 @@ async fn repeated_failed_logins_get_429_per_user_and_ip_and_a_success_does_not_u
     let nurse = client_from("127.0.0.3");
     for _ in 0..3 {
         let res = sign_in(&app, &attacker, "admin", "guess-guess-guess").await;
-        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers()["www-authenticate"], BEARER);
+        assert_problem(res, 401).await;
     }
     // Even the right password is refused from that address now.
     let res = sign_in(&app, &attacker, "admin", ADMIN_PASSWORD).await;
