@@ -41,4 +41,5 @@ cd "$root"
   --exclude-path /v1/admin/maintenance \
   --exclude-path /v1/auth/token \
   --exclude-path '/v1/clinics/{id}/queue/live' \
+  --exclude-path '/v1/clinics/{id}/queue/now-serving' \
   --no-color

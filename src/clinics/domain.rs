@@ -9,8 +9,9 @@ pub struct ClinicName(String);
 
 impl ClinicName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        // Length and characters are judged as sent (as the schema states them); then trimmed.
         let s = raw.trim();
-        if s.is_empty() || s.chars().count() > 120 || s.chars().any(char::is_control) {
+        if s.is_empty() || raw.chars().count() > 120 || raw.chars().any(char::is_control) {
             return Err(FieldError::new(
                 "/name",
                 "1 to 120 characters, no control characters",

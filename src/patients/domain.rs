@@ -164,8 +164,9 @@ pub struct ValidPatient {
 }
 
 fn name(raw: &str, pointer: &str, errors: &mut Vec<FieldError>) -> String {
+    // Length and characters are judged as sent (as the schema states them); then trimmed.
     let s = raw.trim();
-    if s.is_empty() || s.chars().count() > 100 || s.chars().any(char::is_control) {
+    if s.is_empty() || raw.chars().count() > 100 || raw.chars().any(char::is_control) {
         errors.push(FieldError::new(
             pointer,
             "1 to 100 characters, no control characters",

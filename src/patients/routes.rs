@@ -423,7 +423,7 @@ pub async fn seal(
     JsonBody(req): JsonBody<SealRequest>,
 ) -> Result<Response, ApiError> {
     let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
+    if reason.is_empty() || req.reason.chars().count() > 500 {
         return Err(ApiError::invalid(vec![FieldError::new(
             "/reason",
             "1 to 500 characters",

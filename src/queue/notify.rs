@@ -42,7 +42,7 @@ pub async fn notify(
     JsonBody(req): JsonBody<NotifyRequest>,
 ) -> Result<Json<NotifyResult>, ApiError> {
     let message = req.message.trim();
-    if message.is_empty() || message.chars().count() > 500 {
+    if message.is_empty() || req.message.chars().count() > 500 {
         return Err(ApiError::invalid(vec![FieldError::new(
             "/message",
             "1 to 500 characters",

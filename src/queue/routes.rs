@@ -190,7 +190,7 @@ pub async fn view(
 #[serde(deny_unknown_fields)]
 pub struct CallRequest {
     /// The counter or room calling, e.g. `3`.
-    #[schema(min_length = 1, max_length = 32)]
+    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
     pub counter: String,
 }
 
@@ -205,8 +205,9 @@ pub async fn call_next(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CallRequest>,
 ) -> Result<Response, ApiError> {
+    // The limit applies to what was sent, as the schema says; blanks around it are dropped.
     let counter = req.counter.trim();
-    if counter.is_empty() || counter.chars().count() > 32 {
+    if counter.is_empty() || req.counter.chars().count() > 32 {
         return Err(ApiError::invalid(vec![FieldError::new(
             "/counter",
             "1 to 32 characters",
