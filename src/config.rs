@@ -64,6 +64,10 @@ pub struct Config {
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
+    /// Password hashes (Argon2, ~19 MiB each) computed at once; unset: one per core. Four times
+    /// as many sign-ins may wait; more answer 503.
+    #[arg(long, env = "CAREQ_PASSWORD_HASH_SLOTS")]
+    pub password_hash_slots: Option<usize>,
     /// Log filter (tracing `EnvFilter` syntax); logs are JSON lines.
     #[arg(long, env = "CAREQ_LOG", default_value = "info")]
     pub log: String,
@@ -108,6 +112,7 @@ impl fmt::Debug for Config {
             .field("rate_burst", &self.rate_burst)
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("password_hash_slots", &self.password_hash_slots)
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)

@@ -54,6 +54,9 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            hashing: Arc::new(crate::auth::password::HashGate::new(
+                config.password_hash_slots,
+            )),
             maintenance: Arc::new(Maintenance::default()),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             events: crate::queue::live::channel(),

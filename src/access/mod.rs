@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::auth::Caller;
+use crate::db::Pool;
 use crate::error::ApiError;
 use crate::http::context;
 use crate::http::resource::now_rfc3339;
@@ -20,6 +21,10 @@ pub enum Action {
     Merge,
     Seal,
     Unseal,
+    /// A read refused because the record is sealed (451): the attempt is itself on the record.
+    Denied,
+    /// Data about the patient sent to the configured notifier (a third party).
+    Notify,
 }
 
 impl Action {
@@ -33,6 +38,8 @@ impl Action {
             Action::Merge => "merge",
             Action::Seal => "seal",
             Action::Unseal => "unseal",
+            Action::Denied => "denied",
+            Action::Notify => "notify",
         }
     }
 }
@@ -47,7 +54,13 @@ pub struct Entry {
     pub resource_type: String,
     pub resource_id: String,
     pub ip: String,
+    /// careq's id of the request (also in its logs and its `X-Request-Id`).
     pub request_id: String,
+    /// The patient whose data the access touched, when the resource is not the patient itself
+    /// (an appointment, a ticket, a notification).
+    pub patient_id: Option<String>,
+    /// The `X-Request-Id` the client sent, if any: for correlation only.
+    pub client_request_id: Option<String>,
 }
 
 /// Appends an entry on `conn` (inside the caller's transaction when there is one).
@@ -58,12 +71,29 @@ pub async fn record(
     resource_type: &str,
     resource_id: &str,
 ) -> Result<(), ApiError> {
-    let request_id = context::current()
-        .map(|c| c.request_id)
+    record_about(conn, caller, action, resource_type, resource_id, None).await
+}
+
+/// Appends an entry for a resource that carries a patient's data (`patient`), so the patient's
+/// own log lists it too.
+pub async fn record_about(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    action: Action,
+    resource_type: &str,
+    resource_id: &str,
+    patient: Option<&str>,
+) -> Result<(), ApiError> {
+    let ctx = context::current();
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.request_id.clone())
         .unwrap_or_else(|| "none".into());
+    let client_request_id = ctx.and_then(|c| c.client_request_id);
     sqlx::query(
-        "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip, request_id,
+             patient_id, client_request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(now_rfc3339())
     .bind(&caller.user_id)
@@ -72,12 +102,49 @@ pub async fn record(
     .bind(resource_id)
     .bind(caller.ip.to_string())
     .bind(request_id)
+    .bind(patient)
+    .bind(client_request_id)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// A page of entries for one record, oldest first, after sequence number `after`.
+/// One entry to write on its own (a read, a search hit, a denial).
+pub struct Touch<'a> {
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub patient: Option<&'a str>,
+}
+
+/// Writes entries in their own transaction, committed (durable) before the caller answers:
+/// for reads, which change nothing else.
+pub async fn record_now(
+    db: &Pool,
+    caller: &Caller,
+    action: Action,
+    touched: &[Touch<'_>],
+) -> Result<(), ApiError> {
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let mut tx = crate::db::write_tx(db).await?;
+    for t in touched {
+        record_about(
+            &mut tx,
+            caller,
+            action,
+            t.resource_type,
+            t.resource_id,
+            t.patient,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A page of entries for one record, oldest first, after sequence number `after`. For a patient
+/// this includes entries about resources that carry the patient's data.
 pub async fn list(
     conn: &mut SqliteConnection,
     resource_type: &str,
@@ -85,11 +152,17 @@ pub async fn list(
     after: i64,
     limit: u32,
 ) -> Result<Vec<Entry>, ApiError> {
-    Ok(sqlx::query_as::<_, Entry>(
-        "SELECT seq, at, actor_id, action, resource_type, resource_id, ip, request_id
-         FROM access_log WHERE resource_type = $1 AND resource_id = $2 AND seq > $3
-         ORDER BY seq LIMIT $4",
-    )
+    let about_patient = if resource_type == "patient" {
+        " OR patient_id = $2"
+    } else {
+        ""
+    };
+    Ok(sqlx::query_as::<_, Entry>(&format!(
+        "SELECT seq, at, actor_id, action, resource_type, resource_id, ip, request_id, patient_id,
+             client_request_id
+         FROM access_log WHERE ((resource_type = $1 AND resource_id = $2){about_patient}) AND seq > $3
+         ORDER BY seq LIMIT $4"
+    ))
     .bind(resource_type)
     .bind(resource_id)
     .bind(after)

@@ -9,12 +9,14 @@ use serde::Deserialize;
 
 use super::domain::{Appointment, AppointmentPatch, AppointmentStatus, NewAppointment, Slot};
 use super::store::{self, Filters};
+use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Caller, Require, Role};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::Page;
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::{resource, AppState};
+use crate::patients::Use;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,6 +54,28 @@ async fn visible(
             }
         }
         _ => Err(ApiError::NotFound("no appointment with this id".into())),
+    }
+}
+
+/// A live appointment the caller may see and use: its patient's seal answers 451 to a read by
+/// a non-admin and 423 to any write.
+async fn usable(
+    conn: &mut sqlx::SqliteConnection,
+    caller: &Caller,
+    id: &str,
+    use_: Use,
+) -> Result<Appointment, ApiError> {
+    let a = visible(conn, caller, id).await?;
+    crate::patients::check_seal(conn, caller, &a.patient_id, use_).await?;
+    Ok(a)
+}
+
+/// An access-log entry for an appointment: it carries the patient's data (the reason).
+fn touch(a: &Appointment) -> Touch<'_> {
+    Touch {
+        resource_type: "appointment",
+        resource_id: &a.id,
+        patient: Some(&a.patient_id),
     }
 }
 
@@ -96,7 +120,8 @@ async fn check_people(
 /// Book an appointment
 #[utoipa::path(post, path = "/v1/appointments", tag = "appointments", request_body = NewAppointment,
     responses((status = 201, description = "Booked", body = Appointment),
-        (status = 409, description = "The clinician's slot is taken; the problem names the other appointment")))]
+        (status = 409, description = "The clinician's slot is taken; the problem names the other appointment"),
+        (status = 423, description = "The patient's record is sealed")))]
 pub async fn book(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
@@ -114,6 +139,7 @@ pub async fn book(
         )]));
     }
     check_people(&mut tx, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
+    crate::patients::check_seal(&mut tx, &caller, &new.patient_id, Use::Write).await?;
     if let Some(other) = store::overlapping(&mut tx, &new.clinician_id, &slot, "").await? {
         return Err(taken(&other));
     }
@@ -138,6 +164,15 @@ pub async fn book(
     let (a, _) = store::find(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::internal("appointment vanished"))?;
+    access::record_about(
+        &mut tx,
+        &caller,
+        Action::Create,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(resource::created(&a, &location(&id)))
 }
@@ -204,6 +239,7 @@ pub async fn list(
         between,
     };
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
+    // Sealed patients' appointments are left out for non-admins, as in the patient search.
     let rows = store::list(&st.db, member, &filters, (start, &id), limit).await?;
     let page = Page::from_rows(rows, limit, |a| {
         format!(
@@ -215,6 +251,8 @@ pub async fn list(
             a.id
         )
     });
+    let touched: Vec<Touch> = page.items.iter().map(touch).collect();
+    access::record_now(&st.db, &caller, Action::Search, &touched).await?;
     Ok(page.respond(&uri))
 }
 
@@ -222,7 +260,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/appointments/{id}", tag = "appointments", params(("id" = String, Path, pattern = "^apt_[0-9a-f]{20}$")),
     responses((status = 200, description = "The appointment", body = Appointment, headers(("ETag" = String), ("Last-Modified" = String))),
         (status = 304, description = "Not modified"), (status = 404, description = "No such appointment, or not yours"),
-        (status = 410, description = "Deleted")))]
+        (status = 410, description = "Deleted"), (status = 451, description = "The patient's record is sealed")))]
 pub async fn read(
     State(st): State<AppState>,
     caller: Require<perm::ReadPatients>,
@@ -231,6 +269,12 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.acquire().await?;
     let a = visible(&mut conn, &caller, &id).await?;
+    let sealed = crate::patients::check_seal(&mut conn, &caller, &a.patient_id, Use::Read).await;
+    drop(conn);
+    if let Err(e) = sealed {
+        return Err(crate::patients::log_denial(&st.db, &caller, e, touch(&a)).await);
+    }
+    access::record_now(&st.db, &caller, Action::Read, &[touch(&a)]).await?;
     Ok(resource::read(&a, &headers))
 }
 
@@ -239,7 +283,7 @@ pub async fn read(
     request_body(content = AppointmentPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = Appointment, headers(("ETag" = String))),
         (status = 404, description = "No such appointment"), (status = 409, description = "The new slot is taken"),
-        (status = 410, description = "Deleted")))]
+        (status = 410, description = "Deleted"), (status = 423, description = "The patient's record is sealed")))]
 pub async fn update(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
@@ -248,7 +292,7 @@ pub async fn update(
     JsonBody(patch): JsonBody<AppointmentPatch>,
 ) -> Result<Response, ApiError> {
     let mut tx = st.write_tx().await?;
-    let current = visible(&mut tx, &caller, &id).await?;
+    let current = usable(&mut tx, &caller, &id, Use::Write).await?;
     let rescheduling = patch.start.is_some() || patch.duration_minutes.is_some();
     let slot = if rescheduling {
         Slot::parse(
@@ -280,22 +324,41 @@ pub async fn update(
         return Err(stale(current.version + 1));
     }
     let a = visible(&mut tx, &caller, &id).await?;
+    access::record_about(
+        &mut tx,
+        &caller,
+        Action::Update,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(resource::updated(&a))
 }
 
 /// Delete an appointment (afterwards 410)
 #[utoipa::path(delete, path = "/v1/appointments/{id}", tag = "appointments", params(("id" = String, Path, pattern = "^apt_[0-9a-f]{20}$")),
-    responses((status = 204, description = "Deleted (also when it already was)"), (status = 404, description = "No such appointment")))]
+    responses((status = 204, description = "Deleted (also when it already was)"), (status = 404, description = "No such appointment"),
+        (status = 423, description = "The patient's record is sealed")))]
 pub async fn remove(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = st.write_tx().await?;
-    match visible(&mut tx, &caller, &id).await {
-        Ok(_) => {
+    match usable(&mut tx, &caller, &id, Use::Write).await {
+        Ok(a) => {
             store::delete(&mut tx, &id).await?;
+            access::record_about(
+                &mut tx,
+                &caller,
+                Action::Delete,
+                "appointment",
+                &id,
+                Some(&a.patient_id),
+            )
+            .await?;
             tx.commit().await?;
         }
         Err(ApiError::Gone(_)) => {}
@@ -308,14 +371,14 @@ pub async fn remove(
 #[utoipa::path(post, path = "/v1/appointments/{id}/check-in", tag = "appointments", params(("id" = String, Path, pattern = "^apt_[0-9a-f]{20}$")),
     responses((status = 201, description = "The ticket", body = crate::queue::domain::Ticket),
         (status = 404, description = "No such appointment"), (status = 409, description = "Not booked (already checked in, cancelled…)"),
-        (status = 410, description = "Deleted"), (status = 423, description = "The queue is closed for today")))]
+        (status = 410, description = "Deleted"), (status = 423, description = "The queue is closed for today, or the patient's record is sealed")))]
 pub async fn check_in(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut tx = st.write_tx().await?;
-    let a = visible(&mut tx, &caller, &id).await?;
+    let a = usable(&mut tx, &caller, &id, Use::Write).await?;
     if a.status != AppointmentStatus::Booked {
         return Err(ApiError::Conflict {
             detail: format!(
@@ -353,6 +416,15 @@ pub async fn check_in(
     {
         return Err(stale(a.version + 1));
     }
+    access::record_about(
+        &mut tx,
+        &caller,
+        Action::Update,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
     tx.commit().await?;
     crate::queue::live::publish(&st, &clinic.id, "issued", Some(&ticket));
     Ok(resource::created(

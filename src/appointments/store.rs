@@ -139,7 +139,8 @@ pub struct Filters {
     pub between: Option<(i64, i64)>,
 }
 
-/// Live appointments in start order after the (start, id) key, scoped to `member`'s clinics.
+/// Live appointments in start order after the (start, id) key, scoped to `member`'s clinics
+/// (a member never sees the appointments of sealed patients; `None` is an admin, who does).
 pub async fn list(
     db: &Pool,
     member: Option<&str>,
@@ -162,6 +163,10 @@ pub async fn list(
     if let Some(m) = member {
         sql.push_str(" AND clinic_id IN (SELECT clinic_id FROM user_clinics WHERE user_id = ?)");
         binds.push(Bind::Text(m.to_string()));
+        // A sealed patient's appointments are part of the sealed record.
+        sql.push_str(
+            " AND patient_id NOT IN (SELECT id FROM patients WHERE sealed_at IS NOT NULL)",
+        );
     }
     for (col, v) in [
         ("clinic_id", &f.clinic_id),

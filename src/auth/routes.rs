@@ -6,10 +6,12 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{client_ip, password, tokens, Caller};
-use crate::error::ApiError;
+use super::throttle::LoginKey;
+use super::{client_ip, tokens, Caller};
+use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
 use crate::http::AppState;
+use crate::users::domain::{normalize_username, MAX_USERNAME_BYTES};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/auth/token", post(sign_in).delete(sign_out))
@@ -46,23 +48,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = Credentials,
     responses((status = 200, description = "Signed in", body = TokenGrant),
         (status = 401, description = "Wrong username or password"),
-        (status = 429, description = "Too many failed sign-ins for this user from this address")),
+        (status = 422, description = "A username longer than any account's (over 64 characters)"),
+        (status = 429, description = "Too many failed sign-ins for this user from this address"),
+        (status = 503, description = "Too many sign-ins being checked at once")),
     security(()))]
 pub async fn sign_in(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
     JsonBody(creds): JsonBody<Credentials>,
 ) -> Result<Json<TokenGrant>, ApiError> {
-    st.throttle.check(&creds.username, ip)?;
-    let found = crate::users::store::credentials(&st.db, &creds.username).await?;
+    // Bounded before anything is done with it: no hashing, lookup or throttle entry for a name
+    // no account could have.
+    let name = normalize_username(&creds.username);
+    if creds.username.len() > MAX_USERNAME_BYTES || name.chars().count() > 64 {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/username",
+            "at most 64 characters",
+        )]));
+    }
+    let found = crate::users::store::credentials(&st.db, &name).await?;
+    let key = match &found {
+        Some((id, _)) => LoginKey::Account(id.clone()),
+        None => LoginKey::Name(name),
+    };
+    st.throttle.check(&key, ip)?;
     let (user_id, hash) = match found {
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
     };
     // Unknown users are verified against a dummy hash: same answer, about the same time.
-    let ok = password::verify(creds.password, hash).await;
+    let ok = st.hashing.verify(creds.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
-        st.throttle.record_failure(&creds.username, ip);
+        st.throttle.record_failure(&key, ip);
         return Err(ApiError::Unauthorized {
             detail: "wrong username or password".into(),
             invalid_token: false,

@@ -9,32 +9,57 @@ use crate::error::{ApiError, RateInfo};
 
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Failed logins by (username, IP). A success never clears them: an attacker's IP stays locked
-/// even when the real user signs in meanwhile from elsewhere (or from the same network).
+/// What failed sign-ins are counted against: the account when the username names one (so every
+/// spelling that reaches it shares one counter), else the normalized name that was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LoginKey {
+    Account(String),
+    Name(String),
+}
+
+/// Failed logins by (account or name, IP). A success never clears them: an attacker's IP stays
+/// locked even when the real user signs in meanwhile from elsewhere (or from the same network).
+/// Only the newest `max_failures` times of a key are kept (they alone decide a lockout), and keys
+/// whose window has passed are swept out as the map grows, so memory stays bounded by the
+/// failures of the last window.
 pub struct LoginThrottle {
     max_failures: u32,
     window: Duration,
-    failures: Mutex<HashMap<(String, IpAddr), VecDeque<Instant>>>,
+    state: Mutex<Failures>,
 }
+
+struct Failures {
+    by_key: HashMap<(LoginKey, IpAddr), VecDeque<Instant>>,
+    /// Size at which the next sweep of expired keys runs.
+    sweep_at: usize,
+}
+
+const MIN_SWEEP: usize = 1024;
 
 impl LoginThrottle {
     pub fn new(max_failures: u32) -> Self {
+        Self::with_window(max_failures, LOGIN_WINDOW)
+    }
+
+    pub fn with_window(max_failures: u32, window: Duration) -> Self {
         Self {
-            max_failures,
-            window: LOGIN_WINDOW,
-            failures: Mutex::new(HashMap::new()),
+            max_failures: max_failures.max(1),
+            window,
+            state: Mutex::new(Failures {
+                by_key: HashMap::new(),
+                sweep_at: MIN_SWEEP,
+            }),
         }
     }
 
-    fn key(username: &str, ip: IpAddr) -> (String, IpAddr) {
-        (username.to_lowercase(), ip)
+    /// Refuses an attempt once the limit of failures is reached inside the window.
+    pub fn check(&self, key: &LoginKey, ip: IpAddr) -> Result<(), ApiError> {
+        self.check_at(key, ip, Instant::now())
     }
 
-    /// Refuses an attempt once the limit of failures is reached inside the window.
-    pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = map.get_mut(&Self::key(username, ip)) else {
+    fn check_at(&self, key: &LoginKey, ip: IpAddr, now: Instant) -> Result<(), ApiError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = state.by_key.get_mut(&(key.clone(), ip)) else {
             return Ok(());
         };
         while list
@@ -55,11 +80,33 @@ impl LoginThrottle {
         Ok(())
     }
 
-    pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(Self::key(username, ip))
-            .or_default()
-            .push_back(Instant::now());
+    pub fn record_failure(&self, key: &LoginKey, ip: IpAddr) {
+        self.record_failure_at(key, ip, Instant::now())
+    }
+
+    fn record_failure_at(&self, key: &LoginKey, ip: IpAddr, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let list = state.by_key.entry((key.clone(), ip)).or_default();
+        list.push_back(now);
+        while list.len() > self.max_failures as usize {
+            list.pop_front();
+        }
+        if state.by_key.len() >= state.sweep_at {
+            let window = self.window;
+            state.by_key.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
+            // Sweep again once the live keys have doubled, so sweeping stays amortised O(1).
+            state.sweep_at = (state.by_key.len() * 2).max(MIN_SWEEP);
+        }
+    }
+
+    /// How many keys are held now (for tests and metrics).
+    pub fn tracked_keys(&self) -> usize {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.by_key.len()
     }
 }
 
@@ -121,18 +168,63 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn name(s: &str) -> LoginKey {
+        LoginKey::Name(s.into())
+    }
+
     #[test]
-    fn failures_lock_a_user_and_ip_pair_only() {
+    fn failures_lock_a_key_and_ip_pair_only() {
         let t = LoginThrottle::new(2);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        t.record_failure("nurse", a);
-        assert!(t.check("nurse", a).is_ok());
-        t.record_failure("Nurse", a);
-        let err = t.check("nurse", a).unwrap_err();
+        let nurse = LoginKey::Account("usr_1".into());
+        t.record_failure(&nurse, a);
+        assert!(t.check(&nurse, a).is_ok());
+        t.record_failure(&nurse, a);
+        let err = t.check(&nurse, a).unwrap_err();
         assert_eq!(err.status().code, 429);
-        assert!(t.check("nurse", b).is_ok());
-        assert!(t.check("doctor", a).is_ok());
+        assert!(t.check(&nurse, b).is_ok());
+        assert!(t.check(&name("doctor"), a).is_ok());
+    }
+
+    #[test]
+    fn a_hundred_thousand_distinct_names_do_not_pile_up() {
+        let t = LoginThrottle::with_window(10, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let start = Instant::now();
+        let mut most = 0;
+        for i in 0..100_000u64 {
+            // One failure a second: at most the last minute's keys may be held.
+            let now = start + Duration::from_secs(i);
+            t.record_failure_at(&name(&format!("user{i}")), ip, now);
+            most = most.max(t.tracked_keys());
+        }
+        assert!(most <= 2 * MIN_SWEEP, "held {most} keys at once");
+        // A burst inside one window is all live, and is kept whole.
+        let burst = LoginThrottle::with_window(10, Duration::from_secs(60));
+        for i in 0..5_000u64 {
+            burst.record_failure_at(&name(&format!("u{i}")), ip, start);
+        }
+        assert_eq!(burst.tracked_keys(), 5_000);
+    }
+
+    #[test]
+    fn one_key_keeps_only_the_failures_that_decide_a_lockout() {
+        let t = LoginThrottle::with_window(3, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.3".parse().unwrap();
+        let start = Instant::now();
+        for i in 0..1000 {
+            t.record_failure_at(&name("x"), ip, start + Duration::from_millis(i));
+        }
+        let state = t.state.lock().unwrap();
+        assert_eq!(state.by_key[&(name("x"), ip)].len(), 3);
+        drop(state);
+        assert!(t
+            .check_at(&name("x"), ip, start + Duration::from_secs(2))
+            .is_err());
+        assert!(t
+            .check_at(&name("x"), ip, start + Duration::from_secs(61))
+            .is_ok());
     }
 
     #[test]

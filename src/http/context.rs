@@ -4,7 +4,11 @@ use rand::Rng;
 
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
+    /// careq's own id for this request: what it logs, returns and writes to the access log.
     pub request_id: String,
+    /// The client's `X-Request-Id`, when it sent a plain one: kept beside careq's for
+    /// correlation, never in its place (a client must not be able to make audit rows collide).
+    pub client_request_id: Option<String>,
     pub path: String,
 }
 
@@ -22,7 +26,7 @@ pub async fn scope<F: std::future::Future>(ctx: RequestCtx, fut: F) -> F::Output
     CURRENT.scope(ctx, fut).await
 }
 
-/// A client-supplied request id is kept when it is short and plain; anything else is replaced.
+/// A client-supplied request id is recorded beside careq's own when it is short and plain.
 pub fn sane_request_id(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v.bytes()

@@ -1,13 +1,24 @@
-//! `Idempotency-Key` for creating POSTs: the first response is stored durably per caller and key;
-//! the same key and body replays it (`Idempotent-Replayed: true`), another body answers 422, and a
-//! key whose first request is still running answers 409. Keys are kept 24 hours.
+//! `Idempotency-Key` for creating POSTs. While a request runs, its key is claimed in memory (a
+//! second request with the key answers 409); the claim ends with the request, however it ends,
+//! so a client that hangs up never holds a key. The outcome is stored durably per caller and key
+//! in the same transaction as the change it reports (`record_in`), so there is never a change
+//! without its outcome or an outcome without its change. The same key and body then replays the
+//! first answer (`Idempotent-Replayed: true`) once the feature's check says the caller may still
+//! see what it names; another body answers 422. Outcomes are kept 24 hours.
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
 use http::StatusCode;
 use sha2::{Digest, Sha256};
+use sqlx::SqliteConnection;
 
 use super::extract::read_body;
 use super::AppState;
@@ -24,6 +35,84 @@ const KEPT: [HeaderName; 4] = [
     header::LAST_MODIFIED,
 ];
 
+/// A stored answer about to be replayed, as the feature's check sees it.
+pub struct Replayed {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// The feature's say on a replay: `Ok` to replay, or the error to answer instead (the record
+/// was sealed, deleted or moved out of the caller's clinics since). It may also log the access.
+pub type ReplayCheck = Arc<
+    dyn Fn(AppState, Caller, Replayed) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The layer's state: the app, the keys in flight, and the feature's replay check.
+#[derive(Clone)]
+pub struct Idempotency {
+    app: AppState,
+    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    check: ReplayCheck,
+}
+
+impl Idempotency {
+    pub fn new(app: AppState, check: ReplayCheck) -> Self {
+        Self {
+            app,
+            in_flight: Arc::default(),
+            check,
+        }
+    }
+}
+
+/// A key claimed by a running request; dropping it releases the key.
+struct InFlight {
+    set: Arc<Mutex<HashSet<(String, String)>>>,
+    key: (String, String),
+}
+
+impl InFlight {
+    fn claim(set: &Arc<Mutex<HashSet<(String, String)>>>, key: (String, String)) -> Option<Self> {
+        let mut held = set.lock().unwrap_or_else(|p| p.into_inner());
+        held.insert(key.clone()).then(|| InFlight {
+            set: set.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut held = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.key);
+    }
+}
+
+/// What a handler needs to store its outcome: put in the request's extensions by the layer.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    caller_id: String,
+    key: String,
+    request_hash: String,
+}
+
+/// The request's claim, if it came with an `Idempotency-Key`.
+pub struct Claimed(pub Option<Claim>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Claimed {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Claimed(parts.extensions.get::<Claim>().cloned()))
+    }
+}
+
+/// Marks a response whose outcome a handler already stored.
+#[derive(Clone, Copy)]
+struct Recorded;
+
 fn bad_key() -> ApiError {
     ApiError::BadRequest {
         detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
@@ -34,113 +123,140 @@ fn bad_key() -> ApiError {
     }
 }
 
-pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn idempotency(State(st): State<Idempotency>, req: Request, next: Next) -> Response {
     match run(st, req, next).await {
         Ok(res) | Err(res) => res,
     }
 }
 
-async fn run(st: AppState, req: Request, next: Next) -> Result<Response, Response> {
+async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Response> {
     let Some(key) = req.headers().get(IDEMPOTENCY_KEY).cloned() else {
         return Ok(next.run(req).await);
     };
+    let app = &st.app;
     let (mut parts, body) = req.into_parts();
-    let caller = Caller::from_request_parts(&mut parts, &st)
+    // Authentication comes first: a request without credentials is a 401 whatever its key.
+    let caller = Caller::from_request_parts(&mut parts, app)
         .await
         .map_err(IntoResponse::into_response)?;
-    // Authentication comes first: a request without credentials is a 401 whatever its key.
     let key = key
         .to_str()
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| bad_key().into_response())?
         .to_string();
-    let now = crate::auth::tokens::now_unix();
-    let db_err = |e: sqlx::Error| ApiError::from(e).into_response();
-
-    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(now - KEEP_SECONDS)
-        .execute(&st.db)
-        .await
-        .map_err(db_err)?;
-    // The key is claimed before the body is read: from here on the request is in flight, and a
-    // second request with the same key answers 409 until this one has its answer stored.
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (caller_id, key, request_hash, created_at) VALUES ($1, $2, '', $3)
-         ON CONFLICT (caller_id, key) DO NOTHING",
-    )
-    .bind(&caller.user_id)
-    .bind(&key)
-    .bind(now)
-    .execute(&st.db)
-    .await
-    .map_err(db_err)?
-    .rows_affected()
-        == 1;
-    let bytes = match read_body(body, &st).await {
-        Ok(b) => b,
-        Err(e) => {
-            if claimed {
-                release(&st, &caller.user_id, &key).await;
-            }
-            return Err(e.into_response());
+    // Claimed before the body is read: from here on the request is in flight.
+    let Some(_claim) = InFlight::claim(&st.in_flight, (caller.user_id.clone(), key.clone())) else {
+        return Err(ApiError::Conflict {
+            detail: "a request with this Idempotency-Key is still being processed".into(),
+            existing: None,
         }
+        .into_response());
     };
-    let hash = request_hash(&parts, &bytes);
-    if !claimed {
-        return Err(replay(&st, &caller.user_id, &key, &hash).await);
-    }
-    sqlx::query("UPDATE idempotency_keys SET request_hash = $1 WHERE caller_id = $2 AND key = $3")
-        .bind(&hash)
-        .bind(&caller.user_id)
-        .bind(&key)
-        .execute(&st.db)
+    let bytes = read_body(body, app)
         .await
-        .map_err(db_err)?;
+        .map_err(IntoResponse::into_response)?;
+    let hash = request_hash(&parts, &bytes);
+    // Looked up only under the claim, so an outcome stored by a request that just finished is
+    // always seen here.
+    if let Some(stored) = find(app, &caller.user_id, &key)
+        .await
+        .map_err(IntoResponse::into_response)?
+    {
+        return Err(replay(&st, caller, stored, &hash).await);
+    }
 
+    let claim = Claim {
+        caller_id: caller.user_id.clone(),
+        key,
+        request_hash: hash,
+    };
+    parts.extensions.insert(claim.clone());
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if res.status().is_server_error() {
-        // Nothing was done that needs protecting: let the client retry with the same key.
-        release(&st, &caller.user_id, &key).await;
+    if res.extensions().get::<Recorded>().is_some() || !res.status().is_client_error() {
+        // Stored with its change, or a 5xx: nothing was done, so a retry may run afresh.
         return Ok(res);
     }
-    let (res_parts, body) = res.into_parts();
+    // A refusal changed nothing; it is stored on its own so a retry hears the same answer.
+    let stored = async {
+        let mut tx = crate::db::write_tx(&app.db).await?;
+        let res = record_in(&mut tx, &Claimed(Some(claim)), res).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(res)
+    };
+    stored.await.map_err(IntoResponse::into_response)
+}
+
+/// Stores `res` as the outcome of the claimed key inside the caller's transaction, and hands it
+/// back. Without a claim it is returned untouched.
+pub async fn record_in(
+    conn: &mut SqliteConnection,
+    claimed: &Claimed,
+    res: Response,
+) -> Result<Response, ApiError> {
+    let Some(claim) = &claimed.0 else {
+        return Ok(res);
+    };
+    let (mut parts, body) = res.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
-        .map_err(|e| ApiError::internal(e).into_response())?;
+        .map_err(ApiError::internal)?;
     let kept: Vec<(String, String)> = KEPT
         .iter()
         .filter_map(|n| {
             Some((
                 n.to_string(),
-                res_parts.headers.get(n)?.to_str().ok()?.to_string(),
+                parts.headers.get(n)?.to_str().ok()?.to_string(),
             ))
         })
         .collect();
+    let now = crate::auth::tokens::now_unix();
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(now - KEEP_SECONDS)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
-        "UPDATE idempotency_keys SET completed = 1, status = $1, headers = $2, body = $3
-         WHERE caller_id = $4 AND key = $5",
+        "INSERT INTO idempotency_keys (caller_id, key, request_hash, completed, status, headers, body, created_at)
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7)",
     )
-    .bind(res_parts.status.as_u16() as i64)
-    .bind(serde_json::to_string(&kept).unwrap_or_default())
+    .bind(&claim.caller_id)
+    .bind(&claim.key)
+    .bind(&claim.request_hash)
+    .bind(parts.status.as_u16() as i64)
+    .bind(serde_json::to_string(&kept).map_err(ApiError::internal)?)
     .bind(body.to_vec())
-    .bind(&caller.user_id)
-    .bind(&key)
-    .execute(&st.db)
-    .await
-    .map_err(db_err)?;
-    Ok(Response::from_parts(res_parts, Body::from(body)))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    parts.extensions.insert(Recorded);
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-/// Forgets a claimed key whose request produced nothing worth replaying.
-async fn release(st: &AppState, caller_id: &str, key: &str) {
-    let _ = sqlx::query("DELETE FROM idempotency_keys WHERE caller_id = $1 AND key = $2")
-        .bind(caller_id)
-        .bind(key)
-        .execute(&st.db)
-        .await;
+struct Stored {
+    request_hash: String,
+    status: i64,
+    headers: String,
+    body: Vec<u8>,
+}
+
+async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Stored>, ApiError> {
+    let row: Option<(String, i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT request_hash, status, headers, body FROM idempotency_keys
+         WHERE caller_id = $1 AND key = $2 AND completed = 1 AND created_at >= $3",
+    )
+    .bind(caller_id)
+    .bind(key)
+    .bind(crate::auth::tokens::now_unix() - KEEP_SECONDS)
+    .fetch_optional(&app.db)
+    .await?;
+    Ok(row.map(|(request_hash, status, headers, body)| Stored {
+        request_hash,
+        status,
+        headers,
+        body,
+    }))
 }
 
 fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {
@@ -153,35 +269,8 @@ fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-async fn replay(st: &AppState, caller_id: &str, key: &str, hash: &str) -> Response {
-    type Stored = (String, i64, Option<i64>, Option<String>, Option<Vec<u8>>);
-    let row: Result<Option<Stored>, _> = sqlx::query_as(
-        "SELECT request_hash, completed, status, headers, body FROM idempotency_keys
-         WHERE caller_id = $1 AND key = $2",
-    )
-    .bind(caller_id)
-    .bind(key)
-    .fetch_optional(&st.db)
-    .await;
-    let (stored_hash, completed, status, headers, body) = match row {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return ApiError::Conflict {
-                detail: "this Idempotency-Key was just released; send the request again".into(),
-                existing: None,
-            }
-            .into_response()
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if completed == 0 {
-        return ApiError::Conflict {
-            detail: "a request with this Idempotency-Key is still being processed".into(),
-            existing: None,
-        }
-        .into_response();
-    }
-    if stored_hash != hash {
+async fn replay(st: &Idempotency, caller: Caller, stored: Stored, hash: &str) -> Response {
+    if stored.request_hash != hash {
         return ApiError::Unprocessable {
             detail: "this Idempotency-Key was already used with a different request".into(),
             errors: vec![FieldError::new(
@@ -191,13 +280,23 @@ async fn replay(st: &AppState, caller_id: &str, key: &str, hash: &str) -> Respon
         }
         .into_response();
     }
-    let status = status
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut res = (status, body.unwrap_or_default()).into_response();
-    let kept: Vec<(String, String)> = headers
-        .and_then(|h| serde_json::from_str(&h).ok())
-        .unwrap_or_default();
+    let kept: Vec<(String, String)> = serde_json::from_str(&stored.headers).unwrap_or_default();
+    let location = kept
+        .iter()
+        .find(|(n, _)| n == header::LOCATION.as_str())
+        .map(|(_, v)| v.clone());
+    let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
+    if status.is_success() {
+        let seen = Replayed {
+            status: status.as_u16(),
+            location,
+            body: stored.body.clone(),
+        };
+        if let Err(e) = (st.check)(st.app.clone(), caller, seen).await {
+            return e.into_response();
+        }
+    }
+    let mut res = (status, stored.body).into_response();
     for (name, value) in kept {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             res.headers_mut().insert(n, v);

@@ -29,22 +29,26 @@ pub async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response 
 }
 
 const X_REQUEST_ID: &str = "x-request-id";
+const X_CLIENT_REQUEST_ID: &str = "x-client-request-id";
 
 /// Outermost layer: gives the request an id, turns panics into 500 problems, logs one line per
 /// request (ids and route templates only, never patient data), records metrics, and enforces
 /// what every response must (not) carry.
 pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = req
+    // careq's own id, always: a client-chosen one could make audit rows collide. The client's
+    // (when plain) is kept beside it and echoed as `X-Client-Request-Id`.
+    let request_id = context::new_request_id();
+    let client_request_id = req
         .headers()
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| context::sane_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(context::new_request_id);
+        .map(str::to_owned);
     let method = req.method().clone();
     let ctx = RequestCtx {
         request_id: request_id.clone(),
+        client_request_id: client_request_id.clone(),
         path: req.uri().path().to_string(),
     };
     let origin = cors::allowed_origin(&state.config, req.headers());
@@ -87,15 +91,19 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         .extensions()
         .get::<ErrorLog>()
         .and_then(|e| e.cause.clone());
+    let client_id = client_request_id.as_deref().unwrap_or("");
     if let Some(cause) = cause {
-        tracing::error!(request_id = %request_id, %method, %route, status, %cause, "request failed");
+        tracing::error!(request_id = %request_id, client_request_id = client_id, %method, %route, status, %cause, "request failed");
     } else {
-        tracing::info!(request_id = %request_id, %method, %route, status, micros = elapsed.as_micros() as u64, "request");
+        tracing::info!(request_id = %request_id, client_request_id = client_id, %method, %route, status, micros = elapsed.as_micros() as u64, "request");
     }
 
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(X_REQUEST_ID, v);
+    }
+    if let Some(v) = client_request_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(X_CLIENT_REQUEST_ID, v);
     }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -294,10 +302,22 @@ fn host_name(host: &str) -> Option<&str> {
     Some(host.split(':').next().unwrap_or(host))
 }
 
+/// Whether `path` is one a redirect may point at: a single `/` and then a character that is
+/// neither `/` nor `\\`. Browsers read `//host` and `/\\host` as another host, so echoing such
+/// a path in `Location` would be an open redirect.
+fn is_local_path(path: &str) -> bool {
+    let mut bytes = path.bytes();
+    bytes.next() == Some(b'/') && !matches!(bytes.next(), Some(b'/') | Some(b'\\'))
+}
+
 /// 301 for a trailing slash on GET/HEAD (308 for other methods, so the body is resent);
-/// 308 from an unversioned API path to its `/v1` path.
+/// 308 from an unversioned API path to its `/v1` path. A path that does not start with exactly
+/// one `/` is never redirected (it answers 404 from the router).
 fn canonical_redirect(req: &Request) -> Option<Response> {
     let path = req.uri().path();
+    if !is_local_path(path) {
+        return None;
+    }
     let query = req
         .uri()
         .query()
@@ -306,6 +326,9 @@ fn canonical_redirect(req: &Request) -> Option<Response> {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     if path.len() > 1 && path.ends_with('/') {
         let trimmed = path.trim_end_matches('/');
+        if !trimmed.is_empty() && !is_local_path(trimmed) {
+            return None;
+        }
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
         let status = if safe {
             StatusCode::MOVED_PERMANENTLY
@@ -314,7 +337,7 @@ fn canonical_redirect(req: &Request) -> Option<Response> {
         };
         return Some(redirect(status, &format!("{trimmed}{query}")));
     }
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let first = path[1..].split('/').next().unwrap_or("");
     if UNVERSIONED.contains(&first) {
         let rest = &path[1 + first.len()..];
         let segment = match first {
@@ -342,6 +365,22 @@ pub fn redirect(status: StatusCode, location: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_single_slash_paths_are_redirect_targets() {
+        for ok in ["/", "/v1/patients", "/a//b"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "///evil.example",
+            "",
+            "evil",
+        ] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn host_names_drop_the_port() {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
+    /// Bounds concurrent Argon2 work (sign-in, password changes).
+    pub hashing: Arc<crate::auth::password::HashGate>,
     pub maintenance: Arc<crate::ops::maintenance::Maintenance>,
     /// Permits for requests in flight; when none is left, requests are shed with 503.
     pub in_flight: Arc<tokio::sync::Semaphore>,

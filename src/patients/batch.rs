@@ -11,6 +11,7 @@ use super::domain::NewPatient;
 use crate::auth::{perm, Caller, Require};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
+use crate::http::idempotency::{record_in, Claimed};
 use crate::http::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -91,6 +92,7 @@ pub async fn batch(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
     headers: HeaderMap,
+    claimed: Claimed,
     JsonBody(req): JsonBody<BatchRequest>,
 ) -> Result<Response, ApiError> {
     if !headers.contains_key(header::CONTENT_LENGTH) {
@@ -105,15 +107,16 @@ pub async fn batch(
         )));
     }
     let mut outcomes = Vec::with_capacity(req.items.len());
+    // One transaction holds the whole batch and the key's outcome, so a retry after a hang-up or
+    // a crash finds either everything (and replays it) or nothing.
+    let mut tx = st.write_tx().await?;
     if req.atomic {
-        let mut tx = st.write_tx().await?;
         for (i, item) in req.items.into_iter().enumerate() {
             outcomes.push(one(&mut tx, &caller, i, serde_json::Value::Object(item)).await);
         }
-        if outcomes.iter().all(Result::is_ok) {
-            tx.commit().await?;
-        } else {
+        if !outcomes.iter().all(Result::is_ok) {
             tx.rollback().await?;
+            tx = st.write_tx().await?;
             for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
                 *o = Err(ApiError::FailedDependency(
                     "not stored: another item of this atomic batch failed".into(),
@@ -122,18 +125,23 @@ pub async fn batch(
         }
     } else {
         for (i, item) in req.items.into_iter().enumerate() {
-            // Each item stands alone: a failure (even 507 or 503) is that item's result.
-            let outcome = match st.write_tx().await {
-                Ok(mut tx) => match one(&mut tx, &caller, i, serde_json::Value::Object(item)).await
-                {
-                    Ok(id) => tx.commit().await.map(|_| id).map_err(ApiError::from),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
+            // Each item stands alone inside its own savepoint: a failure is that item's result
+            // and rolls back that item only.
+            let mut item_tx = sqlx::Acquire::begin(&mut *tx).await?;
+            let outcome = match one(&mut item_tx, &caller, i, serde_json::Value::Object(item)).await
+            {
+                Ok(id) => item_tx.commit().await.map(|_| id).map_err(ApiError::from),
+                Err(e) => {
+                    item_tx.rollback().await?;
+                    Err(e)
+                }
             };
             outcomes.push(outcome);
         }
     }
     let results = outcomes.iter().map(result_of).collect();
-    Ok((StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response())
+    let res = (StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response();
+    let res = record_in(&mut tx, &claimed, res).await?;
+    tx.commit().await?;
+    Ok(res)
 }

@@ -5,11 +5,16 @@ pub mod domain;
 pub mod routes;
 pub mod store;
 
+use std::sync::Arc;
+
 use sqlx::SqliteConnection;
 
-use crate::access::{self, Action};
-use crate::auth::Caller;
+use crate::access::{self, Action, Touch};
+use crate::auth::{Caller, Role};
+use crate::db::Pool;
 use crate::error::{ApiError, FieldError};
+use crate::http::idempotency::{ReplayCheck, Replayed};
+use crate::http::AppState;
 use domain::{NewPatient, Patient, ValidPatient};
 use store::Stored;
 
@@ -24,6 +29,131 @@ fn duplicate(existing: &str, why: &str) -> ApiError {
         detail: format!("a patient with {why} already exists in this clinic"),
         existing: Some(location(existing)),
     }
+}
+
+/// The 409 for a duplicate, naming the existing record only when the caller could read it: a
+/// sealed record's id is not confirmed to anyone but an admin.
+async fn duplicate_of(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    existing: &str,
+    why: &str,
+) -> Result<ApiError, ApiError> {
+    let sealed = store::find(conn, existing).await?.is_some_and(|s| s.sealed);
+    if sealed && caller.role != Role::Admin {
+        return Ok(ApiError::Conflict {
+            detail: format!("a patient with {why} already exists in this clinic"),
+            existing: None,
+        });
+    }
+    Ok(duplicate(existing, why))
+}
+
+/// What a request wants to do with data that belongs to a patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Read,
+    Write,
+}
+
+fn sealed_read(id: &str) -> ApiError {
+    ApiError::UnavailableForLegalReasons {
+        blocked_by: format!("{}/seal", location(id)),
+    }
+}
+
+fn sealed_write() -> ApiError {
+    ApiError::Locked("this patient's record is sealed under a legal hold; unseal it first".into())
+}
+
+/// A seal means the same on every path that reaches the patient: through an appointment or a
+/// ticket, a write answers 423 (admins too) and a read 451 (admins may read).
+pub async fn check_seal(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    patient_id: &str,
+    use_: Use,
+) -> Result<(), ApiError> {
+    let sealed = store::find(conn, patient_id)
+        .await?
+        .is_some_and(|s| s.sealed);
+    match (sealed, use_) {
+        (false, _) => Ok(()),
+        (true, Use::Write) => Err(sealed_write()),
+        (true, Use::Read) if caller.role == Role::Admin => Ok(()),
+        (true, Use::Read) => Err(sealed_read(patient_id)),
+    }
+}
+
+/// Logs a read refused by a seal (451), then hands the error back; other errors pass as they are.
+pub async fn log_denial(db: &Pool, caller: &Caller, err: ApiError, touched: Touch<'_>) -> ApiError {
+    if !matches!(err, ApiError::UnavailableForLegalReasons { .. }) {
+        return err;
+    }
+    match access::record_now(db, caller, Action::Denied, &[touched]).await {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
+/// Decides whether a stored create answer may be replayed to this caller now: every patient it
+/// names must still be readable by them (not sealed, deleted or out of their clinics), and the
+/// replay is logged as a read of each.
+pub fn replay_check() -> ReplayCheck {
+    Arc::new(|st: AppState, caller: Caller, replayed: Replayed| {
+        Box::pin(async move {
+            if !crate::auth::allows(caller.role, crate::auth::Permission::WritePatients) {
+                return Err(ApiError::Forbidden(format!(
+                    "the {} role may not do this",
+                    caller.role.as_str()
+                )));
+            }
+            let ids = named_patients(&replayed);
+            let mut conn = st.db.acquire().await?;
+            for id in &ids {
+                if let Err(e) = resolve(&mut conn, &caller, id, false).await {
+                    drop(conn);
+                    let touched = Touch {
+                        resource_type: "patient",
+                        resource_id: id,
+                        patient: Some(id),
+                    };
+                    return Err(log_denial(&st.db, &caller, e, touched).await);
+                }
+            }
+            drop(conn);
+            let touched: Vec<Touch> = ids
+                .iter()
+                .map(|id| Touch {
+                    resource_type: "patient",
+                    resource_id: id,
+                    patient: Some(id),
+                })
+                .collect();
+            access::record_now(&st.db, &caller, Action::Read, &touched).await
+        })
+    })
+}
+
+/// The patient ids a stored answer names: its `Location`, and the ids of a batch's results.
+fn named_patients(replayed: &Replayed) -> Vec<String> {
+    let mut ids: Vec<String> = replayed
+        .location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/v1/patients/"))
+        .map(|id| vec![id.to_string()])
+        .unwrap_or_default();
+    if replayed.status == 207 {
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&replayed.body) {
+            let results = body["results"].as_array().cloned().unwrap_or_default();
+            ids.extend(
+                results
+                    .iter()
+                    .filter_map(|r| r["id"].as_str().map(str::to_string)),
+            );
+        }
+    }
+    ids
 }
 
 /// Validates and stores one new patient inside `conn`'s transaction, with its access-log entry.
@@ -45,7 +175,7 @@ pub async fn create(
     let mrn = match &valid.mrn {
         Some(m) => {
             if let Some(existing) = store::id_by_mrn(conn, &clinic.id, m).await? {
-                return Err(duplicate(&existing, "this MRN"));
+                return Err(duplicate_of(conn, caller, &existing, "this MRN").await?);
             }
             m.clone()
         }
@@ -53,7 +183,9 @@ pub async fn create(
     };
     if !new.allow_duplicate {
         if let Some(existing) = store::same_person(conn, &clinic.id, &valid, "").await? {
-            return Err(duplicate(&existing, "these names and date of birth"));
+            return Err(
+                duplicate_of(conn, caller, &existing, "these names and date of birth").await?,
+            );
         }
     }
     let id = crate::ids::new_id("pat");
@@ -61,7 +193,7 @@ pub async fn create(
         // A concurrent create took the MRN between the check and the insert.
         return Err(match crate::db::failure(&e) {
             crate::db::DbFailure::Unique => match store::id_by_mrn(conn, &clinic.id, &mrn).await? {
-                Some(existing) => duplicate(&existing, "this MRN"),
+                Some(existing) => duplicate_of(conn, caller, &existing, "this MRN").await?,
                 None => ApiError::from(e),
             },
             _ => ApiError::from(e),
@@ -102,14 +234,10 @@ pub async fn resolve(
     }
     if stored.sealed {
         if writing {
-            return Err(ApiError::Locked(
-                "this record is sealed under a legal hold; unseal it first".into(),
-            ));
+            return Err(sealed_write());
         }
-        if caller.role != crate::auth::Role::Admin {
-            return Err(ApiError::UnavailableForLegalReasons {
-                blocked_by: format!("{}/seal", location(id)),
-            });
+        if caller.role != Role::Admin {
+            return Err(sealed_read(id));
         }
     }
     Ok(Resolved::Live(Box::new(stored)))
@@ -129,7 +257,7 @@ pub async fn replace(
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {
         if let Some(existing) = store::id_by_mrn(conn, &current.clinic_id, &mrn).await? {
-            return Err(duplicate(&existing, "this MRN"));
+            return Err(duplicate_of(conn, caller, &existing, "this MRN").await?);
         }
     }
     match store::update(conn, &current.id, current.version, &mrn, &valid).await {

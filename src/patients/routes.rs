@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::domain::{merge_patch, NewPatient, Patient, PatientFields};
 use super::store::{self, Filters};
 use super::{location, resolve, Resolved};
-use crate::access::{self, Action, Entry};
+use crate::access::{self, Action, Entry, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::conditional::Representation;
 use crate::http::extract::{parse_value, query_date, ApiQuery, JsonBody};
-use crate::http::idempotency::idempotency;
+use crate::http::idempotency::{idempotency, record_in, Claimed, Idempotency};
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
 use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page, PageParams};
@@ -24,7 +24,8 @@ use crate::http::precondition::IfMatch;
 use crate::http::{resource, AppState};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let once = || from_fn_with_state(state.clone(), idempotency);
+    let keys = Idempotency::new(state.clone(), super::replay_check());
+    let once = || from_fn_with_state(keys.clone(), idempotency);
     Router::new()
         .route("/v1/patients", get(list).post(create.layer(once())))
         .route("/v1/patients/lookup", get(lookup))
@@ -76,15 +77,15 @@ async fn log_access(
     action: Action,
     ids: &[&str],
 ) -> Result<(), ApiError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut tx = crate::db::write_tx(&st.db).await?;
-    for id in ids {
-        access::record(&mut tx, caller, action, "patient", id).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let touched: Vec<Touch> = ids
+        .iter()
+        .map(|id| Touch {
+            resource_type: "patient",
+            resource_id: id,
+            patient: Some(id),
+        })
+        .collect();
+    access::record_now(&st.db, caller, action, &touched).await
 }
 
 /// Search patients
@@ -175,12 +176,16 @@ fn to_csv(items: &[Patient]) -> Vec<u8> {
 pub async fn create(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,
+    claimed: Claimed,
     JsonBody(new): JsonBody<NewPatient>,
 ) -> Result<Response, ApiError> {
     let mut tx = st.write_tx().await?;
     let patient = super::create(&mut tx, &caller, &new).await?;
+    let res = resource::created(&patient, &location(&patient.id));
+    // The key's outcome commits with the patient: both are stored, or neither.
+    let res = record_in(&mut tx, &claimed, res).await?;
     tx.commit().await?;
-    Ok(resource::created(&patient, &location(&patient.id)))
+    Ok(res)
 }
 
 /// Read a patient
@@ -199,11 +204,20 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.acquire().await?;
-    let stored = match resolve(&mut conn, &caller, &id, false).await? {
-        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-        Resolved::Live(s) => s,
-    };
+    let resolved = resolve(&mut conn, &caller, &id, false).await;
     drop(conn);
+    let stored = match resolved {
+        Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+        Ok(Resolved::Live(s)) => s,
+        Err(e) => {
+            let touched = Touch {
+                resource_type: "patient",
+                resource_id: &id,
+                patient: Some(&id),
+            };
+            return Err(super::log_denial(&st.db, &caller, e, touched).await);
+        }
+    };
     log_access(&st, &caller, Action::Read, &[&id]).await?;
     Ok(resource::read(&stored.patient, &headers))
 }

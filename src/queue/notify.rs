@@ -7,10 +7,12 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
 use crate::http::AppState;
+use crate::patients::Use;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +34,7 @@ pub struct NotifyResult {
     request_body = NotifyRequest,
     responses((status = 200, description = "The notifier accepted it", body = NotifyResult),
         (status = 404, description = "No such ticket, or not yours"),
+        (status = 423, description = "The ticket's patient record is sealed"),
         (status = 501, description = "No notifier is configured"),
         (status = 502, description = "The notifier answered with an error or garbage"),
         (status = 504, description = "The notifier did not answer in time")))]
@@ -49,16 +52,21 @@ pub async fn notify(
         )]));
     }
     let mut conn = st.db.acquire().await?;
-    let ticket = super::store::find(&mut conn, &id)
-        .await?
-        .filter(|t| caller.sees_clinic(&t.clinic_id))
-        .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))?;
+    // Sending a sealed patient's id to a third party is a write naming the patient: 423.
+    let ticket = super::routes::usable_ticket(&mut conn, &caller, &id, Use::Write).await?;
     drop(conn);
     let Some(url) = st.config.notify_url.clone() else {
         return Err(ApiError::NotImplemented(
             "no notifier is configured (CAREQ_NOTIFY_URL)".into(),
         ));
     };
+    // What leaves careq is on the record before it leaves.
+    let touched = Touch {
+        resource_type: "ticket",
+        resource_id: &ticket.id,
+        patient: ticket.patient_id.as_deref(),
+    };
+    access::record_now(&st.db, &caller, Action::Notify, &[touched]).await?;
     let timeout = Duration::from_millis(st.config.notify_timeout_ms);
     let client = reqwest::Client::builder()
         .timeout(timeout)

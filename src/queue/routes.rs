@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::domain::{may_move, order, Priority, Status, Ticket};
 use super::store;
+use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
 use crate::error::{ApiError, FieldError};
@@ -16,6 +17,7 @@ use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::middleware::redirect;
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::{resource, AppState};
+use crate::patients::Use;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +124,7 @@ pub async fn issue_in(
     request_body = IssueRequest,
     responses((status = 201, description = "Issued", body = Ticket),
         (status = 404, description = "No such clinic, or not yours"),
-        (status = 423, description = "The queue is closed for today")))]
+        (status = 423, description = "The queue is closed for today, or the patient's record is sealed")))]
 pub async fn issue(
     State(st): State<AppState>,
     caller: Require<perm::ReadClinics>,
@@ -143,6 +145,7 @@ pub async fn issue(
                 "no live patient of this clinic with this id",
             )]));
         }
+        crate::patients::check_seal(&mut tx, &caller, pid, Use::Write).await?;
     }
     let ticket = issue_in(
         &st,
@@ -182,7 +185,12 @@ pub async fn view(
     let clinic = clinic(&mut conn, &caller, &id).await?;
     let day = local_day(&clinic);
     let closed = store::is_closed(&mut conn, &clinic.id, &day).await?;
-    let items = queue_of(&st, &mut conn, &clinic).await?;
+    let mut items = Vec::new();
+    for t in queue_of(&st, &mut conn, &clinic).await? {
+        if readable(&mut conn, &caller, &t).await? {
+            items.push(t);
+        }
+    }
     Ok(Representation::json(&QueueView { items, closed, day }).respond(&headers))
 }
 
@@ -217,7 +225,16 @@ pub async fn call_next(
     let mut tx = st.write_tx().await?;
     let clinic = clinic(&mut tx, &caller, &id).await?;
     let queue = queue_of(&st, &mut tx, &clinic).await?;
-    let Some(next) = queue.into_iter().find(|t| t.status == Status::Waiting) else {
+    // A sealed patient's ticket is out of staff's sight, so it is not called to a counter
+    // either (an admin can still see it in the queue and move it once the seal is lifted).
+    let mut next = None;
+    for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
+        if readable(&mut tx, &caller, &t).await? {
+            next = Some(t);
+            break;
+        }
+    }
+    let Some(next) = next else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     if !store::set_status(
@@ -370,10 +387,42 @@ async fn visible_ticket(
         .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))
 }
 
+/// A ticket the caller may see and use: a ticket names its patient, so the patient's seal
+/// answers 451 to a non-admin's read and 423 to any write, as for the patient itself.
+pub async fn usable_ticket(
+    conn: &mut sqlx::SqliteConnection,
+    caller: &Caller,
+    id: &str,
+    use_: Use,
+) -> Result<Ticket, ApiError> {
+    let t = visible_ticket(conn, caller, id).await?;
+    if let Some(pid) = &t.patient_id {
+        crate::patients::check_seal(conn, caller, pid, use_).await?;
+    }
+    Ok(t)
+}
+
+/// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
+async fn readable(
+    conn: &mut sqlx::SqliteConnection,
+    caller: &Caller,
+    t: &Ticket,
+) -> Result<bool, ApiError> {
+    let Some(pid) = &t.patient_id else {
+        return Ok(true);
+    };
+    match crate::patients::check_seal(conn, caller, pid, Use::Read).await {
+        Ok(()) => Ok(true),
+        Err(ApiError::UnavailableForLegalReasons { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Read a ticket
 #[utoipa::path(get, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path)),
     responses((status = 200, description = "The ticket", body = Ticket, headers(("ETag" = String))),
-        (status = 304, description = "Not modified"), (status = 404, description = "No such ticket, or not yours")))]
+        (status = 304, description = "Not modified"), (status = 404, description = "No such ticket, or not yours"),
+        (status = 451, description = "The ticket's patient record is sealed")))]
 pub async fn read(
     State(st): State<AppState>,
     caller: Require<perm::ReadClinics>,
@@ -382,6 +431,18 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.acquire().await?;
     let ticket = visible_ticket(&mut conn, &caller, &id).await?;
+    if let Some(pid) = &ticket.patient_id {
+        let sealed = crate::patients::check_seal(&mut conn, &caller, pid, Use::Read).await;
+        drop(conn);
+        if let Err(e) = sealed {
+            let touched = Touch {
+                resource_type: "ticket",
+                resource_id: &ticket.id,
+                patient: Some(pid),
+            };
+            return Err(crate::patients::log_denial(&st.db, &caller, e, touched).await);
+        }
+    }
     Ok(resource::read(&ticket, &headers))
 }
 
@@ -397,7 +458,8 @@ pub struct TicketPatch {
     request_body(content = TicketPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Moved", body = Ticket, headers(("ETag" = String))),
         (status = 404, description = "No such ticket, or not yours"),
-        (status = 409, description = "Not a transition this ticket may make")))]
+        (status = 409, description = "Not a transition this ticket may make"),
+        (status = 423, description = "The ticket's patient record is sealed")))]
 pub async fn transition(
     State(st): State<AppState>,
     caller: Require<perm::ReadClinics>,
@@ -407,7 +469,7 @@ pub async fn transition(
     JsonBody(patch): JsonBody<TicketPatch>,
 ) -> Result<Response, ApiError> {
     let mut tx = st.write_tx().await?;
-    let ticket = visible_ticket(&mut tx, &caller, &id).await?;
+    let ticket = usable_ticket(&mut tx, &caller, &id, Use::Write).await?;
     if_match.check(ticket.version)?;
     if !may_move(ticket.status, patch.status, ticket.recalled) {
         return Err(ApiError::Conflict {

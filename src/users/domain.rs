@@ -1,9 +1,21 @@
 //! Staff accounts as typed values: a username can only be built through `Username::parse`.
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::auth::Role;
 use crate::error::FieldError;
 use crate::http::resource::Versioned;
+
+/// The most a sign-in's username may be, in bytes as sent, before anything else is done with it.
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// The one form a username is compared in, wherever it comes from (sign-in, the login throttle,
+/// account creation, the CLI): compatibility-normalised (NFKC, so full-width letters are plain
+/// ones), without Unicode whitespace around it, lower-cased.
+pub fn normalize_username(raw: &str) -> String {
+    let composed: String = raw.nfkc().collect();
+    composed.trim().to_lowercase()
+}
 
 /// 3–64 characters of `a-z 0-9 . _ -`, stored lower-case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,7 +23,7 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let s = raw.trim().to_lowercase();
+        let s = normalize_username(raw);
         let ok = (3..=64).contains(&s.len())
             && s.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
@@ -92,5 +104,21 @@ mod tests {
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse("has space").is_err());
         assert!(Username::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_username_normalizes_to_one() {
+        for raw in [
+            "reca",
+            " reca",
+            "reca ",
+            "\treca",
+            "\u{3000}reca",
+            "RECA\u{2003}",
+            "\u{ff52}\u{ff45}\u{ff43}\u{ff41}",
+        ] {
+            assert_eq!(normalize_username(raw), "reca", "{raw:?}");
+            assert_eq!(Username::parse(raw).unwrap().as_str(), "reca", "{raw:?}");
+        }
     }
 }

@@ -94,7 +94,7 @@ pub async fn update(
         password::validate(pw, "/password")?;
     }
     let hash = match patch.password.clone() {
-        Some(pw) => Some(password::hash(pw).await?),
+        Some(pw) => Some(st.hashing.hash(pw).await?),
         None => None,
     };
     // An admin cannot lock themselves out: no self-deactivation or self-demotion.
@@ -123,6 +123,11 @@ pub async fn update(
     let active = patch.active.unwrap_or(current.active);
     if !store::update(&mut tx, &id, current.version, role, active, hash.as_deref()).await? {
         return Err(stale(store::get(&mut tx, &id).await?.version));
+    }
+    // A new password or a deactivation ends every session opened before it; reactivating an
+    // account later must not bring those sessions back.
+    if hash.is_some() || !active {
+        store::revoke_tokens(&mut tx, &id).await?;
     }
     access::record(&mut tx, &admin, Action::Update, "user", &id).await?;
     let user = store::get(&mut tx, &id).await?;

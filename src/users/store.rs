@@ -1,7 +1,7 @@
 //! Queries for staff accounts.
 use sqlx::{Row, SqliteConnection};
 
-use super::domain::{User, Username};
+use super::domain::{normalize_username, User, Username};
 use crate::auth::Role;
 use crate::db::Pool;
 use crate::error::{ApiError, FieldError};
@@ -78,14 +78,26 @@ pub async fn list(db: &Pool, after: &str, limit: u32) -> Result<Vec<User>, ApiEr
     Ok(out)
 }
 
-/// The id and password hash of an active user, for sign-in.
+/// The id and password hash of an active user, for sign-in; `username` in any spelling that
+/// normalizes to the stored one.
 pub async fn credentials(db: &Pool, username: &str) -> Result<Option<(String, String)>, ApiError> {
     Ok(sqlx::query_as(
         "SELECT id, password_hash FROM users WHERE username = $1 AND active = 1 AND deleted_at IS NULL",
     )
-    .bind(username.trim().to_lowercase())
+    .bind(normalize_username(username))
     .fetch_optional(db)
     .await?)
+}
+
+/// Revokes every live token of a user (a password change, deactivation, deletion): sessions
+/// opened under the old state end with it.
+pub async fn revoke_tokens(conn: &mut SqliteConnection, user_id: &str) -> Result<(), ApiError> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(crate::auth::tokens::now_unix())
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// 422 unless every clinic id names an existing clinic.
@@ -189,11 +201,7 @@ pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<bool, ApiEr
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(crate::auth::tokens::now_unix())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    revoke_tokens(conn, id).await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -203,15 +211,20 @@ pub async fn count(db: &Pool) -> Result<i64, ApiError> {
         .await?)
 }
 
+/// Sets a user's password (the CLI) and revokes their tokens; false if there is no such user.
 pub async fn set_password(db: &Pool, username: &str, hash: &str) -> Result<bool, ApiError> {
-    let done = sqlx::query(
+    let mut tx = crate::db::write_tx(db).await?;
+    let id: Option<String> = sqlx::query_scalar(
         "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
-         WHERE username = $3 AND deleted_at IS NULL",
+         WHERE username = $3 AND deleted_at IS NULL RETURNING id",
     )
     .bind(hash)
     .bind(now_rfc3339())
-    .bind(username.trim().to_lowercase())
-    .execute(db)
+    .bind(normalize_username(username))
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let Some(id) = id else { return Ok(false) };
+    revoke_tokens(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(true)
 }

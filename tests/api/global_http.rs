@@ -320,7 +320,7 @@ async fn unversioned_api_paths_redirect_308_to_v1_keeping_the_method() {
 }
 
 #[tokio::test]
-async fn every_response_carries_a_request_id_and_a_sane_one_is_kept() {
+async fn every_response_carries_careqs_own_request_id_and_the_clients_beside_it() {
     let app = spawn_app().await;
     let res = app
         .client
@@ -329,7 +329,12 @@ async fn every_response_carries_a_request_id_and_a_sane_one_is_kept() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["x-request-id"], "trace-42");
+    // careq's id is its own (a client cannot choose the id audit rows carry); a plain client id
+    // comes back beside it for correlation.
+    let own = res.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(own.len(), 32);
+    assert_ne!(own, "trace-42");
+    assert_eq!(res.headers()["x-client-request-id"], "trace-42");
     let res = app
         .client
         .get(app.url("/v1/missing"))
@@ -339,6 +344,7 @@ async fn every_response_carries_a_request_id_and_a_sane_one_is_kept() {
         .unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.len(), 32);
+    assert!(res.headers().get("x-client-request-id").is_none());
     let body = assert_problem(res, 404).await;
     assert_eq!(body["request_id"], id.as_str());
     assert_eq!(
