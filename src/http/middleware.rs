@@ -55,7 +55,8 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     // Shed load rather than queue without bound; liveness is always answered.
     let permit = state.in_flight.clone().try_acquire_owned();
     let shed = permit.is_err() && req.uri().path() != "/healthz";
-    let mut res = context::scope(ctx, async move {
+    let work = context::scope(ctx.clone(), async move {
+        let _permit = permit;
         if shed {
             return ApiError::ServiceUnavailable {
                 detail: "careq is handling as many requests as it may; try again shortly".into(),
@@ -67,9 +68,19 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
             Ok(res) => res,
             Err(_) => ApiError::internal("a handler panicked").into_response(),
         }
-    })
-    .await;
-    drop(permit);
+    });
+    // The work runs to its end on a task of its own: a client that hangs up drops only this
+    // wait, never a transaction half-way, so what the request started finishes or rolls back
+    // whole and its connection goes back to the pool clean. Its in-flight permit goes with it.
+    let mut res = match tokio::spawn(work).await {
+        Ok(res) => res,
+        Err(e) => {
+            context::scope(ctx, async move {
+                ApiError::internal(format!("the request's task ended early: {e}")).into_response()
+            })
+            .await
+        }
+    };
     if let Some(origin) = origin {
         let preflight = (method == Method::OPTIONS && res.status() == StatusCode::NO_CONTENT)
             .then(|| res.headers().get(header::ALLOW).cloned())

@@ -18,5 +18,6 @@ mod queue;
 mod raw_http;
 mod readme;
 mod reliability;
+mod security;
 mod slowloris;
 mod users;
