@@ -153,7 +153,7 @@ catalogue! {
         Produced("A well-formed body breaks a rule (date of birth in the future, unknown enum value, appointment in the past, idempotency key reused with another body); the problem has `errors`.");
     HTTP_423_LOCKED = 423, "Locked",
         "The resource is locked against this change.",
-        Produced("A ticket is issued on a queue closed for the day, or a patient under legal hold (sealed) is written to.");
+        Produced("A ticket is issued on a queue closed for the day, or a patient under legal hold (sealed) is written to, directly or through an appointment, a ticket or a notification.");
     HTTP_424_FAILED_DEPENDENCY = 424, "Failed Dependency",
         "The operation was not done because another it depended on failed.",
         Produced("Inside an atomic `POST /v1/patients/batch`: an item that was fine but rolled back because another failed.");
@@ -174,7 +174,7 @@ catalogue! {
         Stack("The request head is larger than hyper's read buffer allows.");
     HTTP_451_UNAVAILABLE_FOR_LEGAL_REASONS = 451, "Unavailable For Legal Reasons",
         "Access is refused because of a legal demand.",
-        Produced("GET of a patient record sealed by an admin; carries `Link: <…>; rel=\"blocked-by\"`.");
+        Produced("A non-admin's GET of a patient record sealed by an admin, or of an appointment or ticket of that patient; carries `Link: <…>; rel=\"blocked-by\"`.");
     HTTP_500_INTERNAL_SERVER_ERROR = 500, "Internal Server Error",
         "The server met an unexpected condition.",
         Produced("An unexpected fault, a panic included, turned into a problem with `request_id` and no internals.");
@@ -186,7 +186,7 @@ catalogue! {
         Produced("The configured notifier answered with an error status or an unreadable answer.");
     HTTP_503_SERVICE_UNAVAILABLE = 503, "Service Unavailable",
         "The server cannot handle the request right now; it may later.",
-        Produced("Maintenance mode, the database unreachable or busy past its timeout, or load shedding; carries `Retry-After`.");
+        Produced("Maintenance mode, the database unreachable or busy past its timeout, load shedding, or more sign-ins than the password-hashing gate queues; carries `Retry-After`.");
     HTTP_504_GATEWAY_TIMEOUT = 504, "Gateway Timeout",
         "An upstream server the server called did not answer in time.",
         Produced("The notifier did not answer within `CAREQ_NOTIFY_TIMEOUT_MS`.");
