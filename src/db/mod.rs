@@ -1,12 +1,139 @@
-//! The database: pool set-up from the URL, migrations, and the one place where storage errors
-//! are classified into `ApiError`s.
+//! The database: the one writer and the pool of read-only connections, opened from the URL,
+//! migrations, and the one place where storage errors are classified into `ApiError`s.
+pub mod writer;
+
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::ApiError;
+pub use writer::UnitFuture;
+use writer::Writer;
+
+/// The database as handlers see it: reads on a pool of read-only connections (they never take
+/// the write lock), writes as units of work on the one writer (group commit).
+#[derive(Clone)]
+pub struct Db {
+    read: SqlitePool,
+    writer: Writer,
+    max_bytes: Option<u64>,
+}
+
+/// How the database is opened.
+pub struct Options {
+    pub url: String,
+    pub max_bytes: Option<u64>,
+    pub busy_timeout: Duration,
+    /// Units of work that may wait for the writer before writes answer 503.
+    pub write_queue: usize,
+}
+
+impl Db {
+    /// Opens (creating if missing) the SQLite file, migrates it on the writer's connection, and
+    /// starts the writer and the read pool. WAL with `synchronous=FULL`: a commit is durable
+    /// before any unit in it is answered.
+    pub async fn open(o: Options) -> anyhow::Result<Db> {
+        use anyhow::Context;
+        let base = SqliteConnectOptions::from_str(&o.url)
+            .with_context(|| format!("reading the database URL {}", o.url))?
+            .busy_timeout(o.busy_timeout)
+            .foreign_keys(true);
+        let mut conn = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .connect()
+            .await
+            .with_context(|| format!("opening {}", o.url))?;
+        if let Some(max) = o.max_bytes {
+            cap_size(&mut conn, max).await?;
+        }
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut conn)
+            .await
+            .context("migrating the database")?;
+        let readers = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .max(4);
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .acquire_timeout(o.busy_timeout + Duration::from_secs(1))
+            .connect_with(base.read_only(true))
+            .await
+            .context("opening the read pool")?;
+        Ok(Db {
+            read,
+            writer: Writer::start(conn, o.write_queue),
+            max_bytes: o.max_bytes,
+        })
+    }
+
+    /// A read-only connection.
+    pub async fn read(&self) -> Result<PoolConnection<Sqlite>, ApiError> {
+        Ok(self.read.acquire().await?)
+    }
+
+    /// The read-only pool, for single queries.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Runs a unit of work on the writer; answered once it is durably committed.
+    pub async fn write<T, F>(&self, unit: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> UnitFuture<'c, T> + Send + 'static,
+    {
+        self.writer.write(unit).await
+    }
+
+    /// A unit that stores data: refused with 507 once the live data reaches the size cap
+    /// (access-log entries of reads use `write`, which keeps the reserve above the cap).
+    pub async fn write_data<T, F>(&self, unit: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> UnitFuture<'c, T> + Send + 'static,
+    {
+        let max = self.max_bytes;
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Some(max) = max {
+                        check_room(conn, max).await?;
+                    }
+                    unit(conn).await
+                })
+            })
+            .await
+    }
+
+    /// Units waiting for the writer now.
+    pub fn write_queue_depth(&self) -> usize {
+        self.writer.depth()
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+    }
+}
+
+/// 507 once the live data (pages in use, not counting free pages a deletion left) reaches `max`.
+async fn check_room(conn: &mut SqliteConnection, max: u64) -> Result<(), ApiError> {
+    let used: i64 = sqlx::query_scalar(
+        "SELECT (p.page_count - f.freelist_count) * s.page_size
+         FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
+    )
+    .fetch_one(conn)
+    .await?;
+    if used as u64 >= max {
+        return Err(ApiError::InsufficientStorage);
+    }
+    Ok(())
+}
 
 pub type Pool = SqlitePool;
 
@@ -156,6 +283,73 @@ impl From<sqlx::Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn open_temp(dir: &tempfile::TempDir) -> Db {
+        Db::open(Options {
+            url: format!("sqlite://{}", dir.path().join("w.db").display()),
+            max_bytes: None,
+            busy_timeout: Duration::from_secs(5),
+            write_queue: 4096,
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_unit_rolls_back_alone_and_the_rest_of_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_temp(&dir).await;
+        let writes = (0..200i64).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, 'x')")
+                            .bind(format!("k{i}"))
+                            .execute(&mut *conn)
+                            .await?;
+                        if i % 10 == 0 {
+                            return Err(ApiError::Conflict {
+                                detail: "refused".into(),
+                                existing: None,
+                            });
+                        }
+                        if i == 7 {
+                            panic!("a unit that panics");
+                        }
+                        Ok(i)
+                    })
+                })
+                .await
+            })
+        });
+        let outcomes: Vec<_> = futures_util::future::join_all(writes)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(ok, 179);
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, 179, "exactly the units that succeeded are stored");
+        // The writer still works after a panic and refusals.
+        assert_eq!(db.write(|_| Box::pin(async { Ok(1) })).await.unwrap(), 1);
+        assert_eq!(db.write_queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_temp(&dir).await;
+        let err = sqlx::query("INSERT INTO meta (key, value) VALUES ('r', 'x')")
+            .execute(db.pool())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
 
     #[tokio::test]
     async fn storage_errors_are_classified() {
