@@ -9,6 +9,7 @@ mod global_http;
 mod helpers;
 mod idempotency;
 mod live;
+mod load;
 mod logs;
 mod ops;
 mod patients;
