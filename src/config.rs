@@ -55,6 +55,9 @@ pub struct Config {
     /// How long a write waits for SQLite's lock before answering 503.
     #[arg(long, env = "CAREQ_DB_BUSY_TIMEOUT_MS", default_value_t = 5000)]
     pub db_busy_timeout_ms: u64,
+    /// Units of work that may wait for the one writer; beyond it writes answer 503 at once.
+    #[arg(long, env = "CAREQ_WRITE_QUEUE", default_value_t = 4096)]
+    pub write_queue: usize,
     /// Comma-separated origins allowed to call the API from a browser (CORS). Unset: none.
     #[arg(long, env = "CAREQ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -116,6 +119,7 @@ impl fmt::Debug for Config {
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)
+            .field("write_queue", &self.write_queue)
             .field("cors_origins", &self.cors_origins)
             .field("log", &self.log)
             .finish()

@@ -21,16 +21,14 @@ pub struct Application {
 impl Application {
     /// Opens the database, migrates it and binds the listener. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::connect(
-            &config.database_url,
-            config.db_max_bytes,
-            std::time::Duration::from_millis(config.db_busy_timeout_ms),
-        )
+        let db = crate::db::Db::open(crate::db::Options {
+            url: config.database_url.clone(),
+            max_bytes: config.db_max_bytes,
+            busy_timeout: std::time::Duration::from_millis(config.db_busy_timeout_ms),
+            write_queue: config.write_queue,
+        })
         .await
         .context("opening the database")?;
-        crate::db::migrate(&db)
-            .await
-            .context("migrating the database")?;
         let generated = crate::users::bootstrap_admin(&db, config.admin_password.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.problem().detail))?;

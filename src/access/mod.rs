@@ -5,9 +5,8 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::auth::Caller;
-use crate::db::Pool;
+use crate::db::Db;
 use crate::error::ApiError;
-use crate::http::context;
 use crate::http::resource::now_rfc3339;
 
 /// What was done to the record.
@@ -84,12 +83,19 @@ pub async fn record_about(
     resource_id: &str,
     patient: Option<&str>,
 ) -> Result<(), ApiError> {
-    let ctx = context::current();
-    let request_id = ctx
-        .as_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_else(|| "none".into());
-    let client_request_id = ctx.and_then(|c| c.client_request_id);
+    insert(conn, caller, action, resource_type, resource_id, patient).await
+}
+
+async fn insert(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    action: Action,
+    resource_type: &str,
+    resource_id: &str,
+    patient: Option<&str>,
+) -> Result<(), ApiError> {
+    let request_id = caller.request_id.as_str();
+    let client_request_id = caller.client_request_id.as_deref();
     sqlx::query(
         "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip, request_id,
              patient_id, client_request_id)
@@ -119,7 +125,7 @@ pub struct Touch<'a> {
 /// Writes entries in their own transaction, committed (durable) before the caller answers:
 /// for reads, which change nothing else.
 pub async fn record_now(
-    db: &Pool,
+    db: &Db,
     caller: &Caller,
     action: Action,
     touched: &[Touch<'_>],
@@ -127,20 +133,34 @@ pub async fn record_now(
     if touched.is_empty() {
         return Ok(());
     }
-    let mut tx = crate::db::write_tx(db).await?;
-    for t in touched {
-        record_about(
-            &mut tx,
-            caller,
-            action,
-            t.resource_type,
-            t.resource_id,
-            t.patient,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let caller = caller.clone();
+    let rows: Vec<(String, String, Option<String>)> = touched
+        .iter()
+        .map(|t| {
+            (
+                t.resource_type.to_string(),
+                t.resource_id.to_string(),
+                t.patient.map(str::to_string),
+            )
+        })
+        .collect();
+    db.write(move |conn| {
+        Box::pin(async move {
+            for (resource_type, resource_id, patient) in &rows {
+                insert(
+                    conn,
+                    &caller,
+                    action,
+                    resource_type,
+                    resource_id,
+                    patient.as_deref(),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// A page of entries for one record, oldest first, after sequence number `after`. For a patient

@@ -1,6 +1,294 @@
-//! Appointments: `/v1/appointments`.
+//! Appointments: `/v1/appointments`. This module is the feature's service: the rules of booking,
+//! rescheduling and checking in, run inside a unit of work on the writer; `routes.rs` holds thin
+//! handlers.
 pub mod domain;
 pub mod routes;
 pub mod store;
 
+use sqlx::SqliteConnection;
+
+use crate::access::{self, Action, Touch};
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, FieldError};
+use crate::http::precondition::{stale, IfMatch};
+use crate::patients::Use;
+use domain::{Appointment, AppointmentPatch, AppointmentStatus, NewAppointment, Slot};
+
 pub use routes::router;
+
+pub fn location(id: &str) -> String {
+    format!("/v1/appointments/{id}")
+}
+
+fn taken(other: &str) -> ApiError {
+    ApiError::Conflict {
+        detail: "the clinician already has an appointment in this slot".into(),
+        existing: Some(location(other)),
+    }
+}
+
+/// A live appointment the caller may see: 404 if missing or another clinic's, 410 if deleted.
+pub async fn visible(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<Appointment, ApiError> {
+    match store::find(conn, id).await? {
+        Some((a, deleted)) if caller.sees_clinic(&a.clinic_id) => {
+            if deleted {
+                Err(ApiError::Gone("this appointment was deleted".into()))
+            } else {
+                Ok(a)
+            }
+        }
+        _ => Err(ApiError::NotFound("no appointment with this id".into())),
+    }
+}
+
+/// A live appointment the caller may see and use: its patient's seal answers 451 to a read by
+/// a non-admin and 423 to any write.
+pub async fn usable(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    id: &str,
+    use_: Use,
+) -> Result<Appointment, ApiError> {
+    let a = visible(conn, caller, id).await?;
+    crate::patients::check_seal(conn, caller, &a.patient_id, use_).await?;
+    Ok(a)
+}
+
+/// An access-log entry for an appointment: it carries the patient's data (the reason).
+pub fn touch(a: &Appointment) -> Touch<'_> {
+    Touch {
+        resource_type: "appointment",
+        resource_id: &a.id,
+        patient: Some(&a.patient_id),
+    }
+}
+
+/// 422 unless the patient is live in the clinic and the clinician may see patients there.
+async fn check_people(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    patient_id: &str,
+    clinician_id: &str,
+) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let patient_ok = crate::patients::store::find(conn, patient_id)
+        .await?
+        .is_some_and(|p| p.patient.clinic_id == clinic_id && !p.deleted && p.merged_into.is_none());
+    if !patient_ok {
+        errors.push(FieldError::new(
+            "/patient_id",
+            "no live patient of this clinic with this id",
+        ));
+    }
+    let clinician_ok = match crate::users::store::find(conn, clinician_id).await? {
+        Some(crate::users::store::Found::Live(u)) => {
+            u.active
+                && (u.role == Role::Admin
+                    || (u.role == Role::Clinician && u.clinic_ids.iter().any(|c| c == clinic_id)))
+        }
+        _ => false,
+    };
+    if !clinician_ok {
+        errors.push(FieldError::new(
+            "/clinician_id",
+            "no active clinician of this clinic with this id",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(errors))
+    }
+}
+
+/// Books an appointment (the rules and the insert), with its access-log entry.
+pub async fn book(
+    conn: &mut SqliteConnection,
+    caller: Caller,
+    new: NewAppointment,
+    slot: Slot,
+) -> Result<Appointment, ApiError> {
+    if crate::clinics::visible(conn, &caller, &new.clinic_id)
+        .await
+        .is_err()
+    {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/clinic_id",
+            "no clinic with this id that you belong to",
+        )]));
+    }
+    check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
+    crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write).await?;
+    if let Some(other) = store::overlapping(conn, &new.clinician_id, &slot, "").await? {
+        return Err(taken(&other));
+    }
+    let id = crate::ids::new_id("apt");
+    let reason = new
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    store::insert(
+        conn,
+        &store::NewRow {
+            id: &id,
+            clinic_id: &new.clinic_id,
+            patient_id: &new.patient_id,
+            clinician_id: &new.clinician_id,
+            slot: &slot,
+            reason,
+        },
+    )
+    .await?;
+    let (a, _) = store::find(conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("appointment vanished"))?;
+    access::record_about(
+        conn,
+        &caller,
+        Action::Create,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
+    Ok(a)
+}
+
+/// Reschedules or changes the status of an appointment if still at the `If-Match` version.
+pub async fn update(
+    conn: &mut SqliteConnection,
+    caller: Caller,
+    id: String,
+    if_match: IfMatch,
+    patch: AppointmentPatch,
+) -> Result<Appointment, ApiError> {
+    let current = usable(conn, &caller, &id, Use::Write).await?;
+    let rescheduling = patch.start.is_some() || patch.duration_minutes.is_some();
+    let slot = if rescheduling {
+        Slot::parse(
+            patch.start.as_deref().unwrap_or(&current.start),
+            patch.duration_minutes.unwrap_or(current.duration_minutes),
+        )
+        .map_err(ApiError::invalid)?
+    } else {
+        Slot {
+            start: current.start.parse().map_err(ApiError::internal)?,
+            minutes: current.duration_minutes,
+        }
+    };
+    if_match.check(current.version)?;
+    let status = patch.status.unwrap_or(current.status);
+    if status == AppointmentStatus::CheckedIn && current.status != AppointmentStatus::CheckedIn {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/status",
+            "use POST …/check-in to check a patient in",
+        )]));
+    }
+    if rescheduling && status.holds_slot() {
+        if let Some(other) = store::overlapping(conn, &current.clinician_id, &slot, &id).await? {
+            return Err(taken(&other));
+        }
+    }
+    let reason = patch.reason.as_deref().or(current.reason.as_deref());
+    if !store::update(conn, &id, current.version, &slot, reason, status, None).await? {
+        return Err(stale(current.version + 1));
+    }
+    let a = visible(conn, &caller, &id).await?;
+    access::record_about(
+        conn,
+        &caller,
+        Action::Update,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
+    Ok(a)
+}
+
+/// Deletes an appointment (already deleted is fine: DELETE is idempotent).
+pub async fn remove(
+    conn: &mut SqliteConnection,
+    caller: Caller,
+    id: String,
+) -> Result<(), ApiError> {
+    match usable(conn, &caller, &id, Use::Write).await {
+        Ok(a) => {
+            store::delete(conn, &id).await?;
+            access::record_about(
+                conn,
+                &caller,
+                Action::Delete,
+                "appointment",
+                &id,
+                Some(&a.patient_id),
+            )
+            .await?;
+        }
+        Err(ApiError::Gone(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Checks a booked appointment in: issues its queue ticket in the same unit of work.
+pub async fn check_in(
+    conn: &mut SqliteConnection,
+    caller: Caller,
+    id: String,
+    aging_minutes: u64,
+) -> Result<crate::queue::domain::Ticket, ApiError> {
+    let a = usable(conn, &caller, &id, Use::Write).await?;
+    if a.status != AppointmentStatus::Booked {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "only a booked appointment can be checked in; this one is {}",
+                a.status.as_str()
+            ),
+            existing: Some(location(&id)),
+        });
+    }
+    let clinic = crate::clinics::store::find(conn, &a.clinic_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
+    let ticket = crate::queue::issue_in(
+        aging_minutes,
+        conn,
+        &clinic,
+        Some(&a.patient_id),
+        crate::queue::domain::Priority::Normal,
+    )
+    .await?;
+    let slot = Slot {
+        start: a.start.parse().map_err(ApiError::internal)?,
+        minutes: a.duration_minutes,
+    };
+    if !store::update(
+        conn,
+        &id,
+        a.version,
+        &slot,
+        a.reason.as_deref(),
+        AppointmentStatus::CheckedIn,
+        Some(&ticket.id),
+    )
+    .await?
+    {
+        return Err(stale(a.version + 1));
+    }
+    access::record_about(
+        conn,
+        &caller,
+        Action::Update,
+        "appointment",
+        &id,
+        Some(&a.patient_id),
+    )
+    .await?;
+    Ok(ticket)
+}

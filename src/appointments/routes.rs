@@ -7,14 +7,15 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::domain::{Appointment, AppointmentPatch, AppointmentStatus, NewAppointment, Slot};
+use super::domain::{Appointment, AppointmentPatch, NewAppointment, Slot};
 use super::store::{self, Filters};
+use super::{location, touch, visible};
 use crate::access::{self, Action, Touch};
-use crate::auth::{perm, Caller, Require, Role};
-use crate::error::{ApiError, FieldError};
+use crate::auth::{perm, Require, Role};
+use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::Page;
-use crate::http::precondition::{stale, IfMatch};
+use crate::http::precondition::IfMatch;
 use crate::http::{resource, AppState};
 use crate::patients::Use;
 
@@ -28,95 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/appointments/{id}/check-in", post(check_in))
 }
 
-fn location(id: &str) -> String {
-    format!("/v1/appointments/{id}")
-}
-
-fn taken(other: &str) -> ApiError {
-    ApiError::Conflict {
-        detail: "the clinician already has an appointment in this slot".into(),
-        existing: Some(location(other)),
-    }
-}
-
-/// A live appointment the caller may see: 404 if missing or another clinic's, 410 if deleted.
-async fn visible(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    id: &str,
-) -> Result<Appointment, ApiError> {
-    match store::find(conn, id).await? {
-        Some((a, deleted)) if caller.sees_clinic(&a.clinic_id) => {
-            if deleted {
-                Err(ApiError::Gone("this appointment was deleted".into()))
-            } else {
-                Ok(a)
-            }
-        }
-        _ => Err(ApiError::NotFound("no appointment with this id".into())),
-    }
-}
-
-/// A live appointment the caller may see and use: its patient's seal answers 451 to a read by
-/// a non-admin and 423 to any write.
-async fn usable(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    id: &str,
-    use_: Use,
-) -> Result<Appointment, ApiError> {
-    let a = visible(conn, caller, id).await?;
-    crate::patients::check_seal(conn, caller, &a.patient_id, use_).await?;
-    Ok(a)
-}
-
-/// An access-log entry for an appointment: it carries the patient's data (the reason).
-fn touch(a: &Appointment) -> Touch<'_> {
-    Touch {
-        resource_type: "appointment",
-        resource_id: &a.id,
-        patient: Some(&a.patient_id),
-    }
-}
-
-/// 422 unless the patient is live in the clinic and the clinician may see patients there.
-async fn check_people(
-    conn: &mut sqlx::SqliteConnection,
-    clinic_id: &str,
-    patient_id: &str,
-    clinician_id: &str,
-) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    let patient_ok = crate::patients::store::find(conn, patient_id)
-        .await?
-        .is_some_and(|p| p.patient.clinic_id == clinic_id && !p.deleted && p.merged_into.is_none());
-    if !patient_ok {
-        errors.push(FieldError::new(
-            "/patient_id",
-            "no live patient of this clinic with this id",
-        ));
-    }
-    let clinician_ok = match crate::users::store::find(conn, clinician_id).await? {
-        Some(crate::users::store::Found::Live(u)) => {
-            u.active
-                && (u.role == Role::Admin
-                    || (u.role == Role::Clinician && u.clinic_ids.iter().any(|c| c == clinic_id)))
-        }
-        _ => false,
-    };
-    if !clinician_ok {
-        errors.push(FieldError::new(
-            "/clinician_id",
-            "no active clinician of this clinic with this id",
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(errors))
-    }
-}
-
 /// Book an appointment
 #[utoipa::path(post, path = "/v1/appointments", tag = "appointments", request_body = NewAppointment,
     responses((status = 201, description = "Booked", body = Appointment),
@@ -128,53 +40,12 @@ pub async fn book(
     JsonBody(new): JsonBody<NewAppointment>,
 ) -> Result<Response, ApiError> {
     let slot = Slot::parse(&new.start, new.duration_minutes).map_err(ApiError::invalid)?;
-    let mut tx = st.write_tx().await?;
-    if crate::clinics::routes::visible(&mut tx, &caller, &new.clinic_id)
-        .await
-        .is_err()
-    {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "/clinic_id",
-            "no clinic with this id that you belong to",
-        )]));
-    }
-    check_people(&mut tx, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
-    crate::patients::check_seal(&mut tx, &caller, &new.patient_id, Use::Write).await?;
-    if let Some(other) = store::overlapping(&mut tx, &new.clinician_id, &slot, "").await? {
-        return Err(taken(&other));
-    }
-    let id = crate::ids::new_id("apt");
-    let reason = new
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    store::insert(
-        &mut tx,
-        &store::NewRow {
-            id: &id,
-            clinic_id: &new.clinic_id,
-            patient_id: &new.patient_id,
-            clinician_id: &new.clinician_id,
-            slot: &slot,
-            reason,
-        },
-    )
-    .await?;
-    let (a, _) = store::find(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("appointment vanished"))?;
-    access::record_about(
-        &mut tx,
-        &caller,
-        Action::Create,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(resource::created(&a, &location(&id)))
+    let caller = caller.0;
+    let a = st
+        .db
+        .write_data(move |conn| Box::pin(super::book(conn, caller, new, slot)))
+        .await?;
+    Ok(resource::created(&a, &location(&a.id)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -240,7 +111,7 @@ pub async fn list(
     };
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
     // Sealed patients' appointments are left out for non-admins, as in the patient search.
-    let rows = store::list(&st.db, member, &filters, (start, &id), limit).await?;
+    let rows = store::list(st.db.pool(), member, &filters, (start, &id), limit).await?;
     let page = Page::from_rows(rows, limit, |a| {
         format!(
             "{}|{}",
@@ -267,7 +138,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let a = visible(&mut conn, &caller, &id).await?;
     let sealed = crate::patients::check_seal(&mut conn, &caller, &a.patient_id, Use::Read).await;
     drop(conn);
@@ -291,49 +162,11 @@ pub async fn update(
     if_match: IfMatch,
     JsonBody(patch): JsonBody<AppointmentPatch>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let current = usable(&mut tx, &caller, &id, Use::Write).await?;
-    let rescheduling = patch.start.is_some() || patch.duration_minutes.is_some();
-    let slot = if rescheduling {
-        Slot::parse(
-            patch.start.as_deref().unwrap_or(&current.start),
-            patch.duration_minutes.unwrap_or(current.duration_minutes),
-        )
-        .map_err(ApiError::invalid)?
-    } else {
-        Slot {
-            start: current.start.parse().map_err(ApiError::internal)?,
-            minutes: current.duration_minutes,
-        }
-    };
-    if_match.check(current.version)?;
-    let status = patch.status.unwrap_or(current.status);
-    if status == AppointmentStatus::CheckedIn && current.status != AppointmentStatus::CheckedIn {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "/status",
-            "use POST …/check-in to check a patient in",
-        )]));
-    }
-    if rescheduling && status.holds_slot() {
-        if let Some(other) = store::overlapping(&mut tx, &current.clinician_id, &slot, &id).await? {
-            return Err(taken(&other));
-        }
-    }
-    let reason = patch.reason.as_deref().or(current.reason.as_deref());
-    if !store::update(&mut tx, &id, current.version, &slot, reason, status, None).await? {
-        return Err(stale(current.version + 1));
-    }
-    let a = visible(&mut tx, &caller, &id).await?;
-    access::record_about(
-        &mut tx,
-        &caller,
-        Action::Update,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
-    tx.commit().await?;
+    let caller = caller.0;
+    let a = st
+        .db
+        .write_data(move |conn| Box::pin(super::update(conn, caller, id, if_match, patch)))
+        .await?;
     Ok(resource::updated(&a))
 }
 
@@ -346,24 +179,10 @@ pub async fn remove(
     caller: Require<perm::WritePatients>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = st.write_tx().await?;
-    match usable(&mut tx, &caller, &id, Use::Write).await {
-        Ok(a) => {
-            store::delete(&mut tx, &id).await?;
-            access::record_about(
-                &mut tx,
-                &caller,
-                Action::Delete,
-                "appointment",
-                &id,
-                Some(&a.patient_id),
-            )
-            .await?;
-            tx.commit().await?;
-        }
-        Err(ApiError::Gone(_)) => {}
-        Err(e) => return Err(e),
-    }
+    let caller = caller.0;
+    st.db
+        .write_data(move |conn| Box::pin(super::remove(conn, caller, id)))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -377,56 +196,12 @@ pub async fn check_in(
     caller: Require<perm::WritePatients>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let a = usable(&mut tx, &caller, &id, Use::Write).await?;
-    if a.status != AppointmentStatus::Booked {
-        return Err(ApiError::Conflict {
-            detail: format!(
-                "only a booked appointment can be checked in; this one is {}",
-                a.status.as_str()
-            ),
-            existing: Some(location(&id)),
-        });
-    }
-    let clinic = crate::clinics::store::find(&mut tx, &a.clinic_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
-    let ticket = crate::queue::routes::issue_in(
-        &st,
-        &mut tx,
-        &clinic,
-        Some(&a.patient_id),
-        crate::queue::domain::Priority::Normal,
-    )
-    .await?;
-    let slot = Slot {
-        start: a.start.parse().map_err(ApiError::internal)?,
-        minutes: a.duration_minutes,
-    };
-    if !store::update(
-        &mut tx,
-        &id,
-        a.version,
-        &slot,
-        a.reason.as_deref(),
-        AppointmentStatus::CheckedIn,
-        Some(&ticket.id),
-    )
-    .await?
-    {
-        return Err(stale(a.version + 1));
-    }
-    access::record_about(
-        &mut tx,
-        &caller,
-        Action::Update,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
-    tx.commit().await?;
-    crate::queue::live::publish(&st, &clinic.id, "issued", Some(&ticket));
+    let (caller, aging) = (caller.0, st.config.queue_aging_minutes);
+    let ticket = st
+        .db
+        .write_data(move |conn| Box::pin(super::check_in(conn, caller, id, aging)))
+        .await?;
+    crate::queue::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));
     Ok(resource::created(
         &ticket,
         &format!("/v1/tickets/{}", ticket.id),

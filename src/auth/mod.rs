@@ -84,7 +84,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     }
 }
 
-/// An authenticated staff member.
+/// An authenticated staff member, and the request they made: the explicit context every write
+/// and access-log entry carries (the writer runs on its own task and cannot see the request's
+/// task-local context).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: String,
@@ -93,6 +95,10 @@ pub struct Caller {
     pub clinic_ids: Vec<String>,
     pub token_hash: String,
     pub ip: IpAddr,
+    /// careq's id of the request being served.
+    pub request_id: String,
+    /// The client's own `X-Request-Id`, when it sent a plain one.
+    pub client_request_id: Option<String>,
 }
 
 impl Caller {
@@ -153,7 +159,7 @@ where
             invalid_token: false,
         })?;
         let ip = client_ip(parts);
-        let caller = tokens::authenticate(&app.db, token, ip)
+        let caller = tokens::authenticate(app.db.pool(), token, ip)
             .await?
             .ok_or_else(invalid_token)?;
         app.limiter.check(&caller.token_hash)?;

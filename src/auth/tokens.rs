@@ -5,7 +5,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Role};
-use crate::db::Pool;
+use crate::db::{Db, Pool};
 use crate::error::ApiError;
 
 pub fn new_token() -> String {
@@ -22,28 +22,41 @@ pub fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-pub async fn issue(db: &Pool, user_id: &str, ttl_seconds: i64) -> Result<String, ApiError> {
+pub async fn issue(db: &Db, user_id: &str, ttl_seconds: i64) -> Result<String, ApiError> {
     let token = new_token();
-    let now = now_unix();
-    sqlx::query(
-        "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(hash_token(&token))
-    .bind(user_id)
-    .bind(now)
-    .bind(now + ttl_seconds)
-    .execute(db)
+    let (hash, user_id) = (hash_token(&token), user_id.to_string());
+    db.write(move |conn| {
+        Box::pin(async move {
+            let now = now_unix();
+            sqlx::query(
+                "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&hash)
+            .bind(&user_id)
+            .bind(now)
+            .bind(now + ttl_seconds)
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    })
     .await?;
     Ok(token)
 }
 
-pub async fn revoke(db: &Pool, token_hash: &str) -> Result<(), ApiError> {
-    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL")
-        .bind(now_unix())
-        .bind(token_hash)
-        .execute(db)
-        .await?;
-    Ok(())
+pub async fn revoke(db: &Db, token_hash: &str) -> Result<(), ApiError> {
+    let token_hash = token_hash.to_string();
+    db.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL")
+                .bind(now_unix())
+                .bind(&token_hash)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// The caller a live token belongs to; `None` for unknown, expired or revoked tokens and for
@@ -68,7 +81,12 @@ pub async fn authenticate(db: &Pool, token: &str, ip: IpAddr) -> Result<Option<C
     .bind(&user_id)
     .fetch_all(db)
     .await?;
+    let ctx = crate::http::context::current();
     Ok(Some(Caller {
+        request_id: ctx
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |c| c.request_id.clone()),
+        client_request_id: ctx.and_then(|c| c.client_request_id),
         user_id,
         username,
         role: Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?,

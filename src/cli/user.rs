@@ -41,8 +41,7 @@ fn problem_text(e: crate::error::ApiError) -> anyhow::Error {
 }
 
 pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
-    let db = crate::db::connect(database_url, None, std::time::Duration::from_secs(5)).await?;
-    crate::db::migrate(&db).await?;
+    let db = crate::db::Db::open(crate::db::cli_options(database_url)).await?;
     match cmd {
         UserCommand::Add {
             username,
@@ -80,7 +79,7 @@ pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List => {
             let mut after = String::new();
             loop {
-                let page = crate::users::store::list(&db, &after, 200)
+                let page = crate::users::store::list(db.pool(), &after, 200)
                     .await
                     .map_err(problem_text)?;
                 for u in page.iter().take(200) {

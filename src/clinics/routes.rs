@@ -7,7 +7,8 @@ use axum::Router;
 
 use super::domain::{Clinic, ClinicPatch, NewClinic, ValidClinic};
 use super::store;
-use crate::auth::{perm, Caller, Require, Role};
+use super::visible;
+use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::{Page, PageParams};
@@ -26,19 +27,6 @@ pub struct ClinicPage {
     pub next_cursor: Option<String>,
 }
 
-/// The clinic, or 404 when it does not exist or the caller is not a member (the same answer, so
-/// membership does not leak existence).
-pub async fn visible(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    id: &str,
-) -> Result<Clinic, ApiError> {
-    match store::find(conn, id).await? {
-        Some(c) if caller.sees_clinic(&c.id) => Ok(c),
-        _ => Err(ApiError::NotFound("no clinic with this id".into())),
-    }
-}
-
 /// Create a clinic
 #[utoipa::path(post, path = "/v1/clinics", tag = "clinics", request_body = NewClinic,
     responses((status = 201, description = "Created", body = Clinic), (status = 403, description = "Not an admin")))]
@@ -50,13 +38,21 @@ pub async fn create(
     let valid = ValidClinic::parse(&new.name, &new.timezone, &new.ticket_prefix)
         .map_err(ApiError::invalid)?;
     let id = crate::ids::new_id("cln");
-    let mut tx = st.write_tx().await?;
-    store::insert(&mut tx, &id, &valid).await?;
-    let clinic = store::find(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
-    tx.commit().await?;
-    Ok(resource::created(&clinic, &format!("/v1/clinics/{id}")))
+    let clinic = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                store::insert(conn, &id, &valid).await?;
+                store::find(conn, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("clinic vanished"))
+            })
+        })
+        .await?;
+    Ok(resource::created(
+        &clinic,
+        &format!("/v1/clinics/{}", clinic.id),
+    ))
 }
 
 /// List the clinics the caller may see
@@ -72,7 +68,7 @@ pub async fn list(
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
-    let rows = store::list(&st.db, member, &after, limit).await?;
+    let rows = store::list(st.db.pool(), member, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |c| c.id.clone());
     Ok(page.respond(&uri))
 }
@@ -88,7 +84,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let clinic = visible(&mut conn, &caller, &id).await?;
     Ok(resource::read(&clinic, &headers))
 }
@@ -106,28 +102,34 @@ pub async fn update(
     if_match: IfMatch,
     JsonBody(patch): JsonBody<ClinicPatch>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let current = visible(&mut tx, &admin, &id).await?;
-    let valid = ValidClinic::parse(
-        patch.name.as_deref().unwrap_or(&current.name),
-        patch.timezone.as_deref().unwrap_or(&current.timezone),
-        patch
-            .ticket_prefix
-            .as_deref()
-            .unwrap_or(&current.ticket_prefix),
-    )
-    .map_err(ApiError::invalid)?;
-    if_match.check(current.version)?;
-    if !store::update(&mut tx, &id, current.version, &valid).await? {
-        let now = store::find(&mut tx, &id)
-            .await?
-            .map(|c| c.version)
-            .unwrap_or(0);
-        return Err(stale(now));
-    }
-    let clinic = store::find(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("clinic vanished"))?;
-    tx.commit().await?;
+    let admin = admin.0;
+    let clinic = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let current = visible(conn, &admin, &id).await?;
+                let valid = ValidClinic::parse(
+                    patch.name.as_deref().unwrap_or(&current.name),
+                    patch.timezone.as_deref().unwrap_or(&current.timezone),
+                    patch
+                        .ticket_prefix
+                        .as_deref()
+                        .unwrap_or(&current.ticket_prefix),
+                )
+                .map_err(ApiError::invalid)?;
+                if_match.check(current.version)?;
+                if !store::update(conn, &id, current.version, &valid).await? {
+                    let now = store::find(conn, &id)
+                        .await?
+                        .map(|c| c.version)
+                        .unwrap_or(0);
+                    return Err(stale(now));
+                }
+                store::find(conn, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("clinic vanished"))
+            })
+        })
+        .await?;
     Ok(resource::updated(&clinic))
 }

@@ -41,17 +41,25 @@ impl Db {
             .with_context(|| format!("reading the database URL {}", o.url))?
             .busy_timeout(o.busy_timeout)
             .foreign_keys(true);
-        let mut conn = base
+        let write_opts = base
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .connect()
+            .synchronous(SqliteSynchronous::Full);
+        let max_bytes = o.max_bytes;
+        let open_writer = move || {
+            let opts = write_opts.clone();
+            Box::pin(async move {
+                let mut conn = opts.connect().await?;
+                if let Some(max) = max_bytes {
+                    cap_size(&mut conn, max).await?;
+                }
+                Ok(conn)
+            }) as writer::ReopenFuture
+        };
+        let mut conn = open_writer()
             .await
             .with_context(|| format!("opening {}", o.url))?;
-        if let Some(max) = o.max_bytes {
-            cap_size(&mut conn, max).await?;
-        }
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut conn)
             .await
@@ -67,7 +75,7 @@ impl Db {
             .context("opening the read pool")?;
         Ok(Db {
             read,
-            writer: Writer::start(conn, o.write_queue),
+            writer: Writer::start(conn, o.write_queue, Box::new(open_writer)),
             max_bytes: o.max_bytes,
         })
     }
@@ -121,6 +129,16 @@ impl Db {
     }
 }
 
+/// How the CLI opens the database: no size cap, a short queue.
+pub fn cli_options(url: &str) -> Options {
+    Options {
+        url: url.to_string(),
+        max_bytes: None,
+        busy_timeout: Duration::from_secs(5),
+        write_queue: 64,
+    }
+}
+
 /// 507 once the live data (pages in use, not counting free pages a deletion left) reaches `max`.
 async fn check_room(conn: &mut SqliteConnection, max: u64) -> Result<(), ApiError> {
     let used: i64 = sqlx::query_scalar(
@@ -135,39 +153,11 @@ async fn check_room(conn: &mut SqliteConnection, max: u64) -> Result<(), ApiErro
     Ok(())
 }
 
+/// The read-only pool (`Db::pool`): what read queries take.
 pub type Pool = SqlitePool;
 
 /// What a 503 caused by the database tells clients to wait.
 pub const RETRY_AFTER_SECS: u64 = 2;
-
-/// Opens (creating if missing) the SQLite database at `url`, in WAL mode with
-/// `synchronous=FULL` so a commit is durable before it is acknowledged.
-pub async fn connect(
-    url: &str,
-    max_bytes: Option<u64>,
-    busy_timeout: Duration,
-) -> Result<Pool, sqlx::Error> {
-    let opts = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(busy_timeout)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(busy_timeout + Duration::from_secs(1))
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if let Some(max) = max_bytes {
-                    cap_size(conn, max).await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_with(opts)
-        .await?;
-    Ok(pool)
-}
 
 /// Caps the file a little above `max` bytes: data writes stop at `max` itself (`check_room`),
 /// and the reserve above it keeps access-log entries for reads possible when the data is full.
@@ -184,43 +174,8 @@ async fn cap_size(conn: &mut sqlx::SqliteConnection, max: u64) -> Result<(), sql
     Ok(())
 }
 
-/// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front, so concurrent
-/// writers queue on the busy timeout instead of failing with a stale snapshot, and a
-/// read-check-write (If-Match, duplicate checks) inside it cannot race.
-pub async fn write_tx(
-    pool: &Pool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-/// A write transaction for data, refused with 507 once the live data reaches `max_bytes`
-/// (pages in use, not counting free pages a deletion left behind).
-pub async fn data_tx(
-    pool: &Pool,
-    max_bytes: Option<u64>,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, ApiError> {
-    let mut tx = write_tx(pool).await?;
-    if let Some(max) = max_bytes {
-        let used: i64 = sqlx::query_scalar(
-            "SELECT (p.page_count - f.freelist_count) * s.page_size
-             FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if used as u64 >= max {
-            return Err(ApiError::InsufficientStorage);
-        }
-    }
-    Ok(tx)
-}
-
-/// Runs the embedded migrations.
-pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations/sqlite").run(pool).await
-}
-
 /// Whether the database answers a trivial query quickly.
-pub async fn ping(pool: &Pool) -> bool {
+pub async fn ping(pool: &SqlitePool) -> bool {
     matches!(
         tokio::time::timeout(
             Duration::from_secs(2),
@@ -350,56 +305,63 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("readonly"), "{err}");
     }
-
     #[tokio::test]
     async fn storage_errors_are_classified() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = connect(&url, None, Duration::from_secs(5)).await.unwrap();
-        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
-            .execute(&pool)
+        let db = open_temp(&dir).await;
+        let insert = |db: Db| async move {
+            db.write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO meta (key, value) VALUES ('a', 'x')")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
             .await
-            .unwrap();
-        sqlx::query("INSERT INTO t VALUES ('a')")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let dup = sqlx::query("INSERT INTO t VALUES ('a')")
-            .execute(&pool)
-            .await
-            .unwrap_err();
-        assert_eq!(failure(&dup), DbFailure::Unique);
-        assert_eq!(ApiError::from(dup).status().code, 409);
-        let none = sqlx::query_scalar::<_, String>("SELECT k FROM t WHERE k = 'z'")
-            .fetch_one(&pool)
+        };
+        insert(db.clone()).await.unwrap();
+        assert_eq!(insert(db.clone()).await.unwrap_err().status().code, 409);
+        let none = sqlx::query_scalar::<_, String>("SELECT key FROM meta WHERE key = 'z'")
+            .fetch_one(db.pool())
             .await
             .unwrap_err();
+        assert_eq!(failure(&none), DbFailure::NotFound);
         assert_eq!(ApiError::from(none).status().code, 404);
     }
 
     #[tokio::test]
     async fn a_size_cap_turns_growth_into_507() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = connect(&url, Some(64 * 1024), Duration::from_secs(5))
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (v BLOB)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        let db = Db::open(Options {
+            url: format!("sqlite://{}", dir.path().join("t.db").display()),
+            max_bytes: Some(256 * 1024),
+            busy_timeout: Duration::from_secs(5),
+            write_queue: 16,
+        })
+        .await
+        .unwrap();
         let mut last = Ok(());
-        for _ in 0..100 {
-            last = sqlx::query("INSERT INTO t VALUES (zeroblob(8192))")
-                .execute(&pool)
-                .await
-                .map(|_| ());
+        for _ in 0..200 {
+            last = db
+                .write(|conn| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO meta (key, value) VALUES (hex(randomblob(16)), zeroblob(8192))")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .await;
             if last.is_err() {
                 break;
             }
         }
         let err = last.unwrap_err();
-        assert_eq!(failure(&err), DbFailure::Full, "{err}");
-        assert_eq!(ApiError::from(err).status().code, 507);
+        assert_eq!(err.status().code, 507, "{err:?}");
+        // Data writes stop at the cap itself, before the reserve above it is used up.
+        let data = db.write_data(|_| Box::pin(async { Ok(()) })).await;
+        let err = data.unwrap_err();
+        assert_eq!(err.status().code, 507, "{err:?}");
     }
 }

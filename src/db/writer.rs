@@ -40,11 +40,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`; at most `capacity` units may wait for it.
-    pub fn start(conn: SqliteConnection, capacity: usize) -> Self {
+    /// Starts the writer task on `conn`; at most `capacity` units may wait for it. `reopen`
+    /// makes a fresh connection when a failure leaves this one in an unknown state.
+    pub fn start(conn: SqliteConnection, capacity: usize, reopen: Reopen) -> Self {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(conn, rx, depth.clone()));
+        tokio::spawn(run(conn, rx, depth.clone(), reopen));
         Writer { queue, depth }
     }
 
@@ -87,7 +88,18 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, depth: Arc<AtomicUsize>) {
+/// A write connection being opened.
+pub type ReopenFuture = Pin<Box<dyn Future<Output = Result<SqliteConnection, sqlx::Error>> + Send>>;
+
+/// Opens a new write connection, set up as the first one was.
+pub type Reopen = Box<dyn Fn() -> ReopenFuture + Send + Sync>;
+
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    depth: Arc<AtomicUsize>,
+    reopen: Reopen,
+) {
     while let Some(first) = rx.recv().await {
         let mut group = VecDeque::from([first]);
         while group.len() < MAX_GROUP {
@@ -97,16 +109,36 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, depth: Arc
             }
         }
         let n = group.len();
-        commit_group(&mut conn, group).await;
+        let healthy = commit_group(&mut conn, group).await;
         depth.fetch_sub(n, Ordering::Relaxed);
+        if !healthy {
+            // SQLite may have ended the transaction by itself (a full disk, an I/O error); the
+            // connection's idea of its transaction state can no longer be trusted.
+            conn = reconnect(&reopen).await;
+        }
     }
     let _ = conn.close().await;
 }
 
+async fn reconnect(reopen: &Reopen) -> SqliteConnection {
+    let mut wait = std::time::Duration::from_millis(10);
+    loop {
+        match reopen().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::error!(error = %e, "reopening the write connection failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// Runs the units of one group, committing them together. If the transaction breaks under a
 /// unit (SQLite rolls a transaction back by itself after some errors, e.g. a full disk), the
-/// units already run are answered with that error and the rest run in a new transaction.
-async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) {
+/// units already run are answered with that error and the rest wait for the next group, on a
+/// fresh connection. Returns whether the connection is still in a known state.
+async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) -> bool {
     while !group.is_empty() {
         let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
@@ -114,7 +146,7 @@ async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) {
                 for job in group.drain(..) {
                     let _ = job.reply.send(Err(ApiError::from(clone_error(&e))));
                 }
-                return;
+                return false;
             }
         };
         let mut ran = Vec::new();
@@ -144,6 +176,7 @@ async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) {
                 break;
             }
         }
+        let healthy = broken.is_none();
         let committed = match broken {
             None => tx.commit().await,
             Some(e) => {
@@ -159,7 +192,19 @@ async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) {
             };
             let _ = reply.send(answer);
         }
+        if !healthy || committed.is_err() {
+            // What was not run yet fails too rather than run on a connection in doubt; its
+            // clients may retry at once.
+            for job in group.drain(..) {
+                let _ = job.reply.send(Err(ApiError::ServiceUnavailable {
+                    detail: "the database is recovering from a failed write; try again".into(),
+                    retry_after: 1,
+                }));
+            }
+            return false;
+        }
     }
+    true
 }
 
 /// `sqlx::Error` is not `Clone`; what the API distinguishes about it (its class) survives.

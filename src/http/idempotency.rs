@@ -180,13 +180,12 @@ async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Resp
         return Ok(res);
     }
     // A refusal changed nothing; it is stored on its own so a retry hears the same answer.
-    let stored = async {
-        let mut tx = crate::db::write_tx(&app.db).await?;
-        let res = record_in(&mut tx, &Claimed(Some(claim)), res).await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(res)
-    };
-    stored.await.map_err(IntoResponse::into_response)
+    app.db
+        .write(move |conn| {
+            Box::pin(async move { record_in(conn, &Claimed(Some(claim)), res).await })
+        })
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// Stores `res` as the outcome of the claimed key inside the caller's transaction, and hands it
@@ -249,7 +248,7 @@ async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Store
     .bind(caller_id)
     .bind(key)
     .bind(crate::auth::tokens::now_unix() - KEEP_SECONDS)
-    .fetch_optional(&app.db)
+    .fetch_optional(app.db.pool())
     .await?;
     Ok(row.map(|(request_hash, status, headers, body)| Stored {
         request_hash,

@@ -25,7 +25,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
-use crate::db::Pool;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
@@ -33,7 +33,7 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub db: Pool,
+    pub db: Db,
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
@@ -44,13 +44,6 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Every queue change, for live clients.
     pub events: tokio::sync::broadcast::Sender<crate::queue::live::QueueEvent>,
-}
-
-impl AppState {
-    /// A write transaction for data changes: 507 once `CAREQ_DB_MAX_BYTES` is reached.
-    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, ApiError> {
-        crate::db::data_tx(&self.db, self.config.db_max_bytes).await
-    }
 }
 
 /// The application as one service: what the accept loop calls for every request.

@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     if let Some(retry_after) = state.maintenance.retry_after() {
         return Err(maintenance::Maintenance::error(retry_after));
     }
-    if crate::db::ping(&state.db).await {
+    if crate::db::ping(state.db.pool()).await {
         Ok(Json(Health { status: "ok" }))
     } else {
         Err(ApiError::ServiceUnavailable {

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sqlx::{Connection, SqliteConnection};
 
 use super::domain::NewPatient;
 use crate::auth::{perm, Caller, Require};
@@ -106,42 +107,70 @@ pub async fn batch(
             "a batch holds at most {max} items"
         )));
     }
-    let mut outcomes = Vec::with_capacity(req.items.len());
-    // One transaction holds the whole batch and the key's outcome, so a retry after a hang-up or
-    // a crash finds either everything (and replays it) or nothing.
-    let mut tx = st.write_tx().await?;
-    if req.atomic {
-        for (i, item) in req.items.into_iter().enumerate() {
-            outcomes.push(one(&mut tx, &caller, i, serde_json::Value::Object(item)).await);
-        }
-        if !outcomes.iter().all(Result::is_ok) {
-            tx.rollback().await?;
-            tx = st.write_tx().await?;
-            for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
-                *o = Err(ApiError::FailedDependency(
-                    "not stored: another item of this atomic batch failed".into(),
-                ));
-            }
-        }
+    let caller = caller.0;
+    // One unit holds the whole batch and the key's outcome, so a retry after a hang-up or a
+    // crash finds either everything (and replays it) or nothing.
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let outcomes = if req.atomic {
+                    atomic(conn, &caller, req.items).await?
+                } else {
+                    one_by_one(conn, &caller, req.items).await?
+                };
+                let results = outcomes.iter().map(result_of).collect();
+                let res =
+                    (StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response();
+                record_in(conn, &claimed, res).await
+            })
+        })
+        .await
+}
+
+type Items = Vec<serde_json::Map<String, serde_json::Value>>;
+
+/// All items in one savepoint: kept only if every item succeeds; otherwise the good ones
+/// answer 424.
+async fn atomic(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    items: Items,
+) -> Result<Vec<Result<String, ApiError>>, ApiError> {
+    let mut all = Connection::begin(&mut *conn).await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        outcomes.push(one(&mut all, caller, i, serde_json::Value::Object(item)).await);
+    }
+    if outcomes.iter().all(Result::is_ok) {
+        all.commit().await?;
     } else {
-        for (i, item) in req.items.into_iter().enumerate() {
-            // Each item stands alone inside its own savepoint: a failure is that item's result
-            // and rolls back that item only.
-            let mut item_tx = sqlx::Acquire::begin(&mut *tx).await?;
-            let outcome = match one(&mut item_tx, &caller, i, serde_json::Value::Object(item)).await
-            {
-                Ok(id) => item_tx.commit().await.map(|_| id).map_err(ApiError::from),
-                Err(e) => {
-                    item_tx.rollback().await?;
-                    Err(e)
-                }
-            };
-            outcomes.push(outcome);
+        all.rollback().await?;
+        for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            *o = Err(ApiError::FailedDependency(
+                "not stored: another item of this atomic batch failed".into(),
+            ));
         }
     }
-    let results = outcomes.iter().map(result_of).collect();
-    let res = (StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response();
-    let res = record_in(&mut tx, &claimed, res).await?;
-    tx.commit().await?;
-    Ok(res)
+    Ok(outcomes)
+}
+
+/// Each item in its own savepoint: a failure is that item's result and rolls back that item.
+async fn one_by_one(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    items: Items,
+) -> Result<Vec<Result<String, ApiError>>, ApiError> {
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let mut item_tx = Connection::begin(&mut *conn).await?;
+        let outcome = match one(&mut item_tx, caller, i, serde_json::Value::Object(item)).await {
+            Ok(id) => item_tx.commit().await.map(|_| id).map_err(ApiError::from),
+            Err(e) => {
+                item_tx.rollback().await?;
+                Err(e)
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }

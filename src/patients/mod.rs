@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 
 use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
-use crate::db::Pool;
+use crate::db::Db;
 use crate::error::{ApiError, FieldError};
 use crate::http::idempotency::{ReplayCheck, Replayed};
 use crate::http::AppState;
@@ -86,7 +86,7 @@ pub async fn check_seal(
 }
 
 /// Logs a read refused by a seal (451), then hands the error back; other errors pass as they are.
-pub async fn log_denial(db: &Pool, caller: &Caller, err: ApiError, touched: Touch<'_>) -> ApiError {
+pub async fn log_denial(db: &Db, caller: &Caller, err: ApiError, touched: Touch<'_>) -> ApiError {
     if !matches!(err, ApiError::UnavailableForLegalReasons { .. }) {
         return err;
     }
@@ -109,7 +109,7 @@ pub fn replay_check() -> ReplayCheck {
                 )));
             }
             let ids = named_patients(&replayed);
-            let mut conn = st.db.acquire().await?;
+            let mut conn = st.db.read().await?;
             for id in &ids {
                 if let Err(e) = resolve(&mut conn, &caller, id, false).await {
                     drop(conn);

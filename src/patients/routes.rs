@@ -120,7 +120,7 @@ pub async fn list(
         phone: p.phone,
         clinic_id: p.clinic_id,
     };
-    let rows = store::search(&st.db, &caller, &filters, &after, limit).await?;
+    let rows = store::search(st.db.pool(), &caller, &filters, &after, limit).await?;
     let page = Page::from_rows(rows, limit, store::cursor_key);
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
@@ -179,13 +179,17 @@ pub async fn create(
     claimed: Claimed,
     JsonBody(new): JsonBody<NewPatient>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let patient = super::create(&mut tx, &caller, &new).await?;
-    let res = resource::created(&patient, &location(&patient.id));
-    // The key's outcome commits with the patient: both are stored, or neither.
-    let res = record_in(&mut tx, &claimed, res).await?;
-    tx.commit().await?;
-    Ok(res)
+    let caller = caller.0;
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let patient = super::create(conn, &caller, &new).await?;
+                let res = resource::created(&patient, &location(&patient.id));
+                // The key's outcome commits with the patient: both are stored, or neither.
+                record_in(conn, &claimed, res).await
+            })
+        })
+        .await
 }
 
 /// Read a patient
@@ -203,7 +207,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let resolved = resolve(&mut conn, &caller, &id, false).await;
     drop(conn);
     let stored = match resolved {
@@ -228,17 +232,23 @@ async fn write(
     caller: &crate::auth::Caller,
     id: &str,
     if_match: IfMatch,
-    fields: impl FnOnce(&Patient) -> Result<PatientFields, ApiError>,
+    fields: impl FnOnce(&Patient) -> Result<PatientFields, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let stored = match resolve(&mut tx, caller, id, true).await? {
-        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-        Resolved::Live(s) => s,
-    };
-    let fields = fields(&stored.patient)?;
-    let patient = super::replace(&mut tx, caller, &stored.patient, &if_match, &fields).await?;
-    tx.commit().await?;
-    Ok(resource::updated(&patient))
+    let (caller, id) = (caller.clone(), id.to_string());
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let stored = match resolve(conn, &caller, &id, true).await? {
+                    Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+                    Resolved::Live(s) => s,
+                };
+                let fields = fields(&stored.patient)?;
+                let patient =
+                    super::replace(conn, &caller, &stored.patient, &if_match, &fields).await?;
+                Ok(resource::updated(&patient))
+            })
+        })
+        .await
 }
 
 /// Replace a patient (needs If-Match)
@@ -256,7 +266,7 @@ pub async fn replace(
     if_match: IfMatch,
     JsonBody(fields): JsonBody<PatientFields>,
 ) -> Result<Response, ApiError> {
-    write(&st, &caller, &id, if_match, |_| Ok(fields)).await
+    write(&st, &caller, &id, if_match, move |_| Ok(fields)).await
 }
 
 /// Update a patient with a JSON merge patch (needs If-Match)
@@ -275,7 +285,7 @@ pub async fn patch(
     JsonBody(patch): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
     let patch = serde_json::Value::Object(patch);
-    write(&st, &caller, &id, if_match, |current| {
+    write(&st, &caller, &id, if_match, move |current| {
         let mut doc = serde_json::to_value(current.fields()).map_err(ApiError::internal)?;
         merge_patch(&mut doc, &patch);
         parse_value(doc)
@@ -294,19 +304,24 @@ pub async fn remove(
     caller: Require<perm::DeletePatients>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    match resolve(&mut tx, &caller, &id, true).await {
-        Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-        Ok(Resolved::Live(_)) => {
-            store::mark(&mut tx, &id, "deleted", Some(&resource::now_rfc3339())).await?;
-            access::record(&mut tx, &caller, Action::Delete, "patient", &id).await?;
-            tx.commit().await?;
-        }
-        // Deleting what is already deleted succeeds: DELETE is idempotent.
-        Err(ApiError::Gone(_)) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let caller = caller.0;
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                match resolve(conn, &caller, &id, true).await {
+                    Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+                    Ok(Resolved::Live(_)) => {
+                        store::mark(conn, &id, "deleted", Some(&resource::now_rfc3339())).await?;
+                        access::record(conn, &caller, Action::Delete, "patient", &id).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    // Deleting what is already deleted succeeds: DELETE is idempotent.
+                    Err(ApiError::Gone(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -333,27 +348,34 @@ pub async fn merge(
     if req.into == id {
         return Err(into_err("a patient cannot be merged into itself"));
     }
-    let mut tx = st.write_tx().await?;
-    let from = match resolve(&mut tx, &caller, &id, true).await? {
-        Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-        Resolved::Live(s) => s.patient,
-    };
-    let survivor = match resolve(&mut tx, &caller, &req.into, true).await {
-        Ok(Resolved::Live(s)) => s.patient,
-        Ok(Resolved::Moved(_)) | Err(ApiError::NotFound(_)) | Err(ApiError::Gone(_)) => {
-            return Err(into_err("no live patient with this id that you may see"))
-        }
-        Err(e) => return Err(e),
-    };
-    if survivor.clinic_id != from.clinic_id {
-        return Err(into_err("the survivor must be in the same clinic"));
-    }
-    store::mark(&mut tx, &from.id, "merged", Some(&survivor.id)).await?;
-    crate::appointments::store::move_patient(&mut tx, &from.id, &survivor.id).await?;
-    access::record(&mut tx, &caller, Action::Merge, "patient", &from.id).await?;
-    access::record(&mut tx, &caller, Action::Merge, "patient", &survivor.id).await?;
-    tx.commit().await?;
-    Ok(resource::updated(&survivor))
+    let caller = caller.0;
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let from = match resolve(conn, &caller, &id, true).await? {
+                    Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+                    Resolved::Live(s) => s.patient,
+                };
+                let survivor = match resolve(conn, &caller, &req.into, true).await {
+                    Ok(Resolved::Live(s)) => s.patient,
+                    Ok(Resolved::Moved(_))
+                    | Err(ApiError::NotFound(_))
+                    | Err(ApiError::Gone(_)) => {
+                        return Err(into_err("no live patient with this id that you may see"))
+                    }
+                    Err(e) => return Err(e),
+                };
+                if survivor.clinic_id != from.clinic_id {
+                    return Err(into_err("the survivor must be in the same clinic"));
+                }
+                store::mark(conn, &from.id, "merged", Some(&survivor.id)).await?;
+                crate::appointments::store::move_patient(conn, &from.id, &survivor.id).await?;
+                access::record(conn, &caller, Action::Merge, "patient", &from.id).await?;
+                access::record(conn, &caller, Action::Merge, "patient", &survivor.id).await?;
+                Ok(resource::updated(&survivor))
+            })
+        })
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -385,7 +407,7 @@ pub async fn lookup(
         phone: Some(phone),
         ..Filters::default()
     };
-    let found = store::search(&st.db, &caller, &filters, "", 20).await?;
+    let found = store::search(st.db.pool(), &caller, &filters, "", 20).await?;
     let ids: Vec<&str> = found.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
     match found.len() {
@@ -465,23 +487,29 @@ async fn set_seal(
     id: &str,
     reason: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    // Admins read sealed records, so resolving for reading finds them either way.
-    if let Resolved::Moved(to) = resolve(&mut tx, caller, id, false).await? {
-        return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
-    }
-    let (mark, action) = match reason {
-        Some(_) => ("sealed", Action::Seal),
-        None => ("unsealed", Action::Unseal),
-    };
-    store::mark(&mut tx, id, mark, reason).await?;
-    access::record(&mut tx, caller, action, "patient", id).await?;
-    let patient = store::find(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::internal("patient vanished"))?
-        .patient;
-    tx.commit().await?;
-    Ok(resource::updated(&patient))
+    let (caller, id) = (caller.clone(), id.to_string());
+    let reason = reason.map(str::to_string);
+    st.db
+        .write(move |conn| {
+            Box::pin(async move {
+                // Admins read sealed records, so resolving for reading finds them either way.
+                if let Resolved::Moved(to) = resolve(conn, &caller, &id, false).await? {
+                    return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
+                }
+                let (mark, action) = match reason {
+                    Some(_) => ("sealed", Action::Seal),
+                    None => ("unsealed", Action::Unseal),
+                };
+                store::mark(conn, &id, mark, reason.as_deref()).await?;
+                access::record(conn, &caller, action, "patient", &id).await?;
+                let patient = store::find(conn, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("patient vanished"))?
+                    .patient;
+                Ok(resource::updated(&patient))
+            })
+        })
+        .await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -505,7 +533,7 @@ pub async fn access_log(
     let paging = params.paging();
     let limit = paging.limit()?;
     let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     if store::find(&mut conn, &id).await?.is_none() {
         return Err(ApiError::NotFound("no patient with this id".into()));
     }

@@ -79,10 +79,10 @@ async fn board_state(
     kind: &str,
     ticket: Option<BoardTicket>,
 ) -> Result<String, ApiError> {
-    let mut conn = st.db.acquire().await?;
-    let day = super::routes::local_day(clinic);
+    let mut conn = st.db.read().await?;
+    let day = super::local_day(clinic);
     let closed = super::store::is_closed(&mut conn, &clinic.id, &day).await?;
-    let queue = super::routes::queue_of(st, &mut conn, clinic).await?;
+    let queue = super::queue_of(st.config.queue_aging_minutes, &mut conn, clinic).await?;
     let mut called: Vec<&Ticket> = queue
         .iter()
         .filter(|t| t.status == Status::Called)
@@ -117,7 +117,7 @@ async fn authorize(
     key: Option<&str>,
     caller: Result<Caller, ApiError>,
 ) -> Result<Clinic, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     if let Some(key) = key {
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
@@ -133,7 +133,7 @@ async fn authorize(
             .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()));
     }
     let caller = caller?;
-    crate::clinics::routes::visible(&mut conn, &caller, clinic_id).await
+    crate::clinics::visible(&mut conn, &caller, clinic_id).await
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {

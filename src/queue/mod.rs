@@ -1,9 +1,123 @@
 //! The walk-in queue: tickets with gap-free daily numbers, calling order, transitions, closing
-//! the day and the daily report.
+//! the day and the daily report. This module is the queue's service: what its routes and other
+//! features (appointments' check-in, the live board) call.
 pub mod domain;
 pub mod live;
 pub mod notify;
 pub mod routes;
 pub mod store;
 
+use sqlx::SqliteConnection;
+
+use crate::auth::Caller;
+use crate::clinics::domain::Clinic;
+use crate::error::ApiError;
+use crate::patients::Use;
+use domain::{order, Priority, Status, Ticket};
+
 pub use routes::router;
+
+/// The clinic's local calendar day now.
+pub fn local_day(clinic: &Clinic) -> String {
+    let tz = jiff::tz::TimeZone::get(&clinic.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::now().to_zoned(tz).date().to_string()
+}
+
+/// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
+pub async fn queue_of(
+    aging_minutes: u64,
+    conn: &mut SqliteConnection,
+    clinic: &Clinic,
+) -> Result<Vec<Ticket>, ApiError> {
+    let day = local_day(clinic);
+    let open = store::open_tickets(conn, &clinic.id, &day).await?;
+    let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
+        open.into_iter().partition(|t| t.status == Status::Waiting);
+    order(&mut waiting, store::now_ms(), aging_minutes);
+    let per_ticket = store::service_seconds(conn, &clinic.id).await?;
+    for (i, t) in waiting.iter_mut().enumerate() {
+        t.position = Some(i as u32 + 1);
+        t.estimated_wait_seconds = Some(per_ticket * i as u64);
+    }
+    waiting.extend(called);
+    Ok(waiting)
+}
+
+/// Issues a ticket in `conn`'s transaction: the next number of the clinic's day, 423 when the
+/// day is closed. Shared by walk-ins and appointment check-ins.
+pub async fn issue_in(
+    aging_minutes: u64,
+    conn: &mut SqliteConnection,
+    clinic: &Clinic,
+    patient_id: Option<&str>,
+    priority: Priority,
+) -> Result<Ticket, ApiError> {
+    let day = local_day(clinic);
+    let seq = store::next_seq(conn, &clinic.id, &day)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Locked("the queue is closed for today; reopen it to issue tickets".into())
+        })?;
+    let id = crate::ids::new_id("tkt");
+    let number = format!("{}-{seq:03}", clinic.ticket_prefix);
+    store::insert(
+        conn,
+        &store::NewTicket {
+            id: &id,
+            clinic_id: &clinic.id,
+            day: &day,
+            seq,
+            number: &number,
+            patient_id,
+            priority,
+        },
+    )
+    .await?;
+    let queue = queue_of(aging_minutes, conn, clinic).await?;
+    queue
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::internal("ticket vanished"))
+}
+
+pub async fn visible_ticket(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<Ticket, ApiError> {
+    store::find(conn, id)
+        .await?
+        .filter(|t| caller.sees_clinic(&t.clinic_id))
+        .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))
+}
+
+/// A ticket the caller may see and use: a ticket names its patient, so the patient's seal
+/// answers 451 to a non-admin's read and 423 to any write, as for the patient itself.
+pub async fn usable_ticket(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    id: &str,
+    use_: Use,
+) -> Result<Ticket, ApiError> {
+    let t = visible_ticket(conn, caller, id).await?;
+    if let Some(pid) = &t.patient_id {
+        crate::patients::check_seal(conn, caller, pid, use_).await?;
+    }
+    Ok(t)
+}
+
+/// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
+pub async fn readable(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    t: &Ticket,
+) -> Result<bool, ApiError> {
+    let Some(pid) = &t.patient_id else {
+        return Ok(true);
+    };
+    match crate::patients::check_seal(conn, caller, pid, Use::Read).await {
+        Ok(()) => Ok(true),
+        Err(ApiError::UnavailableForLegalReasons { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -51,9 +51,9 @@ pub async fn notify(
             "1 to 500 characters",
         )]));
     }
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     // Sending a sealed patient's id to a third party is a write naming the patient: 423.
-    let ticket = super::routes::usable_ticket(&mut conn, &caller, &id, Use::Write).await?;
+    let ticket = super::usable_ticket(&mut conn, &caller, &id, Use::Write).await?;
     drop(conn);
     let Some(url) = st.config.notify_url.clone() else {
         return Err(ApiError::NotImplemented(

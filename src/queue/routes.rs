@@ -6,8 +6,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{may_move, order, Priority, Status, Ticket};
-use super::store;
+use super::domain::{may_move, Priority, Status, Ticket};
+use super::{issue_in, local_day, queue_of, readable, store, usable_ticket, visible_ticket};
 use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
@@ -36,38 +36,12 @@ pub fn router() -> Router<AppState> {
         .route("/board/{clinic_id}", get(super::live::board_page))
 }
 
-/// The clinic's local calendar day now.
-pub fn local_day(clinic: &Clinic) -> String {
-    let tz = jiff::tz::TimeZone::get(&clinic.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    jiff::Timestamp::now().to_zoned(tz).date().to_string()
-}
-
 async fn clinic(
     conn: &mut sqlx::SqliteConnection,
     caller: &Caller,
     id: &str,
 ) -> Result<Clinic, ApiError> {
-    crate::clinics::routes::visible(conn, caller, id).await
-}
-
-/// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
-pub async fn queue_of(
-    st: &AppState,
-    conn: &mut sqlx::SqliteConnection,
-    clinic: &Clinic,
-) -> Result<Vec<Ticket>, ApiError> {
-    let day = local_day(clinic);
-    let open = store::open_tickets(conn, &clinic.id, &day).await?;
-    let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
-        open.into_iter().partition(|t| t.status == Status::Waiting);
-    order(&mut waiting, store::now_ms(), st.config.queue_aging_minutes);
-    let per_ticket = store::service_seconds(conn, &clinic.id).await?;
-    for (i, t) in waiting.iter_mut().enumerate() {
-        t.position = Some(i as u32 + 1);
-        t.estimated_wait_seconds = Some(per_ticket * i as u64);
-    }
-    waiting.extend(called);
-    Ok(waiting)
+    crate::clinics::visible(conn, caller, id).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -82,43 +56,6 @@ fn normal() -> Priority {
     Priority::Normal
 }
 
-/// Issues a ticket in `conn`'s transaction: the next number of the clinic's day, 423 when the
-/// day is closed. Shared by walk-ins and appointment check-ins.
-pub async fn issue_in(
-    st: &AppState,
-    conn: &mut sqlx::SqliteConnection,
-    clinic: &Clinic,
-    patient_id: Option<&str>,
-    priority: Priority,
-) -> Result<Ticket, ApiError> {
-    let day = local_day(clinic);
-    let seq = store::next_seq(conn, &clinic.id, &day)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Locked("the queue is closed for today; reopen it to issue tickets".into())
-        })?;
-    let id = crate::ids::new_id("tkt");
-    let number = format!("{}-{seq:03}", clinic.ticket_prefix);
-    store::insert(
-        conn,
-        &store::NewTicket {
-            id: &id,
-            clinic_id: &clinic.id,
-            day: &day,
-            seq,
-            number: &number,
-            patient_id,
-            priority,
-        },
-    )
-    .await?;
-    let queue = queue_of(st, conn, clinic).await?;
-    queue
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| ApiError::internal("ticket vanished"))
-}
-
 /// Issue a walk-in ticket
 #[utoipa::path(post, path = "/v1/clinics/{id}/queue/tickets", tag = "queue", params(("id" = String, Path)),
     request_body = IssueRequest,
@@ -131,32 +68,40 @@ pub async fn issue(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<IssueRequest>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let clinic = clinic(&mut tx, &caller, &id).await?;
-    if let Some(pid) = &req.patient_id {
-        let ok = crate::patients::store::find(&mut tx, pid)
-            .await?
-            .is_some_and(|p| {
-                p.patient.clinic_id == clinic.id && !p.deleted && p.merged_into.is_none()
-            });
-        if !ok {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                "/patient_id",
-                "no live patient of this clinic with this id",
-            )]));
-        }
-        crate::patients::check_seal(&mut tx, &caller, pid, Use::Write).await?;
-    }
-    let ticket = issue_in(
-        &st,
-        &mut tx,
-        &clinic,
-        req.patient_id.as_deref(),
-        req.priority,
-    )
-    .await?;
-    tx.commit().await?;
-    super::live::publish(&st, &clinic.id, "issued", Some(&ticket));
+    let (caller, aging) = (caller.0, st.config.queue_aging_minutes);
+    let ticket = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let clinic = clinic(conn, &caller, &id).await?;
+                if let Some(pid) = &req.patient_id {
+                    let ok = crate::patients::store::find(conn, pid)
+                        .await?
+                        .is_some_and(|p| {
+                            p.patient.clinic_id == clinic.id
+                                && !p.deleted
+                                && p.merged_into.is_none()
+                        });
+                    if !ok {
+                        return Err(ApiError::invalid(vec![FieldError::new(
+                            "/patient_id",
+                            "no live patient of this clinic with this id",
+                        )]));
+                    }
+                    crate::patients::check_seal(conn, &caller, pid, Use::Write).await?;
+                }
+                issue_in(
+                    aging,
+                    conn,
+                    &clinic,
+                    req.patient_id.as_deref(),
+                    req.priority,
+                )
+                .await
+            })
+        })
+        .await?;
+    super::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));
     Ok(resource::created(
         &ticket,
         &format!("/v1/tickets/{}", ticket.id),
@@ -181,12 +126,12 @@ pub async fn view(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let clinic = clinic(&mut conn, &caller, &id).await?;
     let day = local_day(&clinic);
     let closed = store::is_closed(&mut conn, &clinic.id, &day).await?;
     let mut items = Vec::new();
-    for t in queue_of(&st, &mut conn, &clinic).await? {
+    for t in queue_of(st.config.queue_aging_minutes, &mut conn, &clinic).await? {
         if readable(&mut conn, &caller, &t).await? {
             items.push(t);
         }
@@ -221,40 +166,44 @@ pub async fn call_next(
             "1 to 32 characters",
         )]));
     }
-    // The write lock is held from here to commit, so two counters never get the same ticket.
-    let mut tx = st.write_tx().await?;
-    let clinic = clinic(&mut tx, &caller, &id).await?;
-    let queue = queue_of(&st, &mut tx, &clinic).await?;
-    // A sealed patient's ticket is out of staff's sight, so it is not called to a counter
-    // either (an admin can still see it in the queue and move it once the seal is lifted).
-    let mut next = None;
-    for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
-        if readable(&mut tx, &caller, &t).await? {
-            next = Some(t);
-            break;
-        }
-    }
-    let Some(next) = next else {
+    let (caller, aging, counter) = (caller.0, st.config.queue_aging_minutes, counter.to_string());
+    // One unit on the one writer: two counters never get the same ticket.
+    let called = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let clinic = clinic(conn, &caller, &id).await?;
+                let queue = queue_of(aging, conn, &clinic).await?;
+                // A sealed patient's ticket is out of staff's sight, so it is not called to a
+                // counter either (an admin still sees it in the queue).
+                let mut next = None;
+                for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
+                    if readable(conn, &caller, &t).await? {
+                        next = Some(t);
+                        break;
+                    }
+                }
+                let Some(next) = next else {
+                    return Ok(None);
+                };
+                if !store::set_status(conn, &next.id, next.version, Status::Called, Some(&counter))
+                    .await?
+                {
+                    return Err(ApiError::internal(
+                        "a waiting ticket changed under the write lock",
+                    ));
+                }
+                store::find(conn, &next.id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("ticket vanished"))
+                    .map(Some)
+            })
+        })
+        .await?;
+    let Some(ticket) = called else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    if !store::set_status(
-        &mut tx,
-        &next.id,
-        next.version,
-        Status::Called,
-        Some(counter),
-    )
-    .await?
-    {
-        return Err(ApiError::internal(
-            "a waiting ticket changed under the write lock",
-        ));
-    }
-    let ticket = store::find(&mut tx, &next.id)
-        .await?
-        .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-    tx.commit().await?;
-    super::live::publish(&st, &clinic.id, "called", Some(&ticket));
+    super::live::publish(&st, &ticket.clinic_id, "called", Some(&ticket));
     Ok(resource::updated(&ticket))
 }
 
@@ -267,7 +216,7 @@ pub async fn now_serving(
     caller: Require<perm::ReadClinics>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let clinic = clinic(&mut conn, &caller, &id).await?;
     let last = store::last_called(&mut conn, &clinic.id, &local_day(&clinic))
         .await?
@@ -287,14 +236,21 @@ async fn set_closed(
     id: &str,
     closed: bool,
 ) -> Result<Json<DayState>, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let clinic = clinic(&mut tx, caller, id).await?;
-    let day = local_day(&clinic);
-    store::set_closed(&mut tx, &clinic.id, &day, closed).await?;
-    tx.commit().await?;
+    let (caller, id) = (caller.clone(), id.to_string());
+    let (clinic_id, day) = st
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                let clinic = clinic(conn, &caller, &id).await?;
+                let day = local_day(&clinic);
+                store::set_closed(conn, &clinic.id, &day, closed).await?;
+                Ok((clinic.id, day))
+            })
+        })
+        .await?;
     super::live::publish(
         st,
-        &clinic.id,
+        &clinic_id,
         if closed { "closed" } else { "reopened" },
         None,
     );
@@ -352,7 +308,7 @@ pub async fn report(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Result<Json<DayReport>, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let clinic = clinic(&mut conn, &caller, &id).await?;
     let date = match p.date {
         Some(d) => crate::http::extract::query_date("date", &d)?.to_string(),
@@ -376,48 +332,6 @@ pub async fn report(
     }))
 }
 
-async fn visible_ticket(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    id: &str,
-) -> Result<Ticket, ApiError> {
-    store::find(conn, id)
-        .await?
-        .filter(|t| caller.sees_clinic(&t.clinic_id))
-        .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))
-}
-
-/// A ticket the caller may see and use: a ticket names its patient, so the patient's seal
-/// answers 451 to a non-admin's read and 423 to any write, as for the patient itself.
-pub async fn usable_ticket(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    id: &str,
-    use_: Use,
-) -> Result<Ticket, ApiError> {
-    let t = visible_ticket(conn, caller, id).await?;
-    if let Some(pid) = &t.patient_id {
-        crate::patients::check_seal(conn, caller, pid, use_).await?;
-    }
-    Ok(t)
-}
-
-/// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
-async fn readable(
-    conn: &mut sqlx::SqliteConnection,
-    caller: &Caller,
-    t: &Ticket,
-) -> Result<bool, ApiError> {
-    let Some(pid) = &t.patient_id else {
-        return Ok(true);
-    };
-    match crate::patients::check_seal(conn, caller, pid, Use::Read).await {
-        Ok(()) => Ok(true),
-        Err(ApiError::UnavailableForLegalReasons { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Read a ticket
 #[utoipa::path(get, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path)),
     responses((status = 200, description = "The ticket", body = Ticket, headers(("ETag" = String))),
@@ -429,7 +343,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let ticket = visible_ticket(&mut conn, &caller, &id).await?;
     if let Some(pid) = &ticket.patient_id {
         let sealed = crate::patients::check_seal(&mut conn, &caller, pid, Use::Read).await;
@@ -468,26 +382,32 @@ pub async fn transition(
     uri: Uri,
     JsonBody(patch): JsonBody<TicketPatch>,
 ) -> Result<Response, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let ticket = usable_ticket(&mut tx, &caller, &id, Use::Write).await?;
-    if_match.check(ticket.version)?;
-    if !may_move(ticket.status, patch.status, ticket.recalled) {
-        return Err(ApiError::Conflict {
-            detail: format!(
-                "a {} ticket cannot become {}",
-                ticket.status.as_str(),
-                patch.status.as_str()
-            ),
-            existing: Some(uri.path().to_string()),
-        });
-    }
-    if !store::set_status(&mut tx, &id, ticket.version, patch.status, None).await? {
-        return Err(stale(ticket.version + 1));
-    }
-    let moved = store::find(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-    tx.commit().await?;
+    let caller = caller.0;
+    let moved = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let ticket = usable_ticket(conn, &caller, &id, Use::Write).await?;
+                if_match.check(ticket.version)?;
+                if !may_move(ticket.status, patch.status, ticket.recalled) {
+                    return Err(ApiError::Conflict {
+                        detail: format!(
+                            "a {} ticket cannot become {}",
+                            ticket.status.as_str(),
+                            patch.status.as_str()
+                        ),
+                        existing: Some(uri.path().to_string()),
+                    });
+                }
+                if !store::set_status(conn, &id, ticket.version, patch.status, None).await? {
+                    return Err(stale(ticket.version + 1));
+                }
+                store::find(conn, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("ticket vanished"))
+            })
+        })
+        .await?;
     super::live::publish(&st, &moved.clinic_id, "updated", Some(&moved));
     Ok(resource::updated(&moved))
 }
@@ -507,26 +427,34 @@ pub async fn board_link(
     admin: Require<perm::ManageClinics>,
     Path(id): Path<String>,
 ) -> Result<Json<BoardLink>, ApiError> {
-    let mut tx = st.write_tx().await?;
-    let clinic = clinic(&mut tx, &admin, &id).await?;
-    let key: Option<String> = sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
-        .bind(&clinic.id)
-        .fetch_one(&mut *tx)
+    let admin = admin.0;
+    let (clinic_id, key) = st
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                let clinic = clinic(conn, &admin, &id).await?;
+                let key: Option<String> =
+                    sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
+                        .bind(&clinic.id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                let key = match key {
+                    Some(k) => k,
+                    None => {
+                        let k = crate::auth::tokens::new_token();
+                        sqlx::query("UPDATE clinics SET board_key = $1 WHERE id = $2")
+                            .bind(&k)
+                            .bind(&clinic.id)
+                            .execute(&mut *conn)
+                            .await?;
+                        k
+                    }
+                };
+                Ok((clinic.id, key))
+            })
+        })
         .await?;
-    let key = match key {
-        Some(k) => k,
-        None => {
-            let k = crate::auth::tokens::new_token();
-            sqlx::query("UPDATE clinics SET board_key = $1 WHERE id = $2")
-                .bind(&k)
-                .bind(&clinic.id)
-                .execute(&mut *tx)
-                .await?;
-            k
-        }
-    };
-    tx.commit().await?;
     Ok(Json(BoardLink {
-        url: format!("/board/{}?key={key}", clinic.id),
+        url: format!("/board/{clinic_id}?key={key}"),
     }))
 }

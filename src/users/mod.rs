@@ -5,37 +5,40 @@ pub mod store;
 
 use crate::access::{self, Action};
 use crate::auth::{password, Caller, Role};
-use crate::db::Pool;
+use crate::db::Db;
 use crate::error::ApiError;
 use domain::{NewUser, User, Username};
 
 pub use routes::router;
 
 /// Validates and stores a new account (and, when an API caller made it, logs the access).
-pub async fn create(db: &Pool, new: NewUser, actor: Option<&Caller>) -> Result<User, ApiError> {
+pub async fn create(db: &Db, new: NewUser, actor: Option<&Caller>) -> Result<User, ApiError> {
     let username = Username::parse(&new.username).map_err(|e| ApiError::invalid(vec![e]))?;
     password::validate(&new.password, "/password")?;
     let hash = password::hash(new.password).await?;
     let id = crate::ids::new_id("usr");
-    let mut tx = crate::db::write_tx(db).await?;
-    store::check_clinics(&mut tx, &new.clinic_ids).await?;
-    store::insert(&mut tx, &id, &username, &hash, new.role).await?;
-    store::set_clinics(&mut tx, &id, &new.clinic_ids).await?;
-    if let Some(actor) = actor {
-        access::record(&mut tx, actor, Action::Create, "user", &id).await?;
-    }
-    let user = store::get(&mut tx, &id).await?;
-    tx.commit().await?;
-    Ok(user)
+    let actor = actor.cloned();
+    db.write_data(move |conn| {
+        Box::pin(async move {
+            store::check_clinics(conn, &new.clinic_ids).await?;
+            store::insert(conn, &id, &username, &hash, new.role).await?;
+            store::set_clinics(conn, &id, &new.clinic_ids).await?;
+            if let Some(actor) = &actor {
+                access::record(conn, actor, Action::Create, "user", &id).await?;
+            }
+            store::get(conn, &id).await
+        })
+    })
+    .await
 }
 
 /// On first start (no users at all) creates `admin`. Returns the password when it was generated,
 /// so the caller can show it once.
 pub async fn bootstrap_admin(
-    db: &Pool,
+    db: &Db,
     configured: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    if store::count(db).await? > 0 {
+    if store::count(db.pool()).await? > 0 {
         return Ok(None);
     }
     let (pw, generated) = match configured {

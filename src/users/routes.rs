@@ -54,7 +54,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
-    let rows = store::list(&st.db, &after, limit).await?;
+    let rows = store::list(st.db.pool(), &after, limit).await?;
     let page = Page::from_rows(rows, limit, |u| u.id.clone());
     Ok(page.respond(&uri))
 }
@@ -71,7 +71,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.acquire().await?;
+    let mut conn = st.db.read().await?;
     let user = store::get(&mut conn, &id).await?;
     Ok(resource::read(&user, &headers))
 }
@@ -112,26 +112,33 @@ pub async fn update(
             )]));
         }
     }
-    let mut tx = st.write_tx().await?;
-    let current = store::get(&mut tx, &id).await?;
-    if_match.check(current.version)?;
-    if let Some(ids) = &patch.clinic_ids {
-        store::check_clinics(&mut tx, ids).await?;
-        store::set_clinics(&mut tx, &id, ids).await?;
-    }
-    let role = patch.role.unwrap_or(current.role);
-    let active = patch.active.unwrap_or(current.active);
-    if !store::update(&mut tx, &id, current.version, role, active, hash.as_deref()).await? {
-        return Err(stale(store::get(&mut tx, &id).await?.version));
-    }
-    // A new password or a deactivation ends every session opened before it; reactivating an
-    // account later must not bring those sessions back.
-    if hash.is_some() || !active {
-        store::revoke_tokens(&mut tx, &id).await?;
-    }
-    access::record(&mut tx, &admin, Action::Update, "user", &id).await?;
-    let user = store::get(&mut tx, &id).await?;
-    tx.commit().await?;
+    let admin = admin.0;
+    let user = st
+        .db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                let current = store::get(conn, &id).await?;
+                if_match.check(current.version)?;
+                if let Some(ids) = &patch.clinic_ids {
+                    store::check_clinics(conn, ids).await?;
+                    store::set_clinics(conn, &id, ids).await?;
+                }
+                let role = patch.role.unwrap_or(current.role);
+                let active = patch.active.unwrap_or(current.active);
+                if !store::update(conn, &id, current.version, role, active, hash.as_deref()).await?
+                {
+                    return Err(stale(store::get(conn, &id).await?.version));
+                }
+                // A new password or a deactivation ends every session opened before it;
+                // reactivating the account later must not bring those sessions back.
+                if hash.is_some() || !active {
+                    store::revoke_tokens(conn, &id).await?;
+                }
+                access::record(conn, &admin, Action::Update, "user", &id).await?;
+                store::get(conn, &id).await
+            })
+        })
+        .await?;
     Ok(resource::updated(&user))
 }
 
@@ -149,13 +156,19 @@ pub async fn remove(
             "you cannot delete your own account".into(),
         ));
     }
-    let mut tx = st.write_tx().await?;
-    if store::find(&mut tx, &id).await?.is_none() {
-        return Err(ApiError::NotFound("no user with this id".into()));
-    }
-    if store::delete(&mut tx, &id).await? {
-        access::record(&mut tx, &admin, Action::Delete, "user", &id).await?;
-    }
-    tx.commit().await?;
+    let admin = admin.0;
+    st.db
+        .write_data(move |conn| {
+            Box::pin(async move {
+                if store::find(conn, &id).await?.is_none() {
+                    return Err(ApiError::NotFound("no user with this id".into()));
+                }
+                if store::delete(conn, &id).await? {
+                    access::record(conn, &admin, Action::Delete, "user", &id).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

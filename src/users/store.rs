@@ -3,7 +3,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::domain::{normalize_username, User, Username};
 use crate::auth::Role;
-use crate::db::Pool;
+use crate::db::{Db, Pool};
 use crate::error::{ApiError, FieldError};
 use crate::http::resource::now_rfc3339;
 
@@ -212,19 +212,23 @@ pub async fn count(db: &Pool) -> Result<i64, ApiError> {
 }
 
 /// Sets a user's password (the CLI) and revokes their tokens; false if there is no such user.
-pub async fn set_password(db: &Pool, username: &str, hash: &str) -> Result<bool, ApiError> {
-    let mut tx = crate::db::write_tx(db).await?;
-    let id: Option<String> = sqlx::query_scalar(
-        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
-         WHERE username = $3 AND deleted_at IS NULL RETURNING id",
-    )
-    .bind(hash)
-    .bind(now_rfc3339())
-    .bind(normalize_username(username))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(id) = id else { return Ok(false) };
-    revoke_tokens(&mut tx, &id).await?;
-    tx.commit().await?;
-    Ok(true)
+pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, ApiError> {
+    let (username, hash) = (normalize_username(username), hash.to_string());
+    db.write(move |conn| {
+        Box::pin(async move {
+            let id: Option<String> = sqlx::query_scalar(
+                "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
+                 WHERE username = $3 AND deleted_at IS NULL RETURNING id",
+            )
+            .bind(&hash)
+            .bind(now_rfc3339())
+            .bind(&username)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(id) = id else { return Ok(false) };
+            revoke_tokens(conn, &id).await?;
+            Ok(true)
+        })
+    })
+    .await
 }

@@ -150,6 +150,15 @@ impl TestApp {
         }
     }
 
+    /// A writable connection of the test's own to the app's SQLite file, for what an operator or
+    /// another process would do (take the write lock, free space, try to rewrite the log).
+    pub async fn writable(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&self.state.config.database_url)
+            .await
+            .unwrap()
+    }
+
     pub async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.addr).await.unwrap()
     }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{spawn_app_with, TestApp};
@@ -48,6 +47,7 @@ async fn vanish(app: &TestApp, token: &str, method: &str, path: &str, body: &str
     // Hang up a moment later, while the server may be in the middle of the work.
     let wait = rand::thread_rng().gen_range(0..15);
     tokio::time::sleep(Duration::from_millis(wait)).await;
+    #[allow(deprecated)] // the blocking drop is what a reset needs here, and it is instant
     let _ = s.set_linger(Some(Duration::ZERO));
     drop(s);
 }
@@ -122,9 +122,7 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
     }
     // The worst moment to hang up: while waiting for SQLite's write lock. Another process holds
     // it while sixteen creates queue for it, and every one of those clients resets.
-    let mut holder = sqlx::SqliteConnection::connect(&app.state.config.database_url)
-        .await
-        .unwrap();
+    let mut holder = app.writable().await;
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut holder)
         .await
@@ -143,6 +141,7 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for s in sockets {
+        #[allow(deprecated)] // the blocking drop is what a reset needs here, and it is instant
         let _ = s.set_linger(Some(Duration::ZERO));
         drop(s);
     }
@@ -154,7 +153,7 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
 
     // Every ticket that was stored has its number in sequence: nothing half-written.
     let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tickets ORDER BY seq")
-        .fetch_all(&app.state.db)
+        .fetch_all(app.state.db.pool())
         .await
         .unwrap();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
@@ -194,7 +193,7 @@ async fn forty_clients_for_three_seconds_with_some_vanishing_leave_everything_co
                 let (method, path, body) = match op {
                     // Every tenth create reuses an MRN: a 409 that must stay a 409.
                     0 => {
-                        let mrn = (i % 10 == 0).then(|| format!("DUP-{}", c % 3));
+                        let mrn = i.is_multiple_of(10).then(|| format!("DUP-{}", c % 3));
                         (
                             Method::POST,
                             "/v1/patients".to_string(),
@@ -272,7 +271,7 @@ async fn forty_clients_for_three_seconds_with_some_vanishing_leave_everything_co
     let stored: Vec<(String, i64)> =
         sqlx::query_as("SELECT id, seq FROM tickets WHERE clinic_id = $1 ORDER BY seq")
             .bind(&d.clinic)
-            .fetch_all(&app.state.db)
+            .fetch_all(app.state.db.pool())
             .await
             .unwrap();
     let ids: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();

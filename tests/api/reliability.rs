@@ -93,9 +93,9 @@ async fn requests_over_the_in_flight_limit_are_shed_with_503_and_retry_after() {
 async fn a_database_locked_past_the_busy_timeout_answers_503_with_retry_after() {
     let app = spawn_app_with(|c| c.db_busy_timeout_ms = 200).await;
     let admin = app.admin_token().await;
-    let mut locker = app.state.db.acquire().await.unwrap();
+    let mut locker = app.writable().await;
     sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *locker)
+        .execute(&mut locker)
         .await
         .unwrap();
     let res = app
@@ -113,7 +113,7 @@ async fn a_database_locked_past_the_busy_timeout_answers_503_with_retry_after() 
             >= 1
     );
     assert_problem(res, 503).await;
-    sqlx::query("COMMIT").execute(&mut *locker).await.unwrap();
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
     drop(locker);
     let res = app
         .authed(Method::POST, "/v1/clinics", &admin)
@@ -156,14 +156,14 @@ async fn a_full_database_answers_507_stores_nothing_partial_keeps_reads_and_reco
     assert_problem(res, 507).await;
     assert!(created > 0);
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(&app.state.db)
+        .fetch_one(app.state.db.pool())
         .await
         .unwrap();
     assert_eq!(stored, created, "nothing partial is stored");
     let logged: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM access_log WHERE action = 'create' AND resource_type = 'patient'",
     )
-    .fetch_one(&app.state.db)
+    .fetch_one(app.state.db.pool())
     .await
     .unwrap();
     assert_eq!(logged, created, "no change without its access-log entry");
@@ -175,7 +175,7 @@ async fn a_full_database_answers_507_stores_nothing_partial_keeps_reads_and_reco
     assert_eq!(list.status(), 200, "reads keep working");
     // An operator frees space; writes work again.
     sqlx::query("DELETE FROM patients")
-        .execute(&app.state.db)
+        .execute(&mut app.writable().await)
         .await
         .unwrap();
     let res = app

@@ -639,7 +639,7 @@ async fn a_batch_abandoned_mid_request_leaves_its_key_free_and_nothing_half_stor
         .iter()
         .all(|r| r["status"] == 201));
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients WHERE family_name = 'Bulk'")
-        .fetch_one(&app.state.db)
+        .fetch_one(app.state.db.pool())
         .await
         .unwrap();
     assert_eq!(n, 1000, "stored once, never twice or half");
