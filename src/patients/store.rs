@@ -225,6 +225,108 @@ pub struct Filters {
     pub clinic_id: Option<String>,
 }
 
+/// The upper bound of a prefix range: every string that starts with `prefix` sorts below it.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10ffff}")
+}
+
+/// A search as SQL: the statement and its text binds (the limit is bound last). Each filter
+/// kind is served by an index that also yields the sort_key order, named with `INDEXED BY` so
+/// the plan cannot silently fall back to walking the whole table; a name prefix is the union of
+/// a family-name range (a range of sort_key itself, which starts with the folded family name)
+/// and a given-name range.
+pub fn search_sql(member_of: Option<&[String]>, f: &Filters, after: &str) -> (String, Vec<Bind>) {
+    let mut cond = String::from("deleted_at IS NULL AND merged_into IS NULL AND sort_key > ?");
+    let mut binds: Vec<String> = vec![after.to_string()];
+    // A member sees their clinics' records, sealed ones left out. One clinic (the usual case) is
+    // an equality, so the clinic index yields the order.
+    let mut clinic_index = f.clinic_id.is_some();
+    if let Some(clinics) = member_of {
+        cond.push_str(" AND sealed_at IS NULL");
+        match clinics {
+            [one] => {
+                cond.push_str(" AND clinic_id = ?");
+                binds.push(one.clone());
+                clinic_index = true;
+            }
+            many => {
+                let marks = vec!["?"; many.len()].join(", ");
+                cond.push_str(&format!(" AND clinic_id IN ({marks})"));
+                binds.extend(many.iter().cloned());
+            }
+        }
+    }
+    // The most selective filter present picks the index; the others are checked on its rows.
+    let mut index = None;
+    for (col, val, idx) in [
+        ("mrn", &f.mrn, "patients_mrn_sort"),
+        ("phone", &f.phone, "patients_phone_sort"),
+        ("date_of_birth", &f.date_of_birth, "patients_dob_sort"),
+        ("clinic_id", &f.clinic_id, "patients_clinic_sort"),
+    ] {
+        if let Some(v) = val {
+            cond.push_str(&format!(" AND {col} = ?"));
+            binds.push(v.clone());
+            if col != "clinic_id" {
+                index.get_or_insert(idx);
+            }
+        }
+    }
+    let q =
+        f.q.as_deref()
+            .map(|q| {
+                fold(q)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+            })
+            .filter(|q| !q.is_empty());
+    let select = |indexed: Option<&str>, extra: &str| {
+        let by = indexed
+            .map(|i| format!(" INDEXED BY {i}"))
+            .unwrap_or_default();
+        format!("SELECT {COLUMNS}, sort_key FROM patients{by} WHERE {cond}{extra} ORDER BY sort_key LIMIT ?")
+    };
+    // A name prefix narrows more than a clinic does; without either, the clinic's own order.
+    if index.is_none() && q.is_none() && clinic_index {
+        index = Some("patients_clinic_sort");
+    }
+    match (q, index) {
+        (Some(q), None) => {
+            // Two index ranges, each already in order, merged.
+            let by_family = select(None, " AND sort_key >= ? AND sort_key < ?");
+            let by_given = select(
+                Some("patients_given"),
+                " AND given_norm >= ? AND given_norm < ?",
+            );
+            let sql = format!(
+                "SELECT * FROM ({by_family}) UNION SELECT * FROM ({by_given}) ORDER BY sort_key LIMIT ?"
+            );
+            let binds: Vec<Bind> = binds.into_iter().map(Some).collect();
+            let mut all = binds.clone();
+            all.extend([q.clone(), prefix_end(&q)].map(Some));
+            all.push(None);
+            all.extend(binds);
+            all.extend([q.clone(), prefix_end(&q)].map(Some));
+            all.push(None);
+            (sql, all)
+        }
+        (Some(q), Some(idx)) => {
+            let mut binds: Vec<Bind> = binds.into_iter().map(Some).collect();
+            binds.extend([q.clone(), prefix_end(&q), q.clone(), prefix_end(&q)].map(Some));
+            let sql = select(
+                Some(idx),
+                " AND ((sort_key >= ? AND sort_key < ?) OR (given_norm >= ? AND given_norm < ?))",
+            );
+            (sql, binds)
+        }
+        (None, idx) => (select(idx, ""), binds.into_iter().map(Some).collect()),
+    }
+}
+
+/// A text bind of a search, or `None` where a branch's limit goes.
+pub type Bind = Option<String>;
+
 /// Live patients the caller may see, in name order after `after`, at most `limit + 1`.
 /// Sealed records are left out for everyone but admins.
 pub async fn search(
@@ -234,40 +336,14 @@ pub async fn search(
     after: &str,
     limit: u32,
 ) -> Result<Vec<Patient>, ApiError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM patients WHERE deleted_at IS NULL AND merged_into IS NULL AND sort_key > ?");
-    let mut binds: Vec<String> = vec![after.to_string()];
-    if caller.role != Role::Admin {
-        sql.push_str(" AND sealed_at IS NULL AND clinic_id IN (SELECT clinic_id FROM user_clinics WHERE user_id = ?)");
-        binds.push(caller.user_id.clone());
-    }
-    if let Some(q) = &f.q {
-        // A prefix of either name; '\' escapes LIKE's wildcards in what the user typed.
-        let pattern = format!(
-            "{}%",
-            fold(q)
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        sql.push_str(" AND (given_norm LIKE ? ESCAPE '\\' OR family_norm LIKE ? ESCAPE '\\')");
-        binds.push(pattern.clone());
-        binds.push(pattern);
-    }
-    for (col, val) in [
-        ("date_of_birth", &f.date_of_birth),
-        ("mrn", &f.mrn),
-        ("phone", &f.phone),
-        ("clinic_id", &f.clinic_id),
-    ] {
-        if let Some(v) = val {
-            sql.push_str(&format!(" AND {col} = ?"));
-            binds.push(v.clone());
-        }
-    }
-    sql.push_str(" ORDER BY sort_key LIMIT ?");
+    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
+    let (sql, binds) = search_sql(member_of, f, after);
     let mut query = sqlx::query(&sql);
-    for b in &binds {
-        query = query.bind(b);
+    for b in binds {
+        query = match b {
+            Some(text) => query.bind(text),
+            None => query.bind(limit as i64 + 1),
+        };
     }
     let rows = query.bind(limit as i64 + 1).fetch_all(db).await?;
     Ok(rows.iter().map(patient_of).collect())
@@ -281,4 +357,101 @@ pub fn cursor_key(p: &Patient) -> String {
         fold(&p.given_name),
         p.id
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of each search shape: every filter kind must be an index search, never a walk
+    /// of the whole table (`SCAN patients`), for admins and for clinic members alike.
+    #[tokio::test]
+    async fn every_search_filter_is_served_by_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(crate::db::cli_options(&format!(
+            "sqlite://{}",
+            dir.path().join("plan.db").display()
+        )))
+        .await
+        .unwrap();
+        let text = |v: &str| Some(v.to_string());
+        let shapes = [
+            (
+                "name prefix",
+                Filters {
+                    q: text("lovel"),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "mrn",
+                Filters {
+                    mrn: text("M0500000"),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "phone",
+                Filters {
+                    phone: text("+436641234567"),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "date of birth",
+                Filters {
+                    date_of_birth: text("1980-01-01"),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "clinic",
+                Filters {
+                    clinic_id: text("cln_1"),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "name and clinic",
+                Filters {
+                    q: text("lovel"),
+                    clinic_id: text("cln_1"),
+                    ..Filters::default()
+                },
+            ),
+            ("nothing", Filters::default()),
+        ];
+        let one = ["cln_1".to_string()];
+        let two = ["cln_1".to_string(), "cln_2".to_string()];
+        for member in [None, Some(&one[..]), Some(&two[..])] {
+            for (name, f) in &shapes {
+                let (sql, binds) = search_sql(member, f, "");
+                let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
+                    format!("EXPLAIN QUERY PLAN {sql}").into_boxed_str(),
+                ));
+                for b in binds {
+                    q = match b {
+                        Some(t) => q.bind(t),
+                        None => q.bind(51i64),
+                    };
+                }
+                let plan: Vec<String> = q
+                    .bind(51i64)
+                    .fetch_all(db.pool())
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.3)
+                    .collect();
+                let walks = plan
+                    .iter()
+                    .any(|step| step.starts_with("SCAN patients") && !step.contains("INDEX"));
+                assert!(!walks, "{name} ({member:?}) walks the table: {plan:#?}");
+                assert!(
+                    plan.iter().any(|s| s.starts_with("SEARCH patients")),
+                    "{name} ({member:?}): {plan:#?}"
+                );
+            }
+        }
+    }
 }
