@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::auth::Caller;
-use crate::db::Db;
+use crate::db::{Db, LogRow};
 use crate::error::ApiError;
 use crate::http::resource::now_rfc3339;
 
@@ -133,34 +133,22 @@ pub async fn record_now(
     if touched.is_empty() {
         return Ok(());
     }
-    let caller = caller.clone();
-    let rows: Vec<(String, String, Option<String>)> = touched
+    let at = now_rfc3339();
+    let rows = touched
         .iter()
-        .map(|t| {
-            (
-                t.resource_type.to_string(),
-                t.resource_id.to_string(),
-                t.patient.map(str::to_string),
-            )
+        .map(|t| LogRow {
+            at: at.clone(),
+            actor_id: caller.user_id.clone(),
+            action: action.as_str(),
+            resource_type: t.resource_type.to_string(),
+            resource_id: t.resource_id.to_string(),
+            ip: caller.ip.to_string(),
+            request_id: caller.request_id.clone(),
+            patient_id: t.patient.map(str::to_string),
+            client_request_id: caller.client_request_id.clone(),
         })
         .collect();
-    db.write(move |conn| {
-        Box::pin(async move {
-            for (resource_type, resource_id, patient) in &rows {
-                insert(
-                    conn,
-                    &caller,
-                    action,
-                    resource_type,
-                    resource_id,
-                    patient.as_deref(),
-                )
-                .await?;
-            }
-            Ok(())
-        })
-    })
-    .await
+    db.append_log(rows).await
 }
 
 /// A page of entries for one record, oldest first, after sequence number `after`. For a patient

@@ -63,8 +63,11 @@ pub async fn revoke(db: &Db, token_hash: &str) -> Result<(), ApiError> {
 /// deactivated users.
 pub async fn authenticate(db: &Pool, token: &str, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
     let hash = hash_token(token);
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
+    // One statement: every request pays for it.
+    let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.role,
+             (SELECT group_concat(c.clinic_id, ',') FROM user_clinics c WHERE c.user_id = u.id)
+         FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
            AND u.active = 1 AND u.deleted_at IS NULL",
     )
@@ -72,15 +75,17 @@ pub async fn authenticate(db: &Pool, token: &str, ip: IpAddr) -> Result<Option<C
     .bind(now_unix())
     .fetch_optional(db)
     .await?;
-    let Some((user_id, username, role)) = row else {
+    let Some((user_id, username, role, clinics)) = row else {
         return Ok(None);
     };
-    let clinic_ids: Vec<String> = sqlx::query_scalar(
-        "SELECT clinic_id FROM user_clinics WHERE user_id = $1 ORDER BY clinic_id",
-    )
-    .bind(&user_id)
-    .fetch_all(db)
-    .await?;
+    let mut clinic_ids: Vec<String> = clinics
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    clinic_ids.sort();
     let ctx = crate::http::context::current();
     Ok(Some(Caller {
         request_id: ctx

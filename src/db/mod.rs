@@ -10,8 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::ApiError;
-pub use writer::UnitFuture;
 use writer::Writer;
+pub use writer::{LogRow, UnitFuture};
 
 /// The database as handlers see it: reads on a pool of read-only connections (they never take
 /// the write lock), writes as units of work on the one writer (group commit).
@@ -117,6 +117,11 @@ impl Db {
                 })
             })
             .await
+    }
+
+    /// Appends access-log rows with the next group commit (the fast path for reads' entries).
+    pub async fn append_log(&self, rows: Vec<LogRow>) -> Result<(), ApiError> {
+        self.writer.append_log(rows).await
     }
 
     /// Units waiting for the writer now.

@@ -24,8 +24,14 @@ pub type UnitFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + 
 type AnyUnit =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> UnitFuture<'c, Box<dyn Any + Send>> + Send>;
 
+enum Work {
+    Unit(AnyUnit),
+    /// Access-log rows of reads: appended together, after the group's units.
+    Log(Vec<LogRow>),
+}
+
 struct Job {
-    unit: AnyUnit,
+    work: Work,
     reply: oneshot::Sender<Result<Box<dyn Any + Send>, ApiError>>,
 }
 
@@ -61,12 +67,24 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> UnitFuture<'c, T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
         let unit: AnyUnit = Box::new(move |conn| {
             Box::pin(unit(conn).map(|r| r.map(|v| Box::new(v) as Box<dyn Any + Send>)))
         });
+        let out = self.submit(Work::Unit(unit)).await?;
+        out.downcast::<T>()
+            .map(|v| *v)
+            .map_err(|_| ApiError::internal("a unit of work answered the wrong type"))
+    }
+
+    /// Appends access-log rows with the next group commit; answered once they are durable.
+    pub async fn append_log(&self, rows: Vec<LogRow>) -> Result<(), ApiError> {
+        self.submit(Work::Log(rows)).await.map(|_| ())
+    }
+
+    async fn submit(&self, work: Work) -> Result<Box<dyn Any + Send>, ApiError> {
+        let (reply, answer) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::Relaxed);
-        self.queue.try_send(Job { unit, reply }).map_err(|e| {
+        self.queue.try_send(Job { work, reply }).map_err(|e| {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             match e {
                 mpsc::error::TrySendError::Full(_) => ApiError::ServiceUnavailable {
@@ -79,12 +97,9 @@ impl Writer {
                 },
             }
         })?;
-        let out = answer
+        answer
             .await
-            .map_err(|_| ApiError::internal("the writer dropped a unit of work"))??;
-        out.downcast::<T>()
-            .map(|v| *v)
-            .map_err(|_| ApiError::internal("a unit of work answered the wrong type"))
+            .map_err(|_| ApiError::internal("the writer dropped a unit of work"))?
     }
 }
 
@@ -134,77 +149,132 @@ async fn reconnect(reopen: &Reopen) -> SqliteConnection {
     }
 }
 
-/// Runs the units of one group, committing them together. If the transaction breaks under a
-/// unit (SQLite rolls a transaction back by itself after some errors, e.g. a full disk), the
-/// units already run are answered with that error and the rest wait for the next group, on a
+/// Runs the units of one group, committing them together. Access-log rows of reads are
+/// appended after the units in a few multi-row statements. If the transaction breaks under a
+/// unit (SQLite rolls a transaction back by itself after some errors, e.g. a full disk), what
+/// ran is answered with that error and what did not is refused with 503, and the caller gets a
 /// fresh connection. Returns whether the connection is still in a known state.
-async fn commit_group(conn: &mut SqliteConnection, mut group: VecDeque<Job>) -> bool {
-    while !group.is_empty() {
-        let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
-            Err(e) => {
-                for job in group.drain(..) {
-                    let _ = job.reply.send(Err(ApiError::from(clone_error(&e))));
-                }
-                return false;
-            }
-        };
-        let mut ran = Vec::new();
-        let mut broken = None;
-        while let Some(job) = group.pop_front() {
-            let mut savepoint = match Connection::begin(&mut *tx).await {
-                Ok(sp) => sp,
-                Err(e) => {
-                    group.push_front(job);
-                    broken = Some(e);
-                    break;
-                }
-            };
-            let Job { unit, reply } = job;
-            let out = AssertUnwindSafe(unit(&mut savepoint))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(ApiError::internal("a unit of work panicked")));
-            let end = if out.is_ok() {
-                savepoint.commit().await
-            } else {
-                savepoint.rollback().await
-            };
-            ran.push((reply, out));
-            if let Err(e) = end {
-                broken = Some(e);
-                break;
-            }
-        }
-        let healthy = broken.is_none();
-        let committed = match broken {
-            None => tx.commit().await,
-            Some(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        };
-        for (reply, out) in ran {
-            let answer = match (&committed, out) {
-                (Ok(()), out) => out,
-                (Err(e), Ok(_)) => Err(ApiError::from(clone_error(e))),
-                (Err(_), Err(own)) => Err(own),
-            };
-            let _ = reply.send(answer);
-        }
-        if !healthy || committed.is_err() {
-            // What was not run yet fails too rather than run on a connection in doubt; its
-            // clients may retry at once.
-            for job in group.drain(..) {
-                let _ = job.reply.send(Err(ApiError::ServiceUnavailable {
-                    detail: "the database is recovering from a failed write; try again".into(),
-                    retry_after: 1,
-                }));
+async fn commit_group(conn: &mut SqliteConnection, group: VecDeque<Job>) -> bool {
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in group {
+                let _ = job.reply.send(Err(ApiError::from(clone_error(&e))));
             }
             return false;
         }
+    };
+    let mut ran = Vec::new();
+    let mut logs = Vec::new();
+    let mut left = Vec::new();
+    let mut broken = None;
+    for job in group {
+        if broken.is_some() {
+            left.push(job.reply);
+            continue;
+        }
+        let unit = match job.work {
+            Work::Log(rows) => {
+                logs.push((rows, job.reply));
+                continue;
+            }
+            Work::Unit(unit) => unit,
+        };
+        let mut savepoint = match Connection::begin(&mut *tx).await {
+            Ok(sp) => sp,
+            Err(e) => {
+                left.push(job.reply);
+                broken = Some(e);
+                continue;
+            }
+        };
+        let out = AssertUnwindSafe(unit(&mut savepoint))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal("a unit of work panicked")));
+        let end = if out.is_ok() {
+            savepoint.commit().await
+        } else {
+            savepoint.rollback().await
+        };
+        ran.push((job.reply, out));
+        if let Err(e) = end {
+            broken = Some(e);
+        }
     }
-    true
+    if broken.is_none() && !logs.is_empty() {
+        let rows: Vec<&LogRow> = logs.iter().flat_map(|(rows, _)| rows.iter()).collect();
+        if let Err(e) = append_rows(&mut tx, &rows).await {
+            broken = Some(e);
+        }
+    }
+    for (_, reply) in logs {
+        ran.push((reply, Ok(Box::new(()) as Box<dyn Any + Send>)));
+    }
+    let healthy = broken.is_none();
+    let committed = match broken {
+        None => tx.commit().await,
+        Some(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    };
+    for (reply, out) in ran {
+        let answer = match (&committed, out) {
+            (Ok(()), out) => out,
+            (Err(e), Ok(_)) => Err(ApiError::from(clone_error(e))),
+            (Err(_), Err(own)) => Err(own),
+        };
+        let _ = reply.send(answer);
+    }
+    for reply in left {
+        // Not run on a connection in doubt; the client may retry at once.
+        let _ = reply.send(Err(ApiError::ServiceUnavailable {
+            detail: "the database is recovering from a failed write; try again".into(),
+            retry_after: 1,
+        }));
+    }
+    healthy && committed.is_ok()
+}
+
+/// One access-log entry, as the writer appends it.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub at: String,
+    pub actor_id: String,
+    pub action: &'static str,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub ip: String,
+    pub request_id: String,
+    pub patient_id: Option<String>,
+    pub client_request_id: Option<String>,
+}
+
+/// Appends rows to the access log, a hundred per statement.
+async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(100) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip,
+                 request_id, patient_id, client_request_id) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(&r.at)
+                .bind(&r.actor_id)
+                .bind(r.action)
+                .bind(&r.resource_type)
+                .bind(&r.resource_id)
+                .bind(&r.ip)
+                .bind(&r.request_id)
+                .bind(&r.patient_id)
+                .bind(&r.client_request_id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// `sqlx::Error` is not `Clone`; what the API distinguishes about it (its class) survives.
