@@ -1,4 +1,5 @@
-//! Building the application (database, migrations, listener) and running it until shutdown.
+//! Building the application: its state, the router assembled from every feature's `router()`,
+//! the database and the listener; and running it until shutdown.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,10 +9,90 @@ use tokio::net::TcpListener;
 
 use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
-use crate::http::{app, server, AppState};
+use crate::http::{server, App};
 use crate::ops::maintenance::Maintenance;
 use crate::telemetry::Metrics;
 use tokio::sync::Semaphore;
+
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub throttle: Arc<LoginThrottle>,
+    pub limiter: Arc<RateLimiter>,
+    /// Bounds concurrent Argon2 work (sign-in, password changes).
+    pub hashing: Arc<crate::auth::password::HashGate>,
+    pub maintenance: Arc<crate::ops::maintenance::Maintenance>,
+    /// Permits for requests in flight; when none is left, requests are shed with 503.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Every queue change, for live clients.
+    pub events: tokio::sync::broadcast::Sender<crate::queue::live::QueueEvent>,
+}
+
+/// The whole application: every resource's routes plus the global HTTP behaviour.
+///
+/// The global middleware wraps the finished router as a service rather than `Router::layer`,
+/// which would run it inside each route, before axum adds `Allow` and `Content-Length`.
+pub fn app(state: AppState) -> App {
+    let mut routes = Router::new()
+        .merge(crate::catalogue::router())
+        .merge(crate::ops::router())
+        .merge(crate::ops::maintenance::router())
+        .merge(crate::auth::routes::router())
+        .merge(crate::users::router())
+        .merge(crate::clinics::router())
+        .merge(crate::patients::router(&state))
+        .merge(crate::queue::router())
+        .merge(crate::appointments::router());
+    if state.config.test_routes {
+        routes = routes
+            .route("/v1/_test/panic", axum::routing::get(deliberate_panic))
+            .route(
+                "/v1/_test/echo",
+                axum::routing::post(echo).put(echo).patch(echo),
+            );
+    }
+    let router = routes
+        .route_layer(from_fn(crate::http::middleware::tag_route))
+        .fallback(|| async { ApiError::NotFound("no resource at this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state.clone());
+    ServiceBuilder::new()
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::http::middleware::request_context,
+        ))
+        .layer(from_fn_with_state(state, crate::http::middleware::guards))
+        .service(router)
+        .boxed_clone()
+}
+
+/// Test-only handler showing that a panic becomes a 500 problem and the server keeps serving.
+async fn deliberate_panic() -> &'static str {
+    panic!("deliberate panic for tests")
+}
+
+/// Test-only shape for exercising the JSON body extractor.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Echo {
+    name: String,
+    count: u32,
+}
+
+async fn echo(
+    crate::http::extract::JsonBody(body): crate::http::extract::JsonBody<Echo>,
+) -> axum::Json<Echo> {
+    axum::Json(body)
+}
 
 pub struct Application {
     listener: TcpListener,

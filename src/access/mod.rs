@@ -5,9 +5,9 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::auth::Caller;
+use crate::clock::now_rfc3339;
 use crate::db::{Db, LogRow};
 use crate::error::ApiError;
-use crate::http::resource::now_rfc3339;
 
 /// What was done to the record.
 #[derive(Debug, Clone, Copy)]

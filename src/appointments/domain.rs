@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-use crate::http::resource::Versioned;
+use crate::versioned::Versioned;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

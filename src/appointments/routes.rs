@@ -16,8 +16,9 @@ use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::Page;
 use crate::http::precondition::IfMatch;
-use crate::http::{resource, AppState};
+use crate::http::resource;
 use crate::patients::Use;
+use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

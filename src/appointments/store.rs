@@ -2,9 +2,9 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::domain::{Appointment, AppointmentStatus, Slot};
+use crate::clock::now_rfc3339;
 use crate::db::Pool;
 use crate::error::ApiError;
-use crate::http::resource::now_rfc3339;
 
 const COLUMNS: &str =
     "id, clinic_id, patient_id, clinician_id, start_at, duration_minutes, reason, status,

@@ -15,7 +15,7 @@ use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::startup::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-use crate::http::resource::Versioned;
+use crate::versioned::Versioned;
 
 #[derive(Debug, Clone)]
 pub struct ClinicName(String);

@@ -13,7 +13,8 @@ use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
-use crate::http::{resource, AppState};
+use crate::http::resource;
+use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -2,9 +2,9 @@
 use sqlx::SqliteConnection;
 
 use super::domain::{Clinic, ValidClinic};
+use crate::clock::now_rfc3339;
 use crate::db::Pool;
 use crate::error::ApiError;
-use crate::http::resource::now_rfc3339;
 
 const COLUMNS: &str = "id, name, timezone, ticket_prefix, version, created_at, updated_at";
 

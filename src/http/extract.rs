@@ -6,8 +6,8 @@ use http::{header, Method};
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use crate::error::{ApiError, FieldError};
+use crate::startup::AppState;
 
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
 

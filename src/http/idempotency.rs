@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
 use super::extract::read_body;
-use super::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
+use crate::startup::AppState;
 
 const KEEP_SECONDS: i64 = 24 * 60 * 60;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -13,9 +13,9 @@ use http::{Method, StatusCode, Version};
 use super::context::{self, RequestCtx};
 use super::cors;
 use super::negotiate::{self, Preference};
-use super::AppState;
 use crate::error::{ApiError, ErrorLog};
 use crate::ops::maintenance::Maintenance;
+use crate::startup::AppState;
 
 /// The route template a response was served by, for metrics and logs (never the raw path).
 #[derive(Clone)]

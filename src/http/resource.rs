@@ -1,32 +1,12 @@
 //! Answers for single versioned resources, so every resource sends the same validators:
 //! `ETag` from the version, `Last-Modified` from `updated_at`, `Location` on create.
+use super::conditional::Representation;
+use super::precondition::version_etag;
+use crate::clock::unix_of;
+pub use crate::versioned::Versioned;
 use axum::response::Response;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use serde::Serialize;
-
-use super::conditional::Representation;
-use super::precondition::version_etag;
-
-/// Unix seconds of an RFC 3339 timestamp (0 if unparsable).
-pub fn unix_of(rfc3339: &str) -> i64 {
-    rfc3339
-        .parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
-        .unwrap_or(0)
-}
-
-/// Now, as careq stores and sends times: RFC 3339 UTC with millisecond precision.
-pub fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// A resource that has a version and an update time.
-pub trait Versioned: Serialize {
-    fn version(&self) -> i64;
-    fn updated_at(&self) -> &str;
-}
 
 fn representation<T: Versioned>(value: &T) -> Representation {
     let mut rep = Representation::json(value).modified(unix_of(value.updated_at()));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
-use crate::http::AppState;
+use crate::startup::AppState;
 
 /// Seconds to tell clients to wait, when maintenance is on.
 #[derive(Default)]

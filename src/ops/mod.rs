@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::http::conditional::Representation;
-use crate::http::AppState;
+use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,7 +13,7 @@ use crate::auth::{perm, Caller, Require};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
 use crate::http::idempotency::{record_in, Claimed};
-use crate::http::AppState;
+use crate::startup::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

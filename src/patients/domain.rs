@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::FieldError;
-use crate::http::resource::Versioned;
+use crate::versioned::Versioned;
 
 /// Lower-case without accents: "José" → "jose", for search and duplicate checks.
 pub fn fold(s: &str) -> String {

@@ -14,7 +14,7 @@ use crate::auth::{Caller, Role};
 use crate::db::Db;
 use crate::error::{ApiError, FieldError};
 use crate::http::idempotency::{ReplayCheck, Replayed};
-use crate::http::AppState;
+use crate::startup::AppState;
 use domain::{NewPatient, Patient, ValidPatient};
 use store::Stored;
 

@@ -21,7 +21,8 @@ use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
 use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page, PageParams};
 use crate::http::precondition::IfMatch;
-use crate::http::{resource, AppState};
+use crate::http::resource;
+use crate::startup::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let keys = Idempotency::new(state.clone(), super::replay_check());
@@ -311,7 +312,8 @@ pub async fn remove(
                 match resolve(conn, &caller, &id, true).await {
                     Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
                     Ok(Resolved::Live(_)) => {
-                        store::mark(conn, &id, "deleted", Some(&resource::now_rfc3339())).await?;
+                        store::mark(conn, &id, "deleted", Some(&crate::clock::now_rfc3339()))
+                            .await?;
                         access::record(conn, &caller, Action::Delete, "patient", &id).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }

@@ -3,9 +3,9 @@ use sqlx::{Row, SqliteConnection};
 
 use super::domain::{bmi, fold, Patient, Sex, ValidPatient};
 use crate::auth::{Caller, Role};
+use crate::clock::now_rfc3339;
 use crate::db::Pool;
 use crate::error::ApiError;
-use crate::http::resource::now_rfc3339;
 
 /// A stored patient with the states that decide how a request for it is answered.
 pub struct Stored {

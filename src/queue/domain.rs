@@ -6,7 +6,7 @@
 //! hour ranks with an urgent one that just arrived, and nobody waits for ever.
 use serde::{Deserialize, Serialize};
 
-use crate::http::resource::Versioned;
+use crate::versioned::Versioned;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
 use crate::error::ApiError;
 use crate::http::conditional::Representation;
-use crate::http::AppState;
+use crate::startup::AppState;
 
 /// What a board (or any live client) sees of a ticket.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -11,8 +11,8 @@ use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
-use crate::http::AppState;
 use crate::patients::Use;
+use crate::startup::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -16,8 +16,9 @@ use crate::http::conditional::Representation;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::middleware::redirect;
 use crate::http::precondition::{stale, IfMatch};
-use crate::http::{resource, AppState};
+use crate::http::resource;
 use crate::patients::Use;
+use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -2,8 +2,8 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::domain::{Priority, Status, Ticket};
+use crate::clock::now_rfc3339;
 use crate::error::ApiError;
-use crate::http::resource::now_rfc3339;
 
 const COLUMNS: &str = "id, clinic_id, day, number, patient_id, priority, status, counter, recalled,
     issued_ms, called_ms, finished_ms, version, updated_at";

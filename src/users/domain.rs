@@ -4,7 +4,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::auth::Role;
 use crate::error::FieldError;
-use crate::http::resource::Versioned;
+use crate::versioned::Versioned;
 
 /// The most a sign-in's username may be, in bytes as sent, before anything else is done with it.
 pub const MAX_USERNAME_BYTES: usize = 256;

@@ -3,9 +3,9 @@ use sqlx::{Row, SqliteConnection};
 
 use super::domain::{normalize_username, User, Username};
 use crate::auth::Role;
+use crate::clock::now_rfc3339;
 use crate::db::{Db, Pool};
 use crate::error::{ApiError, FieldError};
-use crate::http::resource::now_rfc3339;
 
 /// A stored account: the user, or the fact that it was deleted.
 pub enum Found {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use careq::config::Config;
-use careq::http::AppState;
+use careq::startup::AppState;
 use careq::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
