@@ -20,5 +20,6 @@ pub mod patients;
 pub mod queue;
 pub mod startup;
 pub mod telemetry;
+pub mod text;
 pub mod users;
 pub mod versioned;

@@ -68,6 +68,17 @@ impl Versioned for Appointment {
     }
 }
 
+/// An appointment's reason: optional, at most 500 characters, one line without control or
+/// invisible formatting characters; blank means none.
+pub fn reason(raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(r) => crate::text::optional(r, 500, false)
+            .map(|r| Some(r).filter(|r| !r.is_empty()))
+            .map_err(|m| FieldError::new("/reason", m)),
+    }
+}
+
 /// `POST /v1/appointments`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +93,10 @@ pub struct NewAppointment {
     #[schema(minimum = 5, maximum = 720)]
     pub duration_minutes: i64,
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -94,7 +108,10 @@ pub struct AppointmentPatch {
     pub start: Option<String>,
     #[schema(minimum = 5, maximum = 720)]
     pub duration_minutes: Option<i64>,
-    #[schema(max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub reason: Option<String>,
     pub status: Option<AppointmentStatus>,
 }

@@ -20,10 +20,20 @@ pub fn location(id: &str) -> String {
     format!("/v1/appointments/{id}")
 }
 
-fn taken(other: &str) -> ApiError {
-    ApiError::Conflict {
-        detail: "the clinician already has an appointment in this slot".into(),
-        existing: Some(location(other)),
+/// The 409 for a double booking. The clinician really is busy wherever the other appointment
+/// is, but its id is named only to a caller who may see its clinic: the overlap check spans
+/// clinics, and must not reveal another clinic's appointments.
+fn taken(caller: &Caller, (other, clinic_id): (String, String)) -> ApiError {
+    if caller.sees_clinic(&clinic_id) {
+        ApiError::Conflict {
+            detail: "the clinician already has an appointment in this slot".into(),
+            existing: Some(location(&other)),
+        }
+    } else {
+        ApiError::Conflict {
+            detail: "the clinician is booked elsewhere (another clinic) at this time".into(),
+            existing: None,
+        }
     }
 }
 
@@ -124,14 +134,11 @@ pub async fn book(
     check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
     crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write).await?;
     if let Some(other) = store::overlapping(conn, &new.clinician_id, &slot, "").await? {
-        return Err(taken(&other));
+        return Err(taken(&caller, other));
     }
     let id = crate::ids::new_id("apt");
-    let reason = new
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
+    let reason = domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
+    let reason = reason.as_deref();
     store::insert(
         conn,
         &store::NewRow {
@@ -191,10 +198,14 @@ pub async fn update(
     }
     if rescheduling && status.holds_slot() {
         if let Some(other) = store::overlapping(conn, &current.clinician_id, &slot, &id).await? {
-            return Err(taken(&other));
+            return Err(taken(&caller, other));
         }
     }
-    let reason = patch.reason.as_deref().or(current.reason.as_deref());
+    let given = domain::reason(patch.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
+    let reason = match &patch.reason {
+        Some(_) => given.as_deref(),
+        None => current.reason.as_deref(),
+    };
     if !store::update(conn, &id, current.version, &slot, reason, status, None).await? {
         return Err(stale(current.version + 1));
     }

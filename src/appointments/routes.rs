@@ -41,6 +41,8 @@ pub async fn book(
     JsonBody(new): JsonBody<NewAppointment>,
 ) -> Result<Response, ApiError> {
     let slot = Slot::parse(&new.start, new.duration_minutes).map_err(ApiError::invalid)?;
+    // The content is judged first: a broken reason is 422 whatever else holds.
+    super::domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
     let caller = caller.0;
     let a = st
         .db
@@ -163,6 +165,7 @@ pub async fn update(
     if_match: IfMatch,
     JsonBody(patch): JsonBody<AppointmentPatch>,
 ) -> Result<Response, ApiError> {
+    super::domain::reason(patch.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
     let caller = caller.0;
     let a = st
         .db

@@ -39,15 +39,15 @@ pub async fn find(
     Ok(row.map(|r| (of(&r), r.get::<Option<String>, _>("deleted_at").is_some())))
 }
 
-/// Another live appointment of the clinician that overlaps the slot.
+/// Another live appointment of the clinician that overlaps the slot: its id and clinic.
 pub async fn overlapping(
     conn: &mut SqliteConnection,
     clinician_id: &str,
     slot: &Slot,
     except: &str,
-) -> Result<Option<String>, ApiError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM appointments WHERE clinician_id = $1 AND deleted_at IS NULL
+) -> Result<Option<(String, String)>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT id, clinic_id FROM appointments WHERE clinician_id = $1 AND deleted_at IS NULL
            AND status IN ('booked', 'checked_in') AND start_unix < $2 AND end_unix > $3 AND id <> $4
          LIMIT 1",
     )

@@ -9,15 +9,9 @@ pub struct ClinicName(String);
 
 impl ClinicName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        // Length and characters are judged as sent (as the schema states them); then trimmed.
-        let s = raw.trim();
-        if s.is_empty() || raw.chars().count() > 120 || raw.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                "/name",
-                "1 to 120 characters, no control characters",
-            ));
-        }
-        Ok(Self(s.to_string()))
+        crate::text::line(raw, 120)
+            .map(Self)
+            .map_err(|m| FieldError::new("/name", m))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -90,7 +84,7 @@ pub struct NewClinic {
     #[schema(
         min_length = 1,
         max_length = 120,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub name: String,
     /// IANA time zone, e.g. `Europe/Vienna`.
@@ -108,7 +102,7 @@ pub struct ClinicPatch {
     #[schema(
         min_length = 1,
         max_length = 120,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub name: Option<String>,
     #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]

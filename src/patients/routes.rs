@@ -444,7 +444,11 @@ pub async fn lookup(
 #[serde(deny_unknown_fields)]
 pub struct SealRequest {
     /// Why the record is sealed (1–500 characters).
-    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub reason: String,
 }
 
@@ -460,14 +464,9 @@ pub async fn seal(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<SealRequest>,
 ) -> Result<Response, ApiError> {
-    let reason = req.reason.trim();
-    if reason.is_empty() || req.reason.chars().count() > 500 {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "/reason",
-            "1 to 500 characters",
-        )]));
-    }
-    set_seal(&st, &caller, &id, Some(reason)).await
+    let reason = crate::text::line(&req.reason, 500)
+        .map_err(|m| ApiError::invalid(vec![FieldError::new("/reason", m)]))?;
+    set_seal(&st, &caller, &id, Some(&reason)).await
 }
 
 /// Lift a seal (admin)

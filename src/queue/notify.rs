@@ -18,7 +18,11 @@ use crate::startup::AppState;
 #[serde(deny_unknown_fields)]
 pub struct NotifyRequest {
     /// 1–500 characters.
-    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub message: String,
 }
 
@@ -44,13 +48,8 @@ pub async fn notify(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<NotifyRequest>,
 ) -> Result<Json<NotifyResult>, ApiError> {
-    let message = req.message.trim();
-    if message.is_empty() || req.message.chars().count() > 500 {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "/message",
-            "1 to 500 characters",
-        )]));
-    }
+    let message = crate::text::line(&req.message, 500)
+        .map_err(|m| ApiError::invalid(vec![FieldError::new("/message", m)]))?;
     let mut conn = st.db.read().await?;
     // Sending a sealed patient's id to a third party is a write naming the patient: 423.
     let ticket = super::usable_ticket(&mut conn, &caller, &id, Use::Write).await?;

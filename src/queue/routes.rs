@@ -144,7 +144,11 @@ pub async fn view(
 #[serde(deny_unknown_fields)]
 pub struct CallRequest {
     /// The counter or room calling, e.g. `3`.
-    #[schema(min_length = 1, max_length = 32, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub counter: String,
 }
 
@@ -160,14 +164,9 @@ pub async fn call_next(
     JsonBody(req): JsonBody<CallRequest>,
 ) -> Result<Response, ApiError> {
     // The limit applies to what was sent, as the schema says; blanks around it are dropped.
-    let counter = req.counter.trim();
-    if counter.is_empty() || req.counter.chars().count() > 32 {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "/counter",
-            "1 to 32 characters",
-        )]));
-    }
-    let (caller, aging, counter) = (caller.0, st.config.queue_aging_minutes, counter.to_string());
+    let counter = crate::text::line(&req.counter, 32)
+        .map_err(|m| ApiError::invalid(vec![FieldError::new("/counter", m)]))?;
+    let (caller, aging) = (caller.0, st.config.queue_aging_minutes);
     // One unit on the one writer: two counters never get the same ticket.
     let called = st
         .db

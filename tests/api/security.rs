@@ -655,3 +655,154 @@ async fn a_batch_abandoned_mid_request_leaves_its_key_free_and_nothing_half_stor
         .unwrap();
     assert_eq!(res.status(), 201);
 }
+
+#[tokio::test]
+async fn a_double_booking_in_another_clinic_is_409_without_that_clinics_appointment_id() {
+    let app = spawn_app().await;
+    let c = clinic(&app).await;
+    let other = app.create_clinic(&c.admin, "Elsewhere").await;
+    // The clinician works in both clinics; the receptionist only in the first.
+    let res = app
+        .authed(
+            Method::PATCH,
+            &format!("/v1/users/{}", c.doctor_id),
+            &c.admin,
+        )
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", "\"1\"")
+        .body(json!({"clinic_ids": [c.clinic, other]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let there = app
+        .authed(Method::POST, "/v1/patients", &c.admin)
+        .json(
+            &json!({"clinic_id": other, "given_name": "Far", "family_name": "Away",
+            "date_of_birth": "1950-05-05", "sex": "male"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = future(50);
+    let res = app
+        .authed(Method::POST, "/v1/appointments", &c.admin)
+        .json(
+            &json!({"clinic_id": other, "patient_id": there, "clinician_id": c.doctor_id,
+            "start": start, "duration_minutes": 30}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let elsewhere = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let here = |token: &str| {
+        app.authed(Method::POST, "/v1/appointments", token)
+            .json(
+                &json!({"clinic_id": c.clinic, "patient_id": c.patient, "clinician_id": c.doctor_id,
+                "start": start, "duration_minutes": 30}),
+            )
+            .send()
+    };
+    let body = assert_problem(here(&c.desk).await.unwrap(), 409).await;
+    assert!(body.get("related").is_none(), "{body}");
+    assert!(!body.to_string().contains(&elsewhere));
+    let body = assert_problem(here(&c.admin).await.unwrap(), 409).await;
+    assert_eq!(
+        body["related"],
+        format!("/v1/appointments/{elsewhere}").as_str()
+    );
+}
+
+#[tokio::test]
+async fn control_and_invisible_characters_are_refused_in_every_text_field() {
+    let app = spawn_app().await;
+    let c = clinic(&app).await;
+    let patient = |given: &str, family: &str| {
+        json!({"clinic_id": c.clinic, "given_name": given, "family_name": family,
+            "date_of_birth": "1991-01-01", "sex": "female"})
+    };
+    let post =
+        |path: &str, body: Value| app.authed(Method::POST, path, &c.admin).json(&body).send();
+    for (body, pointer) in [
+        (patient("Al\u{200b}ice", "Smith"), "/given_name"),
+        (patient("Alice", "\u{202e}htimS"), "/family_name"),
+        (patient("Alice", "Smi\u{0}th"), "/family_name"),
+    ] {
+        let problem = assert_problem(post("/v1/patients", body).await.unwrap(), 422).await;
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+    let appointment = |reason: String| {
+        json!({"clinic_id": c.clinic, "patient_id": c.patient, "clinician_id": c.doctor_id,
+            "start": future(60), "duration_minutes": 30, "reason": reason})
+    };
+    for reason in [
+        "a\u{0}b".to_string(),
+        "line one\r\nline two".to_string(),
+        "\u{202e}desrever".to_string(),
+        "x".repeat(501),
+    ] {
+        let res = post("/v1/appointments", appointment(reason)).await.unwrap();
+        let problem = assert_problem(res, 422).await;
+        assert_eq!(problem["errors"][0]["pointer"], "/reason");
+    }
+    let res = post("/v1/appointments", appointment("y".repeat(500)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "500 plain characters are fine");
+    let res = post(
+        &format!("/v1/clinics/{}/queue/call-next", c.clinic),
+        json!({"counter": "3\u{200b}"}),
+    )
+    .await
+    .unwrap();
+    let problem = assert_problem(res, 422).await;
+    assert_eq!(problem["errors"][0]["pointer"], "/counter");
+    let res = post(
+        "/v1/clinics",
+        json!({"name": "North\u{2066}", "timezone": "UTC", "ticket_prefix": "N"}),
+    )
+    .await
+    .unwrap();
+    let problem = assert_problem(res, 422).await;
+    assert_eq!(problem["errors"][0]["pointer"], "/name");
+    // Nothing of the refused requests was stored.
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn names_are_compared_for_duplicates_after_one_folding() {
+    let app = spawn_app().await;
+    let c = clinic(&app).await;
+    let create = |given: &str, family: &str| {
+        app.authed(Method::POST, "/v1/patients", &c.admin)
+            .json(
+                &json!({"clinic_id": c.clinic, "given_name": given, "family_name": family,
+                "date_of_birth": "1985-03-03", "sex": "female"}),
+            )
+            .send()
+    };
+    assert_eq!(create("Mary Ann", "Smith").await.unwrap().status(), 201);
+    for (given, family) in [
+        ("\u{ff2d}\u{ff21}\u{ff32}\u{ff39} ANN", "smith"),
+        ("mary   ann", "SMITH"),
+        ("Máry Ann", "Smíth"),
+    ] {
+        let res = create(given, family).await.unwrap();
+        let problem = assert_problem(res, 409).await;
+        assert!(problem["related"].as_str().is_some(), "{given} {family}");
+    }
+}
