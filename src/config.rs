@@ -67,6 +67,10 @@ pub struct Config {
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
+    /// Comma-separated networks (CIDR) of reverse proxies whose `Forwarded` / `X-Forwarded-For`
+    /// is believed; from any other peer those headers are ignored. Unset: none.
+    #[arg(long, env = "CAREQ_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<crate::auth::client_ip::Cidr>,
     /// Password hashes (Argon2, ~19 MiB each) computed at once; unset: one per core. Four times
     /// as many sign-ins may wait; more answer 503.
     #[arg(long, env = "CAREQ_PASSWORD_HASH_SLOTS")]
@@ -77,6 +81,10 @@ pub struct Config {
     /// Serves test-only routes (a handler that panics). Not settable from the command line.
     #[arg(skip)]
     pub test_routes: bool,
+}
+
+fn parse_cidr(s: &str) -> Result<crate::auth::client_ip::Cidr, String> {
+    crate::auth::client_ip::Cidr::parse(s)
 }
 
 impl Config {
@@ -116,6 +124,7 @@ impl fmt::Debug for Config {
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("password_hash_slots", &self.password_hash_slots)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)

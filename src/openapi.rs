@@ -31,6 +31,8 @@ use crate::error::PROBLEM_JSON;
         crate::users::routes::read,
         crate::users::routes::update,
         crate::users::routes::remove,
+        crate::users::routes::me,
+        crate::users::routes::change_password,
         crate::clinics::routes::create,
         crate::clinics::routes::list,
         crate::clinics::routes::read,

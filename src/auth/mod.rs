@@ -1,6 +1,7 @@
 //! Who is asking and what they may do: bearer-token authentication (`Caller`), the permission
 //! table (`allows`), and the `Require<P>` extractor that enforces it, so handlers never check
 //! roles themselves.
+pub mod client_ip;
 pub mod password;
 pub mod routes;
 pub mod throttle;
@@ -108,13 +109,15 @@ impl Caller {
     }
 }
 
-/// The client's IP as the accept loop recorded it.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client's IP: the socket peer the accept loop recorded, or, when that peer is a trusted
+/// proxy, the address it forwarded (see `client_ip::resolve`).
+pub fn client_ip(parts: &Parts, trusted: &[client_ip::Cidr]) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    client_ip::resolve(peer, &parts.headers, trusted)
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
@@ -158,7 +161,7 @@ where
             detail: "this endpoint needs a bearer token from POST /v1/auth/token".into(),
             invalid_token: false,
         })?;
-        let ip = client_ip(parts);
+        let ip = client_ip(parts, &app.config.trusted_proxies);
         let caller = tokens::authenticate(app.db.pool(), token, ip)
             .await?
             .ok_or_else(invalid_token)?;

@@ -37,10 +37,15 @@ pub struct TokenGrant {
 /// The client's IP address.
 pub struct ClientIp(pub std::net::IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    AppState: axum::extract::FromRef<S>,
+{
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = <AppState as axum::extract::FromRef<S>>::from_ref(state);
+        Ok(ClientIp(client_ip(parts, &app.config.trusted_proxies)))
     }
 }
 

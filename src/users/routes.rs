@@ -8,7 +8,8 @@ use axum::Router;
 use super::domain::{NewUser, User, UserPatch};
 use super::store;
 use crate::access::{self, Action};
-use crate::auth::{password, perm, Require};
+use crate::auth::throttle::LoginKey;
+use crate::auth::{password, perm, Caller, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::{Page, PageParams};
@@ -20,6 +21,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/users", get(list).post(create))
         .route("/v1/users/{id}", get(read).patch(update).delete(remove))
+        .route("/v1/me", get(me))
+        .route("/v1/me/password", axum::routing::post(change_password))
 }
 
 /// A page of users.
@@ -27,6 +30,70 @@ pub fn router() -> Router<AppState> {
 pub struct UserPage {
     pub items: Vec<User>,
     pub next_cursor: Option<String>,
+}
+
+/// The signed-in user's own account
+#[utoipa::path(get, path = "/v1/me", tag = "users",
+    responses((status = 200, description = "Your account", body = User,
+        headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 304, description = "Not modified")))]
+pub async fn me(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut conn = st.db.read().await?;
+    let user = store::get(&mut conn, &caller.user_id).await?;
+    Ok(resource::read(&user, &headers))
+}
+
+/// `POST /v1/me/password`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    #[schema(min_length = 1, max_length = 256)]
+    pub current: String,
+    /// The new password, 12 to 256 characters.
+    #[schema(min_length = 12, max_length = 256)]
+    pub new: String,
+}
+
+/// Change your own password: every session of yours ends, this one too
+#[utoipa::path(post, path = "/v1/me/password", tag = "users", request_body = PasswordChange,
+    responses((status = 204, description = "Changed; sign in again with the new password"),
+        (status = 422, description = "The current password is wrong, or the new one breaks the rules"),
+        (status = 429, description = "Too many wrong current passwords from this address"),
+        (status = 503, description = "Too many passwords being checked at once")))]
+pub async fn change_password(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    password::validate(&req.new, "/new")?;
+    // Guessing the current password through this door is throttled as sign-in is.
+    let key = LoginKey::Account(caller.user_id.clone());
+    st.throttle.check(&key, caller.ip)?;
+    let stored = store::credentials(st.db.pool(), &caller.username).await?;
+    let hash = stored.map(|(_, h)| h);
+    if !st.hashing.verify(req.current, hash).await? {
+        st.throttle.record_failure(&key, caller.ip);
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "/current",
+            "this is not your current password",
+        )]));
+    }
+    let new_hash = st.hashing.hash(req.new).await?;
+    st.db
+        .write(move |conn| {
+            Box::pin(async move {
+                store::set_password_of(conn, &caller.user_id, &new_hash).await?;
+                store::revoke_tokens(conn, &caller.user_id).await?;
+                access::record(conn, &caller, Action::Update, "user", &caller.user_id).await
+            })
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create a staff account

@@ -211,6 +211,24 @@ pub async fn count(db: &Pool) -> Result<i64, ApiError> {
         .await?)
 }
 
+/// Sets the password of the user with `id` (the caller's own change).
+pub async fn set_password_of(
+    conn: &mut SqliteConnection,
+    id: &str,
+    hash: &str,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
+         WHERE id = $3 AND deleted_at IS NULL",
+    )
+    .bind(hash)
+    .bind(now_rfc3339())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Sets a user's password (the CLI) and revokes their tokens; false if there is no such user.
 pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, ApiError> {
     let (username, hash) = (normalize_username(username), hash.to_string());

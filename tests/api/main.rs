@@ -11,6 +11,7 @@ mod idempotency;
 mod live;
 mod load;
 mod logs;
+mod operator;
 mod ops;
 mod patients;
 mod patients_batch;
