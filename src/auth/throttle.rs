@@ -2,6 +2,8 @@
 //! per-token request rate (a token bucket). Both answer 429 with `Retry-After`.
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -110,57 +112,74 @@ impl LoginThrottle {
     }
 }
 
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+type Keyed = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    governor::clock::DefaultClock,
+    governor::middleware::StateInformationMiddleware,
+>;
+
+/// Requests per API token (GCRA, from the `governor` crate): `burst` at once, refilled at
+/// `per_second`. Keys whose bucket is full again are forgotten every so often, so a stream of
+/// random tokens cannot grow memory without end.
+pub struct RateLimiter {
+    per_second: u32,
+    burst: u32,
+    keyed: Keyed,
+    checks: AtomicU64,
 }
 
-/// A token bucket per API token: `burst` requests at once, refilled at `per_second`.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
+/// Checks between sweeps of forgotten keys.
+const SWEEP_EVERY: u64 = 4096;
 
 impl RateLimiter {
     pub fn new(per_second: u32, burst: u32) -> Self {
+        let per_second = per_second.max(1);
+        let burst = burst.max(1);
+        let quota = governor::Quota::per_second(NonZeroU32::new(per_second).expect("non-zero"))
+            .allow_burst(NonZeroU32::new(burst).expect("non-zero"));
         Self {
-            per_second: per_second.max(1) as f64,
-            burst: burst.max(1) as f64,
-            buckets: Mutex::new(HashMap::new()),
+            per_second,
+            burst,
+            keyed: governor::RateLimiter::keyed(quota).with_middleware(),
+            checks: AtomicU64::new(0),
         }
     }
 
     pub fn check(&self, key: &str) -> Result<RateInfo, ApiError> {
-        let now = Instant::now();
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * self.per_second)
-            .min(self.burst);
-        b.updated = now;
-        let refill_all = ((self.burst - b.tokens) / self.per_second).ceil() as u64;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(RateInfo {
-                limit: self.burst as u32,
-                remaining: b.tokens as u32,
-                reset_seconds: refill_all.max(1),
-            })
-        } else {
-            let wait = ((1.0 - b.tokens) / self.per_second).ceil().max(1.0) as u64;
-            Err(ApiError::TooManyRequests {
-                detail: "this token has sent too many requests; slow down".into(),
-                retry_after: wait,
-                rate: Some(RateInfo {
-                    limit: self.burst as u32,
-                    remaining: 0,
-                    reset_seconds: wait,
-                }),
-            })
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.keyed.retain_recent();
+            self.keyed.shrink_to_fit();
         }
+        match self.keyed.check_key(&key.to_string()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let refill_all = (self.burst - remaining.min(self.burst)).div_ceil(self.per_second);
+                Ok(RateInfo {
+                    limit: self.burst,
+                    remaining,
+                    reset_seconds: u64::from(refill_all.max(1)),
+                })
+            }
+            Err(not_until) => {
+                let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+                let wait = not_until.wait_time_from(now).as_secs_f64().ceil().max(1.0) as u64;
+                Err(ApiError::TooManyRequests {
+                    detail: "this token has sent too many requests; slow down".into(),
+                    retry_after: wait,
+                    rate: Some(RateInfo {
+                        limit: self.burst,
+                        remaining: 0,
+                        reset_seconds: wait,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Tokens with state held now (for tests and metrics).
+    pub fn tracked_keys(&self) -> usize {
+        self.keyed.len()
     }
 }
 
@@ -243,5 +262,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.check("other").is_ok());
+    }
+
+    #[test]
+    fn a_hundred_thousand_distinct_tokens_do_not_pile_up() {
+        // A bucket of one refilled a million times a second is full again within a microsecond,
+        // so every key is forgettable at the next sweep.
+        let r = RateLimiter::new(1_000_000, 1);
+        let mut most = 0;
+        for i in 0..100_000 {
+            r.check(&format!("token-{i}")).unwrap();
+            most = most.max(r.tracked_keys());
+        }
+        assert!(most <= 2 * SWEEP_EVERY as usize, "held {most} keys at once");
     }
 }
