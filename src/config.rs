@@ -67,6 +67,10 @@ pub struct Config {
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
+    /// A second address serving only `/metrics`, without a token (for a Prometheus scraper on a
+    /// private interface). Unset: `/metrics` is served on the main address to admins only.
+    #[arg(long, env = "CAREQ_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Comma-separated networks (CIDR) of reverse proxies whose `Forwarded` / `X-Forwarded-For`
     /// is believed; from any other peer those headers are ignored. Unset: none.
     #[arg(long, env = "CAREQ_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
@@ -125,6 +129,7 @@ impl fmt::Debug for Config {
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("password_hash_slots", &self.password_hash_slots)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_listen", &self.metrics_listen)
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)

@@ -96,7 +96,16 @@ async fn echo(
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
+}
+
+fn bind_address(listen: &str) -> String {
+    if listen.starts_with(':') {
+        format!("127.0.0.1{listen}")
+    } else {
+        listen.to_string()
+    }
 }
 
 impl Application {
@@ -120,14 +129,21 @@ impl Application {
                  careq: it is shown only this once; change it with `careq user passwd admin`"
             );
         }
-        let addr = if config.listen.starts_with(':') {
-            format!("127.0.0.1{}", config.listen)
-        } else {
-            config.listen.clone()
-        };
+        let addr = bind_address(&config.listen);
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(listen) => {
+                let addr = bind_address(listen);
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("binding the metrics address {addr}"))?,
+                )
+            }
+            None => None,
+        };
         let state = AppState {
             db,
             metrics: Arc::new(Metrics::default()),
@@ -141,13 +157,24 @@ impl Application {
             events: crate::queue::live::channel(),
             config: Arc::new(config),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served without a token, when `CAREQ_METRICS_LISTEN` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -158,8 +185,35 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "careq listening");
         let router = app(self.state.clone());
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(listener) = self.metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(address = %addr, "metrics listening");
+            }
+            let metrics_app = ServiceBuilder::new()
+                .layer(from_fn_with_state(
+                    self.state.clone(),
+                    crate::http::middleware::request_context,
+                ))
+                .service(
+                    crate::ops::metrics_only_router()
+                        .fallback(|| async {
+                            ApiError::NotFound("only /metrics is served here".into())
+                        })
+                        .with_state(self.state.clone()),
+                )
+                .boxed_clone();
+            let config = self.state.config.clone();
+            tokio::spawn(async move {
+                let _ = server::serve(listener, metrics_app, config, async {
+                    let _ = metrics_stopped.await;
+                })
+                .await;
+            });
+        }
         let result =
             server::serve(self.listener, router, self.state.config.clone(), shutdown).await;
+        let _ = stop_metrics.send(());
         self.state.db.close().await;
         result
     }

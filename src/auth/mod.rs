@@ -54,11 +54,12 @@ pub enum Permission {
     MergePatients,
     SealPatients,
     ReadAccessLog,
+    ReadMetrics,
     Export,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ManageUsers,
         Permission::ManageClinics,
         Permission::ReadClinics,
@@ -68,6 +69,7 @@ impl Permission {
         Permission::MergePatients,
         Permission::SealPatients,
         Permission::ReadAccessLog,
+        Permission::ReadMetrics,
         Permission::Export,
     ];
 }
@@ -199,6 +201,7 @@ pub mod perm {
         MergePatients,
         SealPatients,
         ReadAccessLog,
+        ReadMetrics,
         Export
     );
 }
@@ -250,11 +253,12 @@ mod tests {
                     | MergePatients
                     | SealPatients
                     | ReadAccessLog
+                    | ReadMetrics
                     | Export
             ),
             Role::Clinician => !matches!(
                 p,
-                ManageUsers | ManageClinics | SealPatients | ReadAccessLog
+                ManageUsers | ManageClinics | SealPatients | ReadAccessLog | ReadMetrics
             ),
         };
         for role in Role::ALL {

@@ -52,11 +52,28 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     }
 }
 
-/// Prometheus metrics
+/// Prometheus metrics (admin; or unauthenticated on `CAREQ_METRICS_LISTEN` only)
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)),
-    security(()))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 403, description = "Not an admin")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _admin: crate::auth::Require<crate::auth::perm::ReadMetrics>,
+) -> Response {
+    exposition(&state)
+}
+
+/// The metrics router for `CAREQ_METRICS_LISTEN`: `/metrics` without a token (that address is
+/// meant to be reachable by the scraper only), nothing else.
+pub fn metrics_only_router() -> Router<AppState> {
+    Router::new().route(
+        "/metrics",
+        get(|State(state): State<AppState>| async move { exposition(&state) }),
+    )
+}
+
+/// How often records are sealed or their logs read is itself sensitive: never public.
+fn exposition(state: &AppState) -> Response {
     let mut res = state.metrics.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

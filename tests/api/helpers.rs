@@ -19,6 +19,8 @@ pub const STAFF_PASSWORD: &str = "staff-password-123";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The unauthenticated metrics address, when the test configured one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
@@ -48,6 +50,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     customise(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     // The listener is bound before this returns, so requests can be sent at once.
@@ -60,6 +63,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         .unwrap();
     TestApp {
         addr,
+        metrics_addr,
         client,
         state,
         shutdown: Some(tx),

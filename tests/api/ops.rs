@@ -32,9 +32,14 @@ async fn readyz_answers_503_with_retry_after_when_the_database_is_unreachable() 
 #[tokio::test]
 async fn metrics_count_requests_by_route_method_and_status() {
     let app = spawn_app().await;
+    let admin = app.admin_token().await;
     app.get("/v1/status-codes/404").await;
     app.get("/v1/status-codes/999").await;
-    let res = app.get("/metrics").await;
+    let res = app
+        .authed(reqwest::Method::GET, "/metrics", &admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
         .to_str()

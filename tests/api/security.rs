@@ -806,3 +806,45 @@ async fn names_are_compared_for_duplicates_after_one_folding() {
         assert!(problem["related"].as_str().is_some(), "{given} {family}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_for_admins_or_on_their_own_private_address() {
+    let app = spawn_app_with(|c| c.metrics_listen = Some("127.0.0.1:0".into())).await;
+    let c = clinic(&app).await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="careq""#);
+    assert_problem(res, 401).await;
+    let res = app
+        .authed(Method::GET, "/metrics", &c.desk)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403).await;
+    let res = app
+        .authed(Method::GET, "/metrics", &c.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("careq_http_requests_total"));
+    // The private address serves /metrics to a scraper without a token, and nothing else.
+    let private = app.metrics_addr.expect("a metrics address");
+    let res = app
+        .client
+        .get(format!("http://{private}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(format!("http://{private}/v1/patients"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404).await;
+}
