@@ -67,6 +67,9 @@ pub struct Config {
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
+    /// Live sockets (boards and staff screens) open at once per clinic; more answer 503.
+    #[arg(long, env = "CAREQ_MAX_SOCKETS_PER_CLINIC", default_value_t = 64)]
+    pub max_sockets_per_clinic: usize,
     /// A second address serving only `/metrics`, without a token (for a Prometheus scraper on a
     /// private interface). Unset: `/metrics` is served on the main address to admins only.
     #[arg(long, env = "CAREQ_METRICS_LISTEN")]
@@ -130,6 +133,7 @@ impl fmt::Debug for Config {
             .field("password_hash_slots", &self.password_hash_slots)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_listen", &self.metrics_listen)
+            .field("max_sockets_per_clinic", &self.max_sockets_per_clinic)
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_aging_minutes", &self.queue_aging_minutes)
             .field("db_busy_timeout_ms", &self.db_busy_timeout_ms)

@@ -59,7 +59,7 @@ use crate::error::PROBLEM_JSON;
         crate::queue::routes::report,
         crate::queue::routes::read,
         crate::queue::routes::transition,
-        crate::queue::routes::board_link,
+        crate::queue::routes::rotate_board_key,
         crate::queue::live::live,
         crate::queue::notify::notify,
         crate::appointments::routes::book,

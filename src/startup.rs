@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
+    /// Encrypts cursors whose sort keys hold patient names.
+    pub cursor_seal: crate::http::cursor_seal::CursorSeal,
     /// Bounds concurrent Argon2 work (sign-in, password changes).
     pub hashing: Arc<crate::auth::password::HashGate>,
     pub maintenance: Arc<crate::ops::maintenance::Maintenance>,
@@ -36,6 +38,8 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Every queue change, for live clients.
     pub events: tokio::sync::broadcast::Sender<crate::queue::live::QueueEvent>,
+    /// Open live sockets per clinic.
+    pub sockets: Arc<crate::queue::live::SocketCounts>,
 }
 
 /// The whole application: every resource's routes plus the global HTTP behaviour.
@@ -129,6 +133,9 @@ impl Application {
                  careq: it is shown only this once; change it with `careq user passwd admin`"
             );
         }
+        let cursor_seal = crate::http::cursor_seal::CursorSeal::load(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the cursor secret: {}", e.problem().detail))?;
         let addr = bind_address(&config.listen);
         let listener = TcpListener::bind(&addr)
             .await
@@ -149,12 +156,14 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            cursor_seal,
             hashing: Arc::new(crate::auth::password::HashGate::new(
                 config.password_hash_slots,
             )),
             maintenance: Arc::new(Maintenance::default()),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             events: crate::queue::live::channel(),
+            sockets: Arc::default(),
             config: Arc::new(config),
         };
         Ok(Self {

@@ -62,7 +62,11 @@ pub async fn revoke(db: &Db, token_hash: &str) -> Result<(), ApiError> {
 /// The caller a live token belongs to; `None` for unknown, expired or revoked tokens and for
 /// deactivated users.
 pub async fn authenticate(db: &Pool, token: &str, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
-    let hash = hash_token(token);
+    caller_of(db, hash_token(token), ip).await
+}
+
+/// The caller a stored token hash still belongs to (a live socket re-checking its token).
+pub async fn caller_of(db: &Pool, hash: String, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
     // One statement: every request pays for it.
     let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
         "SELECT u.id, u.username, u.role,

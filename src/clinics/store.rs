@@ -48,18 +48,44 @@ pub async fn insert(
     c: &ValidClinic,
 ) -> Result<(), ApiError> {
     sqlx::query(
-        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at, board_key)
-         VALUES ($1, $2, $3, $4, $5, $5, $6)",
+        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
     )
     .bind(id)
     .bind(c.name.as_str())
     .bind(c.timezone.as_str())
     .bind(c.ticket_prefix.as_str())
     .bind(now_rfc3339())
-    .bind(crate::auth::tokens::new_token())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Stores the hash of a clinic's new board key (the old one stops working).
+pub async fn set_board_key_hash(
+    conn: &mut SqliteConnection,
+    id: &str,
+    hash: &str,
+) -> Result<(), ApiError> {
+    sqlx::query("UPDATE clinics SET board_key_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The hash of a clinic's board key, if it has one.
+pub async fn board_key_hash(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<String>, ApiError> {
+    let hash: Option<Option<String>> =
+        sqlx::query_scalar("SELECT board_key_hash FROM clinics WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(hash.flatten())
 }
 
 /// Applies the fields if the clinic is still at `version`; false when it moved on meanwhile.

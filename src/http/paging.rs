@@ -33,11 +33,19 @@ impl PageParams {
 
     /// The position after which the page starts, decoded from the cursor.
     pub fn after(&self) -> Result<Option<String>, ApiError> {
+        self.after_by(decode_cursor)
+    }
+
+    /// The position after which the page starts, from a cursor opened by `open`.
+    pub fn after_by(
+        &self,
+        open: impl FnOnce(&str) -> Result<String, ApiError>,
+    ) -> Result<Option<String>, ApiError> {
         // An empty `cursor=` is the same as none: the first page.
         self.cursor
             .as_deref()
             .filter(|c| !c.is_empty())
-            .map(decode_cursor)
+            .map(open)
             .transpose()
     }
 }
@@ -70,17 +78,26 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` fetched rows: the extra row only proves there is more.
-    pub fn from_rows(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+    pub fn from_rows(rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+        Self::from_rows_by(rows, limit, |r| encode_cursor(&key(r)))
+    }
+
+    /// Like `from_rows`, with the whole cursor made by `cursor` (e.g. a sealed one).
+    pub fn from_rows_by(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Self {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| encode_cursor(&key(r)))
-        } else {
-            None
-        };
+        let next_cursor = if more { rows.last().map(cursor) } else { None };
         Page {
             items: rows,
             next_cursor,
+        }
+    }
+
+    /// The same page with each item turned into what is served.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
         }
     }
 }

@@ -66,8 +66,8 @@ pub struct SearchParams {
     /// Items per page, 1–200.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// Opaque cursor from a previous page's `next_cursor`.
-    #[param(pattern = "^(c([0-9a-f]{2})*)?$")]
+    /// Opaque cursor from a previous page's `next_cursor` (sealed: it does not reveal names).
+    #[param(pattern = "^(s([0-9a-f]{2}){16,})?$")]
     pub cursor: Option<String>,
 }
 
@@ -113,7 +113,9 @@ pub async fn list(
         cursor: p.cursor.clone(),
     };
     let limit = paging.limit()?;
-    let after = paging.after()?.unwrap_or_default();
+    let after = paging
+        .after_by(|c| st.cursor_seal.open(c))?
+        .unwrap_or_default();
     let filters = Filters {
         q: p.q,
         date_of_birth: p.date_of_birth,
@@ -121,8 +123,9 @@ pub async fn list(
         phone: p.phone,
         clinic_id: p.clinic_id,
     };
-    let rows = store::search(st.db.pool(), &caller, &filters, &after, limit).await?;
-    let page = Page::from_rows(rows, limit, store::cursor_key);
+    let rows = store::search_keyed(st.db.pool(), &caller, &filters, &after, limit).await?;
+    let page = Page::from_rows_by(rows, limit, |(key, _)| st.cursor_seal.seal(key))
+        .map(|(_, patient)| patient);
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
     let res = if pref.wants_csv() {

@@ -336,6 +336,19 @@ pub async fn search(
     after: &str,
     limit: u32,
 ) -> Result<Vec<Patient>, ApiError> {
+    let rows = search_keyed(db, caller, f, after, limit).await?;
+    Ok(rows.into_iter().map(|(_, p)| p).collect())
+}
+
+/// `search`, each patient with its stored sort key: the position a cursor names. The stored
+/// key, not one folded afresh, since rows keep the folding they were stored with.
+pub async fn search_keyed(
+    db: &Pool,
+    caller: &Caller,
+    f: &Filters,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, Patient)>, ApiError> {
     let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
     let (sql, binds) = search_sql(member_of, f, after);
     let mut query = sqlx::query(&sql);
@@ -346,17 +359,10 @@ pub async fn search(
         };
     }
     let rows = query.bind(limit as i64 + 1).fetch_all(db).await?;
-    Ok(rows.iter().map(patient_of).collect())
-}
-
-/// The sort key of a patient, for cursors.
-pub fn cursor_key(p: &Patient) -> String {
-    format!(
-        "{}\u{1f}{}\u{1f}{}",
-        fold(&p.family_name),
-        fold(&p.given_name),
-        p.id
-    )
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("sort_key"), patient_of(r)))
+        .collect())
 }
 
 #[cfg(test)]

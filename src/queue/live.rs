@@ -110,30 +110,71 @@ pub struct LiveParams {
     pub board_key: Option<String>,
 }
 
+/// Queue events of this kind only make live sockets re-check their authorisation (a board key
+/// was replaced); they are not sent to anyone.
+pub const REKEYED: &str = "rekeyed";
+
+/// What a live socket was opened with, checked again while it lives.
+enum SocketAuth {
+    Board {
+        key_hash: String,
+    },
+    Staff {
+        token_hash: String,
+        ip: std::net::IpAddr,
+    },
+}
+
+impl SocketAuth {
+    /// Whether the key is still the clinic's, or the token still live and of a member.
+    async fn still_valid(&self, st: &AppState, clinic_id: &str) -> bool {
+        match self {
+            SocketAuth::Board { key_hash } => {
+                let Ok(mut conn) = st.db.read().await else {
+                    return false;
+                };
+                matches!(
+                    crate::clinics::store::board_key_hash(&mut conn, clinic_id).await,
+                    Ok(Some(stored)) if constant_eq(&stored, key_hash)
+                )
+            }
+            SocketAuth::Staff { token_hash, ip } => matches!(
+                crate::auth::tokens::caller_of(st.db.pool(), token_hash.clone(), *ip).await,
+                Ok(Some(c)) if c.sees_clinic(clinic_id)
+            ),
+        }
+    }
+}
+
 /// The clinic, for a staff member of it or a holder of its board key; else 401 / 404.
 async fn authorize(
     st: &AppState,
     clinic_id: &str,
     key: Option<&str>,
     caller: Result<Caller, ApiError>,
-) -> Result<Clinic, ApiError> {
+) -> Result<(Clinic, SocketAuth), ApiError> {
     let mut conn = st.db.read().await?;
     if let Some(key) = key {
-        let stored: Option<Option<String>> =
-            sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
-                .bind(clinic_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let ok = matches!(stored, Some(Some(ref k)) if !k.is_empty() && constant_eq(k, key));
-        if !ok {
+        // Only the key's hash is stored; compare hashes, in constant time.
+        let key_hash = crate::auth::tokens::hash_token(key);
+        let stored = crate::clinics::store::board_key_hash(&mut conn, clinic_id).await?;
+        if !matches!(stored, Some(ref k) if constant_eq(k, &key_hash)) {
             return Err(crate::auth::invalid_token());
         }
-        return crate::clinics::store::find(&mut conn, clinic_id)
+        let clinic = crate::clinics::store::find(&mut conn, clinic_id)
             .await?
-            .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()));
+            .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))?;
+        return Ok((clinic, SocketAuth::Board { key_hash }));
     }
     let caller = caller?;
-    crate::clinics::visible(&mut conn, &caller, clinic_id).await
+    let clinic = crate::clinics::visible(&mut conn, &caller, clinic_id).await?;
+    Ok((
+        clinic,
+        SocketAuth::Staff {
+            token_hash: caller.token_hash,
+            ip: caller.ip,
+        },
+    ))
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
@@ -144,11 +185,55 @@ fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Open live sockets per clinic, bounded by `CAREQ_MAX_SOCKETS_PER_CLINIC`.
+#[derive(Default)]
+pub struct SocketCounts(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open socket's place in its clinic's count; dropping it (the socket ends, or the upgrade
+/// never happens) frees the place.
+pub struct SocketSlot {
+    counts: std::sync::Arc<SocketCounts>,
+    clinic_id: String,
+}
+
+impl SocketCounts {
+    fn take(
+        counts: &std::sync::Arc<SocketCounts>,
+        clinic_id: &str,
+        max: usize,
+    ) -> Option<SocketSlot> {
+        let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(clinic_id.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            counts: counts.clone(),
+            clinic_id: clinic_id.to_string(),
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.clinic_id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.clinic_id);
+            }
+        }
+    }
+}
+
 /// Live queue events over a WebSocket (101); a plain GET answers 426
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path), LiveParams),
     responses((status = 101, description = "Switching to WebSocket; JSON events follow"),
+        (status = 401, description = "No token or board key, or one that is not (or no longer) valid"),
         (status = 404, description = "No such clinic, or not yours"),
-        (status = 426, description = "Not a WebSocket upgrade")))]
+        (status = 426, description = "Not a WebSocket upgrade"),
+        (status = 503, description = "The clinic has as many live sockets open as it may")))]
 pub async fn live(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -157,20 +242,39 @@ pub async fn live(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let key = query.ok().and_then(|q| q.0.board_key);
-    let clinic = authorize(&st, &id, key.as_deref(), caller).await?;
+    let (clinic, auth) = authorize(&st, &id, key.as_deref(), caller).await?;
     let ws = ws.map_err(|_| ApiError::UpgradeRequired)?;
-    Ok(ws.on_upgrade(move |socket| stream(st, clinic, socket)))
+    let slot = SocketCounts::take(&st.sockets, &clinic.id, st.config.max_sockets_per_clinic)
+        .ok_or_else(|| ApiError::ServiceUnavailable {
+            detail: "this clinic has as many live connections open as it may; try again later"
+                .into(),
+            retry_after: 5,
+        })?;
+    Ok(ws.on_upgrade(move |socket| stream(st, clinic, auth, slot, socket)))
 }
 
+/// How often an idle socket re-checks its authorisation.
+const RECHECK: Duration = Duration::from_secs(15);
+
 /// Sends a snapshot, then one message per change of this clinic's queue. A client that cannot
-/// keep up (the channel laps it, or a send takes over 5 s) is disconnected.
-async fn stream(st: AppState, clinic: Clinic, mut socket: WebSocket) {
+/// keep up (the channel laps it, or a send takes over 5 s) is disconnected; so is one whose key
+/// was replaced or whose token was revoked (checked before every message and every 15 s), with
+/// a close frame saying why.
+async fn stream(
+    st: AppState,
+    clinic: Clinic,
+    auth: SocketAuth,
+    _slot: SocketSlot,
+    mut socket: WebSocket,
+) {
     let mut events = st.events.subscribe();
     if let Ok(first) = board_state(&st, &clinic, "snapshot", None).await {
         if socket.send(Message::Text(first.into())).await.is_err() {
             return;
         }
     }
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.reset();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -181,10 +285,23 @@ async fn stream(st: AppState, clinic: Clinic, mut socket: WebSocket) {
                 if event.clinic_id != clinic.id {
                     continue;
                 }
+                if !auth.still_valid(&st, &clinic.id).await {
+                    close_revoked(&mut socket).await;
+                    break;
+                }
+                if event.kind == REKEYED {
+                    continue;
+                }
                 let Ok(text) = board_state(&st, &clinic, event.kind, event.ticket).await else { break };
                 match tokio::time::timeout(Duration::from_secs(5), socket.send(Message::Text(text.into()))).await {
                     Ok(Ok(())) => {}
                     _ => break,
+                }
+            }
+            _ = recheck.tick() => {
+                if !auth.still_valid(&st, &clinic.id).await {
+                    close_revoked(&mut socket).await;
+                    break;
                 }
             }
             incoming = socket.recv() => {
@@ -195,6 +312,19 @@ async fn stream(st: AppState, clinic: Clinic, mut socket: WebSocket) {
             }
         }
     }
+}
+
+/// Closes with 1008 (policy violation): the key or token this socket was opened with is gone.
+async fn close_revoked(socket: &mut WebSocket) {
+    let frame = axum::extract::ws::CloseFrame {
+        code: 1008,
+        reason: "the board key or token is no longer valid".into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 const BOARD_HTML: &str = include_str!("board.html");

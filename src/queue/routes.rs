@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/clinics/{id}/queue/live", get(super::live::live))
         .route("/v1/tickets/{id}", get(read).patch(transition))
         .route("/v1/tickets/{id}/notify", post(super::notify::notify))
-        .route("/v1/clinics/{id}/board", get(board_link))
+        .route("/v1/clinics/{id}/board", post(rotate_board_key))
         .route("/board/app.js", get(super::live::board_script))
         .route("/board/{clinic_id}", get(super::live::board_page))
 }
@@ -418,42 +418,31 @@ pub struct BoardLink {
     pub url: String,
 }
 
-/// The waiting-room board's address for a clinic, with its key (admin)
-#[utoipa::path(get, path = "/v1/clinics/{id}/board", tag = "queue", params(("id" = String, Path)),
-    responses((status = 200, description = "The board URL", body = BoardLink), (status = 403, description = "Not an admin"),
+/// A new board key for the clinic (admin): the answer is the only time the key is shown; the
+/// old key stops working and screens still using it are disconnected
+#[utoipa::path(post, path = "/v1/clinics/{id}/board", tag = "queue", params(("id" = String, Path)),
+    responses((status = 200, description = "The board URL with the new key", body = BoardLink), (status = 403, description = "Not an admin"),
         (status = 404, description = "No such clinic")))]
-pub async fn board_link(
+pub async fn rotate_board_key(
     State(st): State<AppState>,
     admin: Require<perm::ManageClinics>,
     Path(id): Path<String>,
 ) -> Result<Json<BoardLink>, ApiError> {
     let admin = admin.0;
-    let (clinic_id, key) = st
+    let key = crate::auth::tokens::new_token();
+    let hash = crate::auth::tokens::hash_token(&key);
+    let clinic_id = st
         .db
         .write(move |conn| {
             Box::pin(async move {
                 let clinic = clinic(conn, &admin, &id).await?;
-                let key: Option<String> =
-                    sqlx::query_scalar("SELECT board_key FROM clinics WHERE id = $1")
-                        .bind(&clinic.id)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                let key = match key {
-                    Some(k) => k,
-                    None => {
-                        let k = crate::auth::tokens::new_token();
-                        sqlx::query("UPDATE clinics SET board_key = $1 WHERE id = $2")
-                            .bind(&k)
-                            .bind(&clinic.id)
-                            .execute(&mut *conn)
-                            .await?;
-                        k
-                    }
-                };
-                Ok((clinic.id, key))
+                crate::clinics::store::set_board_key_hash(conn, &clinic.id, &hash).await?;
+                Ok(clinic.id)
             })
         })
         .await?;
+    // Live screens re-check their key on every event: this one closes the old key's sockets.
+    super::live::publish(&st, &clinic_id, super::live::REKEYED, None);
     Ok(Json(BoardLink {
         url: format!("/board/{clinic_id}?key={key}"),
     }))

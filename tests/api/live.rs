@@ -12,7 +12,7 @@ async fn clinic_and_board_key(app: &TestApp) -> (String, String, String) {
     let admin = app.admin_token().await;
     let clinic = app.create_clinic(&admin, "Live").await;
     let link: Value = app
-        .authed(Method::GET, &format!("/v1/clinics/{clinic}/board"), &admin)
+        .authed(Method::POST, &format!("/v1/clinics/{clinic}/board"), &admin)
         .send()
         .await
         .unwrap()
@@ -216,4 +216,151 @@ async fn notify_maps_the_notifiers_answer_to_200_502_504_or_501() {
     .await;
     let (admin, id) = ticket(&app).await;
     assert_problem(send_notify(&app, &admin, &id).await, 504).await;
+}
+
+/// Waits until the server closes the socket; the close code, if a close frame came.
+async fn closed<S>(ws: &mut S) -> Option<u16>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server closes the socket in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+async fn issue(app: &TestApp, token: &str, clinic: &str) {
+    let res = app
+        .authed(
+            Method::POST,
+            &format!("/v1/clinics/{clinic}/queue/tickets"),
+            token,
+        )
+        .json(&json!({"priority": "normal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn rotating_the_board_key_ends_the_old_keys_sockets_and_keeps_only_a_hash() {
+    let app = spawn_app().await;
+    let (admin, clinic, old) = clinic_and_board_key(&app).await;
+    let live = |key: &str| {
+        format!(
+            "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
+            app.addr
+        )
+    };
+    let (mut screen, _) = tokio_tungstenite::connect_async(live(&old)).await.unwrap();
+    next_json(&mut screen).await; // the snapshot
+    let res = app
+        .authed(Method::POST, &format!("/v1/clinics/{clinic}/board"), &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let url = res.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new = url.split("key=").nth(1).unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        closed(&mut screen).await,
+        Some(1008),
+        "the old key's screen is closed"
+    );
+    let res = app
+        .get(&format!("/v1/clinics/{clinic}/queue/live?board_key={old}"))
+        .await;
+    assert!(res.headers().contains_key("www-authenticate"));
+    assert_problem(res, 401).await;
+    let (mut fresh, res) = tokio_tungstenite::connect_async(live(&new)).await.unwrap();
+    assert_eq!(res.status(), 101);
+    next_json(&mut fresh).await;
+    // Neither key is stored: only the new one's SHA-256.
+    let stored: Vec<Option<String>> = sqlx::query_scalar("SELECT board_key_hash FROM clinics")
+        .fetch_all(app.state.db.pool())
+        .await
+        .unwrap();
+    let hash = careq::auth::tokens::hash_token(&new);
+    assert_eq!(stored, vec![Some(hash)]);
+    // A GET stays safe: it no longer hands out (or makes) a key.
+    let res = app
+        .authed(Method::GET, &format!("/v1/clinics/{clinic}/board"), &admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["allow"].to_str().unwrap().contains("POST"));
+    assert_problem(res, 405).await;
+}
+
+#[tokio::test]
+async fn a_staff_socket_is_closed_once_its_token_is_revoked() {
+    let app = spawn_app().await;
+    let (admin, clinic, _) = clinic_and_board_key(&app).await;
+    let (_, desk) = app
+        .create_staff(&admin, "desk.live", "receptionist", &[&clinic])
+        .await;
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/v1/clinics/{clinic}/queue/live", app.addr),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {desk}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    next_json(&mut ws).await;
+    let res = app
+        .authed(Method::DELETE, "/v1/auth/token", &desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    // The next event is not delivered: the socket re-checks its token and closes.
+    issue(&app, &admin, &clinic).await;
+    assert_eq!(closed(&mut ws).await, Some(1008));
+}
+
+#[tokio::test]
+async fn live_sockets_per_clinic_are_capped_with_503() {
+    let app = spawn_app_with(|c| c.max_sockets_per_clinic = 2).await;
+    let (_, clinic, key) = clinic_and_board_key(&app).await;
+    let url = format!(
+        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
+        app.addr
+    );
+    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    next_json(&mut first).await;
+    next_json(&mut second).await;
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+            assert!(res.headers().contains_key("retry-after"));
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+            crate::helpers::assert_problem_body(&body, 503);
+        }
+        other => panic!("a third socket should be refused, got {other:?}"),
+    }
+    first.close(None).await.unwrap();
+    // Wait for the server's answer to the close: then its place is free.
+    closed(&mut first).await;
+    // The freed place is taken again.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a place frees up once a socket closes");
 }

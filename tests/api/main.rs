@@ -13,6 +13,7 @@ mod load;
 mod logs;
 mod operator;
 mod ops;
+mod patient_cursors;
 mod patients;
 mod patients_batch;
 mod permissions;

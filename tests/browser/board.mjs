@@ -32,7 +32,7 @@ expect(login.status === 200, `sign-in answered ${login.status}`);
 const token = login.json.access_token;
 const clinic = await api("POST", "/v1/clinics", token, { name: "Board test", timezone: "Europe/Vienna", ticket_prefix: "B" });
 expect(clinic.status === 201, `clinic creation answered ${clinic.status}`);
-const board = await api("GET", `/v1/clinics/${clinic.json.id}/board`, token);
+const board = await api("POST", `/v1/clinics/${clinic.json.id}/board`, token);
 expect(board.status === 200, `board link answered ${board.status}`);
 
 const browser = await chromium.launch({
