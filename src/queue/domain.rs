@@ -17,6 +17,8 @@ pub enum Priority {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Normal, Priority::Urgent, Priority::Emergency];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Normal => "normal",
@@ -29,7 +31,7 @@ impl Priority {
             .into_iter()
             .find(|p| p.as_str() == s)
     }
-    fn level(self) -> i64 {
+    pub fn level(self) -> i64 {
         match self {
             Priority::Normal => 0,
             Priority::Urgent => 1,
@@ -117,9 +119,21 @@ impl Versioned for Ticket {
     }
 }
 
+/// The milliseconds of waiting that raise a ticket one level.
+pub fn aging_step_ms(aging_minutes: u64) -> i64 {
+    (aging_minutes.max(1) * 60_000) as i64
+}
+
+/// Tickets of `base` priority that rank ahead of a ticket of `level` issued at `now_ms` are those
+/// issued at or before the bound (`None`: all of them): they have aged up to its level.
+pub fn ahead_bound(base: Priority, level: i64, now_ms: i64, aging_minutes: u64) -> Option<i64> {
+    let gap = level - base.level();
+    (gap > 0).then(|| now_ms - gap * aging_step_ms(aging_minutes))
+}
+
 /// Sorts waiting tickets into calling order at `now_ms`.
 pub fn order(waiting: &mut [Ticket], now_ms: i64, aging_minutes: u64) {
-    let step = (aging_minutes.max(1) * 60_000) as i64;
+    let step = aging_step_ms(aging_minutes);
     let score = |t: &Ticket| t.priority.level() + (now_ms - t.issued_ms).max(0) / step;
     waiting.sort_by(|a, b| score(b).cmp(&score(a)).then(a.issued_ms.cmp(&b.issued_ms)));
 }

@@ -73,11 +73,48 @@ pub async fn issue_in(
         },
     )
     .await?;
+    // Its place: the waiting tickets that have aged to its level or beyond, counted per
+    // priority over an index, not by loading the day's queue.
+    let now = store::now_ms();
+    let mut ahead = 0;
+    for base in Priority::ALL {
+        let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
+        ahead += store::count_waiting(conn, &clinic.id, &day, base, bound, &id).await?;
+    }
+    let mut ticket = store::find(conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+    let per_ticket = store::service_seconds(conn, &clinic.id).await?;
+    ticket.position = Some(ahead as u32 + 1);
+    ticket.estimated_wait_seconds = Some(per_ticket * ahead);
+    Ok(ticket)
+}
+
+/// The waiting ticket to call next that the caller may see: the first in calling order among
+/// the earliest ticket of each priority (only they can be first), or, when that one is a sealed
+/// patient's, the first readable one of the whole queue.
+pub async fn next_to_call(
+    aging_minutes: u64,
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    clinic: &Clinic,
+) -> Result<Option<Ticket>, ApiError> {
+    let day = local_day(clinic);
+    let mut heads = store::head_of_each_priority(conn, &clinic.id, &day).await?;
+    order(&mut heads, store::now_ms(), aging_minutes);
+    let Some(first) = heads.into_iter().next() else {
+        return Ok(None);
+    };
+    if readable(conn, caller, &first).await? {
+        return Ok(Some(first));
+    }
     let queue = queue_of(aging_minutes, conn, clinic).await?;
-    queue
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| ApiError::internal("ticket vanished"))
+    for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
+        if readable(conn, caller, &t).await? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn visible_ticket(

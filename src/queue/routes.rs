@@ -7,7 +7,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{may_move, Priority, Status, Ticket};
-use super::{issue_in, local_day, queue_of, readable, store, usable_ticket, visible_ticket};
+use super::{
+    issue_in, local_day, next_to_call, queue_of, readable, store, usable_ticket, visible_ticket,
+};
 use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
@@ -173,17 +175,9 @@ pub async fn call_next(
         .write_data(move |conn| {
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
-                let queue = queue_of(aging, conn, &clinic).await?;
                 // A sealed patient's ticket is out of staff's sight, so it is not called to a
                 // counter either (an admin still sees it in the queue).
-                let mut next = None;
-                for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
-                    if readable(conn, &caller, &t).await? {
-                        next = Some(t);
-                        break;
-                    }
-                }
-                let Some(next) = next else {
+                let Some(next) = next_to_call(aging, conn, &caller, &clinic).await? else {
                     return Ok(None);
                 };
                 if !store::set_status(conn, &next.id, next.version, Status::Called, Some(&counter))

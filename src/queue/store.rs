@@ -103,6 +103,57 @@ pub async fn insert(conn: &mut SqliteConnection, t: &NewTicket<'_>) -> Result<()
 }
 
 /// Waiting and called tickets of a clinic's day (a day's queue; capped as a safety bound).
+/// The earliest waiting ticket of each priority: the next ticket to call is one of them.
+pub async fn head_of_each_priority(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+) -> Result<Vec<Ticket>, ApiError> {
+    let one = |p: &str| {
+        format!(
+            "SELECT * FROM (SELECT {COLUMNS} FROM tickets INDEXED BY tickets_waiting
+             WHERE clinic_id = $1 AND day = $2 AND status = 'waiting' AND priority = '{p}'
+             ORDER BY issued_ms LIMIT 1)"
+        )
+    };
+    let sql = format!(
+        "{} UNION ALL {} UNION ALL {}",
+        one("normal"),
+        one("urgent"),
+        one("emergency")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(clinic_id)
+        .bind(day)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(ticket_of).collect())
+}
+
+/// Waiting tickets of a priority issued at or before `issued_ms`, leaving out `except`.
+pub async fn count_waiting(
+    conn: &mut SqliteConnection,
+    clinic_id: &str,
+    day: &str,
+    priority: Priority,
+    issued_ms: Option<i64>,
+    except: &str,
+) -> Result<u64, ApiError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tickets INDEXED BY tickets_waiting
+         WHERE clinic_id = $1 AND day = $2 AND status = 'waiting' AND priority = $3
+           AND issued_ms <= $4 AND id <> $5",
+    )
+    .bind(clinic_id)
+    .bind(day)
+    .bind(priority.as_str())
+    .bind(issued_ms.unwrap_or(i64::MAX))
+    .bind(except)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.max(0) as u64)
+}
+
 pub async fn open_tickets(
     conn: &mut SqliteConnection,
     clinic_id: &str,
