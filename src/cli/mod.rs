@@ -1,4 +1,5 @@
 //! The command line: `serve`, `migrate`, `user`, `status`. One file per command.
+pub mod bench_seed;
 pub mod migrate;
 pub mod serve;
 pub mod status;
@@ -45,6 +46,8 @@ pub enum Command {
         /// A status code or class; omit for the whole catalogue.
         query: Option<String>,
     },
+    #[command(hide = true)]
+    BenchSeed(bench_seed::Args),
 }
 
 /// Runs the parsed command; the return value is the process exit code.
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             database_url,
             command,
         } => user::run(&database_url, command).await.map(|_| 0),
+        Command::BenchSeed(args) => bench_seed::run(args).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
 }

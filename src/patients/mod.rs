@@ -74,6 +74,9 @@ pub async fn check_seal(
     patient_id: &str,
     use_: Use,
 ) -> Result<(), ApiError> {
+    if use_ == Use::Read && caller.role == Role::Admin {
+        return Ok(()); // admins read sealed records: nothing to look up
+    }
     let sealed = store::find(conn, patient_id)
         .await?
         .is_some_and(|s| s.sealed);
