@@ -293,8 +293,10 @@ pub fn search_sql(member_of: Option<&[String]>, f: &Filters, after: &str) -> (St
     }
     match (q, index) {
         (Some(q), None) => {
-            // Two index ranges, each already in order, merged.
-            let by_family = select(None, " AND sort_key >= ? AND sort_key < ?");
+            // Two index ranges, each already in order, merged. The family range gets one lower
+            // bound (SQLite uses only one): past both the cursor and the prefix. No sort key
+            // equals a prefix (keys hold separators a query cannot), so `>` is exact.
+            let by_family = select(None, " AND sort_key < ?");
             let by_given = select(
                 Some("patients_given"),
                 " AND given_norm >= ? AND given_norm < ?",
@@ -304,7 +306,8 @@ pub fn search_sql(member_of: Option<&[String]>, f: &Filters, after: &str) -> (St
             );
             let binds: Vec<Bind> = binds.into_iter().map(Some).collect();
             let mut all = binds.clone();
-            all.extend([q.clone(), prefix_end(&q)].map(Some));
+            all[0] = Some(after.max(q.as_str()).to_string());
+            all.push(Some(prefix_end(&q)));
             all.push(None);
             all.extend(binds);
             all.extend([q.clone(), prefix_end(&q)].map(Some));

@@ -79,8 +79,10 @@ pub async fn issue_in(
     let mut ahead = 0;
     for base in Priority::ALL {
         let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
-        ahead += store::count_waiting(conn, &clinic.id, &day, base, bound, &id).await?;
+        ahead += store::count_waiting(conn, &clinic.id, &day, base, bound).await?;
     }
+    // The new ticket counted itself among its own priority.
+    let ahead = ahead.saturating_sub(1);
     let mut ticket = store::find(conn, &id)
         .await?
         .ok_or_else(|| ApiError::internal("ticket vanished"))?;

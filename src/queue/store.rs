@@ -130,25 +130,29 @@ pub async fn head_of_each_priority(
     Ok(rows.iter().map(ticket_of).collect())
 }
 
-/// Waiting tickets of a priority issued at or before `issued_ms`, leaving out `except`.
+/// The most waiting tickets a count looks at: positions are exact up to this many people ahead.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// Waiting tickets of a priority issued at or before `issued_ms`, up to `COUNT_CAP` (every
+/// column it reads is in the index, so counting never touches the table; the cap bounds a count
+/// over a day's queue of any length).
 pub async fn count_waiting(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
     priority: Priority,
     issued_ms: Option<i64>,
-    except: &str,
 ) -> Result<u64, ApiError> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tickets INDEXED BY tickets_waiting
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tickets INDEXED BY tickets_waiting
          WHERE clinic_id = $1 AND day = $2 AND status = 'waiting' AND priority = $3
-           AND issued_ms <= $4 AND id <> $5",
+           AND issued_ms <= $4 LIMIT $5)",
     )
     .bind(clinic_id)
     .bind(day)
     .bind(priority.as_str())
     .bind(issued_ms.unwrap_or(i64::MAX))
-    .bind(except)
+    .bind(COUNT_CAP)
     .fetch_one(conn)
     .await?;
     Ok(n.max(0) as u64)
