@@ -122,6 +122,17 @@ pub struct Touch<'a> {
     pub patient: Option<&'a str>,
 }
 
+impl<'a> Touch<'a> {
+    /// An entry about a patient record itself.
+    pub fn patient(id: &'a str) -> Self {
+        Touch {
+            resource_type: "patient",
+            resource_id: id,
+            patient: Some(id),
+        }
+    }
+}
+
 /// Writes entries in their own transaction, committed (durable) before the caller answers:
 /// for reads, which change nothing else.
 pub async fn record_now(

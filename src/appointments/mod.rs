@@ -77,6 +77,24 @@ pub fn touch(a: &Appointment) -> Touch<'_> {
     }
 }
 
+/// Writes the access-log entry of a change to an appointment (it carries the patient's data).
+async fn log(
+    conn: &mut SqliteConnection,
+    caller: &Caller,
+    action: Action,
+    a: &Appointment,
+) -> Result<(), ApiError> {
+    access::record_about(
+        conn,
+        caller,
+        action,
+        "appointment",
+        &a.id,
+        Some(&a.patient_id),
+    )
+    .await
+}
+
 /// 422 unless the patient is live in the clinic and the clinician may see patients there.
 async fn check_people(
     conn: &mut SqliteConnection,
@@ -154,15 +172,7 @@ pub async fn book(
     let (a, _) = store::find(conn, &id)
         .await?
         .ok_or_else(|| ApiError::internal("appointment vanished"))?;
-    access::record_about(
-        conn,
-        &caller,
-        Action::Create,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
+    log(conn, &caller, Action::Create, &a).await?;
     Ok(a)
 }
 
@@ -210,15 +220,7 @@ pub async fn update(
         return Err(stale(current.version + 1));
     }
     let a = visible(conn, &caller, &id).await?;
-    access::record_about(
-        conn,
-        &caller,
-        Action::Update,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
+    log(conn, &caller, Action::Update, &a).await?;
     Ok(a)
 }
 
@@ -231,15 +233,7 @@ pub async fn remove(
     match usable(conn, &caller, &id, Use::Write).await {
         Ok(a) => {
             store::delete(conn, &id).await?;
-            access::record_about(
-                conn,
-                &caller,
-                Action::Delete,
-                "appointment",
-                &id,
-                Some(&a.patient_id),
-            )
-            .await?;
+            log(conn, &caller, Action::Delete, &a).await?;
         }
         Err(ApiError::Gone(_)) => {}
         Err(e) => return Err(e),
@@ -292,14 +286,6 @@ pub async fn check_in(
     {
         return Err(stale(a.version + 1));
     }
-    access::record_about(
-        conn,
-        &caller,
-        Action::Update,
-        "appointment",
-        &id,
-        Some(&a.patient_id),
-    )
-    .await?;
+    log(conn, &caller, Action::Update, &a).await?;
     Ok(ticket)
 }

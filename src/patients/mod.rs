@@ -116,23 +116,12 @@ pub fn replay_check() -> ReplayCheck {
             for id in &ids {
                 if let Err(e) = resolve(&mut conn, &caller, id, false).await {
                     drop(conn);
-                    let touched = Touch {
-                        resource_type: "patient",
-                        resource_id: id,
-                        patient: Some(id),
-                    };
+                    let touched = Touch::patient(id);
                     return Err(log_denial(&st.db, &caller, e, touched).await);
                 }
             }
             drop(conn);
-            let touched: Vec<Touch> = ids
-                .iter()
-                .map(|id| Touch {
-                    resource_type: "patient",
-                    resource_id: id,
-                    patient: Some(id),
-                })
-                .collect();
+            let touched: Vec<Touch> = ids.iter().map(|id| Touch::patient(id)).collect();
             access::record_now(&st.db, &caller, Action::Read, &touched).await
         })
     })

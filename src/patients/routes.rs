@@ -78,14 +78,7 @@ async fn log_access(
     action: Action,
     ids: &[&str],
 ) -> Result<(), ApiError> {
-    let touched: Vec<Touch> = ids
-        .iter()
-        .map(|id| Touch {
-            resource_type: "patient",
-            resource_id: id,
-            patient: Some(id),
-        })
-        .collect();
+    let touched: Vec<Touch> = ids.iter().map(|id| Touch::patient(id)).collect();
     access::record_now(&st.db, caller, action, &touched).await
 }
 
@@ -218,11 +211,7 @@ pub async fn read(
         Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Ok(Resolved::Live(s)) => s,
         Err(e) => {
-            let touched = Touch {
-                resource_type: "patient",
-                resource_id: &id,
-                patient: Some(&id),
-            };
+            let touched = Touch::patient(&id);
             return Err(super::log_denial(&st.db, &caller, e, touched).await);
         }
     };
