@@ -39,7 +39,12 @@
     socket.onmessage = function (m) {
       try { render(JSON.parse(m.data)); } catch (e) { /* ignore a malformed message */ }
     };
-    socket.onclose = function () {
+    socket.onclose = function (e) {
+      // 1008: the board key was replaced; retrying with it cannot succeed.
+      if (e.code === 1008) {
+        statusLine.textContent = "This board link is no longer valid; open the new one";
+        return;
+      }
       statusLine.textContent = "Reconnecting…";
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
