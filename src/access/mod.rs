@@ -83,36 +83,30 @@ pub async fn record_about(
     resource_id: &str,
     patient: Option<&str>,
 ) -> Result<(), ApiError> {
-    insert(conn, caller, action, resource_type, resource_id, patient).await
+    let row = log_row(caller, action, resource_type, resource_id, patient);
+    crate::db::writer::append_rows(conn, &[&row]).await?;
+    Ok(())
 }
 
-async fn insert(
-    conn: &mut SqliteConnection,
+/// The row for one entry: careq's request id and the client's travel in the caller.
+fn log_row(
     caller: &Caller,
     action: Action,
     resource_type: &str,
     resource_id: &str,
     patient: Option<&str>,
-) -> Result<(), ApiError> {
-    let request_id = caller.request_id.as_str();
-    let client_request_id = caller.client_request_id.as_deref();
-    sqlx::query(
-        "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip, request_id,
-             patient_id, client_request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(now_rfc3339())
-    .bind(&caller.user_id)
-    .bind(action.as_str())
-    .bind(resource_type)
-    .bind(resource_id)
-    .bind(caller.ip.to_string())
-    .bind(request_id)
-    .bind(patient)
-    .bind(client_request_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+) -> LogRow {
+    LogRow {
+        at: now_rfc3339(),
+        actor_id: caller.user_id.clone(),
+        action: action.as_str(),
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+        ip: caller.ip.to_string(),
+        request_id: caller.request_id.clone(),
+        patient_id: patient.map(str::to_string),
+        client_request_id: caller.client_request_id.clone(),
+    }
 }
 
 /// One entry to write on its own (a read, a search hit, a denial).
@@ -144,20 +138,9 @@ pub async fn record_now(
     if touched.is_empty() {
         return Ok(());
     }
-    let at = now_rfc3339();
     let rows = touched
         .iter()
-        .map(|t| LogRow {
-            at: at.clone(),
-            actor_id: caller.user_id.clone(),
-            action: action.as_str(),
-            resource_type: t.resource_type.to_string(),
-            resource_id: t.resource_id.to_string(),
-            ip: caller.ip.to_string(),
-            request_id: caller.request_id.clone(),
-            patient_id: t.patient.map(str::to_string),
-            client_request_id: caller.client_request_id.clone(),
-        })
+        .map(|t| log_row(caller, action, t.resource_type, t.resource_id, t.patient))
         .collect();
     db.append_log(rows).await
 }

@@ -251,8 +251,8 @@ pub struct LogRow {
     pub client_request_id: Option<String>,
 }
 
-/// Appends rows to the access log, a hundred per statement.
-async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Result<(), sqlx::Error> {
+/// Appends rows to the access log, a hundred per statement: the one place that writes it.
+pub async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(100) {
         let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
