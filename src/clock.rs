@@ -12,3 +12,8 @@ pub fn unix_of(rfc3339: &str) -> i64 {
         .map(|t| t.as_second())
         .unwrap_or(0)
 }
+
+/// Now, in milliseconds since the Unix epoch (ticket times).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

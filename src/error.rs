@@ -407,6 +407,26 @@ pub fn raw_response(err: &ApiError, request_id: &str) -> Vec<u8> {
     bytes
 }
 
+/// The one place storage failures become answers.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::NotFound => ApiError::NotFound("no such resource".into()),
+            StoreError::Conflict => ApiError::Conflict {
+                detail: "a resource with the same unique key already exists".into(),
+                existing: None,
+            },
+            StoreError::Full => ApiError::InsufficientStorage,
+            StoreError::Busy => ApiError::ServiceUnavailable {
+                detail: "the database is busy; try again shortly".into(),
+                retry_after: crate::store::RETRY_AFTER_SECS,
+            },
+            StoreError::Other(e) => ApiError::internal(format!("database: {e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

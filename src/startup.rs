@@ -18,14 +18,14 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use tower::{ServiceBuilder, ServiceExt};
 
-use crate::db::Db;
 use crate::error::ApiError;
+use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub db: Db,
+    pub db: Store,
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
@@ -115,7 +115,7 @@ fn bind_address(listen: &str) -> String {
 impl Application {
     /// Opens the database, migrates it and binds the listener. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::Db::open(crate::db::Options {
+        let db = crate::store::Store::open(crate::store::Options {
             url: config.database_url.clone(),
             max_bytes: config.db_max_bytes,
             busy_timeout: std::time::Duration::from_millis(config.db_busy_timeout_ms),

@@ -1,13 +1,12 @@
 //! The access log: a durable, append-only record of who read or changed which record, when, from
 //! which IP, under which request id. Writes go into the same transaction as the change they
 //! describe; reads are recorded before the response is sent. Triggers refuse UPDATE and DELETE.
-use serde::Serialize;
-use sqlx::SqliteConnection;
-
 use crate::auth::Caller;
 use crate::clock::now_rfc3339;
-use crate::db::{Db, LogRow};
 use crate::error::ApiError;
+use crate::store::{LogRow, Store, Tx};
+
+pub use crate::store::LogEntry as Entry;
 
 /// What was done to the record.
 #[derive(Debug, Clone, Copy)]
@@ -43,40 +42,21 @@ impl Action {
     }
 }
 
-/// One access-log entry as served.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Entry {
-    pub seq: i64,
-    pub at: String,
-    pub actor_id: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub ip: String,
-    /// careq's id of the request (also in its logs and its `X-Request-Id`).
-    pub request_id: String,
-    /// The patient whose data the access touched, when the resource is not the patient itself
-    /// (an appointment, a ticket, a notification).
-    pub patient_id: Option<String>,
-    /// The `X-Request-Id` the client sent, if any: for correlation only.
-    pub client_request_id: Option<String>,
-}
-
-/// Appends an entry on `conn` (inside the caller's transaction when there is one).
+/// Appends an entry inside the caller's unit of work.
 pub async fn record(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     action: Action,
     resource_type: &str,
     resource_id: &str,
 ) -> Result<(), ApiError> {
-    record_about(conn, caller, action, resource_type, resource_id, None).await
+    record_about(tx, caller, action, resource_type, resource_id, None).await
 }
 
 /// Appends an entry for a resource that carries a patient's data (`patient`), so the patient's
 /// own log lists it too.
 pub async fn record_about(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     action: Action,
     resource_type: &str,
@@ -84,7 +64,7 @@ pub async fn record_about(
     patient: Option<&str>,
 ) -> Result<(), ApiError> {
     let row = log_row(caller, action, resource_type, resource_id, patient);
-    crate::db::writer::append_rows(conn, &[&row]).await?;
+    tx.append_access(&[&row]).await?;
     Ok(())
 }
 
@@ -130,7 +110,7 @@ impl<'a> Touch<'a> {
 /// Writes entries in their own transaction, committed (durable) before the caller answers:
 /// for reads, which change nothing else.
 pub async fn record_now(
-    db: &Db,
+    db: &Store,
     caller: &Caller,
     action: Action,
     touched: &[Touch<'_>],
@@ -148,27 +128,13 @@ pub async fn record_now(
 /// A page of entries for one record, oldest first, after sequence number `after`. For a patient
 /// this includes entries about resources that carry the patient's data.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     resource_type: &str,
     resource_id: &str,
     after: i64,
     limit: u32,
 ) -> Result<Vec<Entry>, ApiError> {
-    let about_patient = if resource_type == "patient" {
-        " OR patient_id = $2"
-    } else {
-        ""
-    };
-    Ok(sqlx::query_as::<_, Entry>(&format!(
-        "SELECT seq, at, actor_id, action, resource_type, resource_id, ip, request_id, patient_id,
-             client_request_id
-         FROM access_log WHERE ((resource_type = $1 AND resource_id = $2){about_patient}) AND seq > $3
-         ORDER BY seq LIMIT $4"
-    ))
-    .bind(resource_type)
-    .bind(resource_id)
-    .bind(after)
-    .bind(limit as i64 + 1)
-    .fetch_all(conn)
-    .await?)
+    Ok(tx
+        .access_entries(resource_type, resource_id, after, limit)
+        .await?)
 }

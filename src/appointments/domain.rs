@@ -156,6 +156,26 @@ impl Slot {
     }
 }
 
+/// A new appointment as stored.
+pub struct AppointmentRow<'a> {
+    pub id: &'a str,
+    pub clinic_id: &'a str,
+    pub patient_id: &'a str,
+    pub clinician_id: &'a str,
+    pub slot: &'a Slot,
+    pub reason: Option<&'a str>,
+}
+
+/// Filters of the appointment list.
+#[derive(Default)]
+pub struct Filters {
+    pub clinic_id: Option<String>,
+    pub clinician_id: Option<String>,
+    pub patient_id: Option<String>,
+    /// Unix seconds [from, to) of the day asked for.
+    pub between: Option<(i64, i64)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,16 +3,16 @@
 //! handlers.
 pub mod domain;
 pub mod routes;
-pub mod store;
-
-use sqlx::SqliteConnection;
 
 use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::http::precondition::{stale, IfMatch};
 use crate::patients::Use;
-use domain::{Appointment, AppointmentPatch, AppointmentStatus, NewAppointment, Slot};
+use crate::store::{Store, Tx};
+use crate::users::domain::StoredUser;
+use domain::{Appointment, AppointmentPatch, AppointmentRow, AppointmentStatus, Filters};
+use domain::{NewAppointment, Slot};
 
 pub use routes::router;
 
@@ -39,11 +39,11 @@ fn taken(caller: &Caller, (other, clinic_id): (String, String)) -> ApiError {
 
 /// A live appointment the caller may see: 404 if missing or another clinic's, 410 if deleted.
 pub async fn visible(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     id: &str,
 ) -> Result<Appointment, ApiError> {
-    match store::find(conn, id).await? {
+    match conn.find_appointment(id).await? {
         Some((a, deleted)) if caller.sees_clinic(&a.clinic_id) => {
             if deleted {
                 Err(ApiError::Gone("this appointment was deleted".into()))
@@ -58,7 +58,7 @@ pub async fn visible(
 /// A live appointment the caller may see and use: its patient's seal answers 451 to a read by
 /// a non-admin and 423 to any write.
 pub async fn usable(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     id: &str,
     use_: Use,
@@ -79,7 +79,7 @@ pub fn touch(a: &Appointment) -> Touch<'_> {
 
 /// Writes the access-log entry of a change to an appointment (it carries the patient's data).
 async fn log(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     action: Action,
     a: &Appointment,
@@ -97,13 +97,14 @@ async fn log(
 
 /// 422 unless the patient is live in the clinic and the clinician may see patients there.
 async fn check_people(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     clinic_id: &str,
     patient_id: &str,
     clinician_id: &str,
 ) -> Result<(), ApiError> {
     let mut errors = Vec::new();
-    let patient_ok = crate::patients::store::find(conn, patient_id)
+    let patient_ok = conn
+        .find_patient(patient_id)
         .await?
         .is_some_and(|p| p.patient.clinic_id == clinic_id && !p.deleted && p.merged_into.is_none());
     if !patient_ok {
@@ -112,8 +113,8 @@ async fn check_people(
             "no live patient of this clinic with this id",
         ));
     }
-    let clinician_ok = match crate::users::store::find(conn, clinician_id).await? {
-        Some(crate::users::store::Found::Live(u)) => {
+    let clinician_ok = match conn.find_user(clinician_id).await? {
+        Some(StoredUser::Live(u)) => {
             u.active
                 && (u.role == Role::Admin
                     || (u.role == Role::Clinician && u.clinic_ids.iter().any(|c| c == clinic_id)))
@@ -135,7 +136,7 @@ async fn check_people(
 
 /// Books an appointment (the rules and the insert), with its access-log entry.
 pub async fn book(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: Caller,
     new: NewAppointment,
     slot: Slot,
@@ -151,25 +152,23 @@ pub async fn book(
     }
     check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
     crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write).await?;
-    if let Some(other) = store::overlapping(conn, &new.clinician_id, &slot, "").await? {
+    if let Some(other) = conn.overlapping(&new.clinician_id, &slot, "").await? {
         return Err(taken(&caller, other));
     }
     let id = crate::ids::new_id("apt");
     let reason = domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
     let reason = reason.as_deref();
-    store::insert(
-        conn,
-        &store::NewRow {
-            id: &id,
-            clinic_id: &new.clinic_id,
-            patient_id: &new.patient_id,
-            clinician_id: &new.clinician_id,
-            slot: &slot,
-            reason,
-        },
-    )
+    conn.insert_appointment(&AppointmentRow {
+        id: &id,
+        clinic_id: &new.clinic_id,
+        patient_id: &new.patient_id,
+        clinician_id: &new.clinician_id,
+        slot: &slot,
+        reason,
+    })
     .await?;
-    let (a, _) = store::find(conn, &id)
+    let (a, _) = conn
+        .find_appointment(&id)
         .await?
         .ok_or_else(|| ApiError::internal("appointment vanished"))?;
     log(conn, &caller, Action::Create, &a).await?;
@@ -178,7 +177,7 @@ pub async fn book(
 
 /// Reschedules or changes the status of an appointment if still at the `If-Match` version.
 pub async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: Caller,
     id: String,
     if_match: IfMatch,
@@ -207,7 +206,7 @@ pub async fn update(
         )]));
     }
     if rescheduling && status.holds_slot() {
-        if let Some(other) = store::overlapping(conn, &current.clinician_id, &slot, &id).await? {
+        if let Some(other) = conn.overlapping(&current.clinician_id, &slot, &id).await? {
             return Err(taken(&caller, other));
         }
     }
@@ -216,7 +215,10 @@ pub async fn update(
         Some(_) => given.as_deref(),
         None => current.reason.as_deref(),
     };
-    if !store::update(conn, &id, current.version, &slot, reason, status, None).await? {
+    if !conn
+        .update_appointment(&id, current.version, &slot, reason, status, None)
+        .await?
+    {
         return Err(stale(current.version + 1));
     }
     let a = visible(conn, &caller, &id).await?;
@@ -225,14 +227,10 @@ pub async fn update(
 }
 
 /// Deletes an appointment (already deleted is fine: DELETE is idempotent).
-pub async fn remove(
-    conn: &mut SqliteConnection,
-    caller: Caller,
-    id: String,
-) -> Result<(), ApiError> {
+pub async fn remove(conn: &mut dyn Tx, caller: Caller, id: String) -> Result<(), ApiError> {
     match usable(conn, &caller, &id, Use::Write).await {
         Ok(a) => {
-            store::delete(conn, &id).await?;
+            conn.delete_appointment(&id).await?;
             log(conn, &caller, Action::Delete, &a).await?;
         }
         Err(ApiError::Gone(_)) => {}
@@ -243,7 +241,7 @@ pub async fn remove(
 
 /// Checks a booked appointment in: issues its queue ticket in the same unit of work.
 pub async fn check_in(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: Caller,
     id: String,
     aging_minutes: u64,
@@ -258,7 +256,8 @@ pub async fn check_in(
             existing: Some(location(&id)),
         });
     }
-    let clinic = crate::clinics::store::find(conn, &a.clinic_id)
+    let clinic = conn
+        .find_clinic(&a.clinic_id)
         .await?
         .ok_or_else(|| ApiError::internal("clinic vanished"))?;
     let ticket = crate::queue::issue_in(
@@ -273,19 +272,35 @@ pub async fn check_in(
         start: a.start.parse().map_err(ApiError::internal)?,
         minutes: a.duration_minutes,
     };
-    if !store::update(
-        conn,
-        &id,
-        a.version,
-        &slot,
-        a.reason.as_deref(),
-        AppointmentStatus::CheckedIn,
-        Some(&ticket.id),
-    )
-    .await?
+    if !conn
+        .update_appointment(
+            &id,
+            a.version,
+            &slot,
+            a.reason.as_deref(),
+            AppointmentStatus::CheckedIn,
+            Some(&ticket.id),
+        )
+        .await?
     {
         return Err(stale(a.version + 1));
     }
     log(conn, &caller, Action::Update, &a).await?;
     Ok(ticket)
+}
+
+/// Live appointments in start order after the (start, id) key, at most `limit + 1`;
+/// `member` scopes them to one user's clinics (`None`: an admin).
+pub async fn list(
+    db: &Store,
+    member: Option<&str>,
+    f: &Filters,
+    after: (i64, &str),
+    limit: u32,
+) -> Result<Vec<Appointment>, ApiError> {
+    Ok(db
+        .read()
+        .await?
+        .list_appointments(member, f, after, limit)
+        .await?)
 }

@@ -7,8 +7,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use super::domain::Filters;
 use super::domain::{Appointment, AppointmentPatch, NewAppointment, Slot};
-use super::store::{self, Filters};
 use super::{location, touch, visible};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require, Role};
@@ -114,7 +114,7 @@ pub async fn list(
     };
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
     // Sealed patients' appointments are left out for non-admins, as in the patient search.
-    let rows = store::list(st.db.pool(), member, &filters, (start, &id), limit).await?;
+    let rows = super::list(&st.db, member, &filters, (start, &id), limit).await?;
     let page = Page::from_rows(rows, limit, |a| {
         format!(
             "{}|{}",
@@ -142,8 +142,8 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let a = visible(&mut conn, &caller, &id).await?;
-    let sealed = crate::patients::check_seal(&mut conn, &caller, &a.patient_id, Use::Read).await;
+    let a = visible(&mut *conn, &caller, &id).await?;
+    let sealed = crate::patients::check_seal(&mut *conn, &caller, &a.patient_id, Use::Read).await;
     drop(conn);
     if let Err(e) = sealed {
         return Err(crate::patients::log_denial(&st.db, &caller, e, touch(&a)).await);

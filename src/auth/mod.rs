@@ -164,7 +164,7 @@ where
             invalid_token: false,
         })?;
         let ip = client_ip(parts, &app.config.trusted_proxies);
-        let caller = tokens::authenticate(app.db.pool(), token, ip)
+        let caller = tokens::authenticate(&app.db, token, ip)
             .await?
             .ok_or_else(invalid_token)?;
         app.limiter.check(&caller.token_hash)?;

@@ -71,7 +71,7 @@ pub async fn sign_in(
             "at most 64 characters",
         )]));
     }
-    let found = crate::users::store::credentials(st.db.pool(), &name).await?;
+    let found = crate::users::credentials(&st.db, &name).await?;
     let key = match &found {
         Some((id, _)) => LoginKey::Account(id.clone()),
         None => LoginKey::Name(name),

@@ -1,6 +1,6 @@
 //! `careq migrate`: apply migrations without serving.
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    let db = crate::db::Db::open(crate::db::cli_options(database_url)).await?;
+    let db = crate::store::Store::open(crate::store::Options::cli(database_url)).await?;
     db.close().await;
     println!("migrations applied");
     Ok(())

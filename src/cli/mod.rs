@@ -1,5 +1,4 @@
 //! The command line: `serve`, `migrate`, `user`, `status`. One file per command.
-pub mod bench_seed;
 pub mod migrate;
 pub mod serve;
 pub mod status;
@@ -47,7 +46,7 @@ pub enum Command {
         query: Option<String>,
     },
     #[command(hide = true)]
-    BenchSeed(bench_seed::Args),
+    BenchSeed(crate::store::sqlite::seed::Args),
 }
 
 /// Runs the parsed command; the return value is the process exit code.
@@ -59,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             database_url,
             command,
         } => user::run(&database_url, command).await.map(|_| 0),
-        Command::BenchSeed(args) => bench_seed::run(args).await.map(|_| 0),
+        Command::BenchSeed(args) => crate::store::sqlite::seed::run(args).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
 }

@@ -41,7 +41,7 @@ fn problem_text(e: crate::error::ApiError) -> anyhow::Error {
 }
 
 pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
-    let db = crate::db::Db::open(crate::db::cli_options(database_url)).await?;
+    let db = crate::store::Store::open(crate::store::Options::cli(database_url)).await?;
     match cmd {
         UserCommand::Add {
             username,
@@ -68,7 +68,7 @@ pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             let pw = read_password()?;
             password::validate(&pw, "password").map_err(problem_text)?;
             let hash = password::hash(pw).await.map_err(problem_text)?;
-            if !crate::users::store::set_password(&db, &username, &hash)
+            if !crate::users::set_password(&db, &username, &hash)
                 .await
                 .map_err(problem_text)?
             {
@@ -79,7 +79,7 @@ pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List => {
             let mut after = String::new();
             loop {
-                let page = crate::users::store::list(db.pool(), &after, 200)
+                let page = crate::users::list(&db, &after, 200)
                     .await
                     .map_err(problem_text)?;
                 for u in page.iter().take(200) {

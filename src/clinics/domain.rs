@@ -57,7 +57,7 @@ impl TicketPrefix {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Clinic {
     pub id: String,
     pub name: String,

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::domain::{Clinic, ClinicPatch, NewClinic, ValidClinic};
-use super::store;
+
 use super::visible;
 use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
@@ -43,8 +43,8 @@ pub async fn create(
         .db
         .write_data(move |conn| {
             Box::pin(async move {
-                store::insert(conn, &id, &valid).await?;
-                store::find(conn, &id)
+                conn.insert_clinic(&id, &valid).await?;
+                conn.find_clinic(&id)
                     .await?
                     .ok_or_else(|| ApiError::internal("clinic vanished"))
             })
@@ -69,7 +69,7 @@ pub async fn list(
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
-    let rows = store::list(st.db.pool(), member, &after, limit).await?;
+    let rows = super::list(&st.db, member, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |c| c.id.clone());
     Ok(page.respond(&uri))
 }
@@ -86,7 +86,7 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let clinic = visible(&mut conn, &caller, &id).await?;
+    let clinic = visible(&mut *conn, &caller, &id).await?;
     Ok(resource::read(&clinic, &headers))
 }
 
@@ -119,14 +119,11 @@ pub async fn update(
                 )
                 .map_err(ApiError::invalid)?;
                 if_match.check(current.version)?;
-                if !store::update(conn, &id, current.version, &valid).await? {
-                    let now = store::find(conn, &id)
-                        .await?
-                        .map(|c| c.version)
-                        .unwrap_or(0);
+                if !conn.update_clinic(&id, current.version, &valid).await? {
+                    let now = conn.find_clinic(&id).await?.map(|c| c.version).unwrap_or(0);
                     return Err(stale(now));
                 }
-                store::find(conn, &id)
+                conn.find_clinic(&id)
                     .await?
                     .ok_or_else(|| ApiError::internal("clinic vanished"))
             })

@@ -15,9 +15,9 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::http::paging::bad_cursor;
+use crate::store::Store;
 
 /// The `meta` key under which the secret is stored (hex).
 const META_KEY: &str = "patient_cursor_secret";
@@ -46,23 +46,13 @@ impl CursorSeal {
 
     /// The database's secret, made on first start. Two processes starting together agree:
     /// the first insert wins and both read it back.
-    pub async fn load(db: &Db) -> Result<Self, ApiError> {
+    pub async fn load(db: &Store) -> Result<Self, ApiError> {
         let mut fresh = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut fresh);
         let fresh = hex::encode(fresh);
         let stored: String = db
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ($1, $2)")
-                        .bind(META_KEY)
-                        .bind(&fresh)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-                        .bind(META_KEY)
-                        .fetch_one(&mut *conn)
-                        .await?)
-                })
+            .write(move |tx| {
+                Box::pin(async move { Ok(tx.setting_or_insert(META_KEY, &fresh).await?) })
             })
             .await?;
         let secret = hex::decode(stored.trim())

@@ -18,12 +18,12 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::StatusCode;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 
 use super::extract::read_body;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::startup::AppState;
+use crate::store::{Outcome, Tx};
 
 const KEEP_SECONDS: i64 = 24 * 60 * 60;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -191,7 +191,7 @@ async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Resp
 /// Stores `res` as the outcome of the claimed key inside the caller's transaction, and hands it
 /// back. Without a claim it is returned untouched.
 pub async fn record_in(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     claimed: &Claimed,
     res: Response,
 ) -> Result<Response, ApiError> {
@@ -212,50 +212,24 @@ pub async fn record_in(
         })
         .collect();
     let now = crate::auth::tokens::now_unix();
-    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(now - KEEP_SECONDS)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO idempotency_keys (caller_id, key, request_hash, completed, status, headers, body, created_at)
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7)",
-    )
-    .bind(&claim.caller_id)
-    .bind(&claim.key)
-    .bind(&claim.request_hash)
-    .bind(parts.status.as_u16() as i64)
-    .bind(serde_json::to_string(&kept).map_err(ApiError::internal)?)
-    .bind(body.to_vec())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    let outcome = Outcome {
+        caller_id: claim.caller_id.clone(),
+        key: claim.key.clone(),
+        request_hash: claim.request_hash.clone(),
+        status: parts.status.as_u16(),
+        headers: serde_json::to_string(&kept).map_err(ApiError::internal)?,
+        body: body.to_vec(),
+        created_at: now,
+    };
+    tx.save_outcome(&outcome, now - KEEP_SECONDS).await?;
     parts.extensions.insert(Recorded);
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-struct Stored {
-    request_hash: String,
-    status: i64,
-    headers: String,
-    body: Vec<u8>,
-}
-
-async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Stored>, ApiError> {
-    let row: Option<(String, i64, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT request_hash, status, headers, body FROM idempotency_keys
-         WHERE caller_id = $1 AND key = $2 AND completed = 1 AND created_at >= $3",
-    )
-    .bind(caller_id)
-    .bind(key)
-    .bind(crate::auth::tokens::now_unix() - KEEP_SECONDS)
-    .fetch_optional(app.db.pool())
-    .await?;
-    Ok(row.map(|(request_hash, status, headers, body)| Stored {
-        request_hash,
-        status,
-        headers,
-        body,
-    }))
+async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Outcome>, ApiError> {
+    let since = crate::auth::tokens::now_unix() - KEEP_SECONDS;
+    let mut conn = app.db.read().await?;
+    Ok(conn.find_outcome(caller_id, key, since).await?)
 }
 
 fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {
@@ -268,7 +242,7 @@ fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-async fn replay(st: &Idempotency, caller: Caller, stored: Stored, hash: &str) -> Response {
+async fn replay(st: &Idempotency, caller: Caller, stored: Outcome, hash: &str) -> Response {
     if stored.request_hash != hash {
         return ApiError::Unprocessable {
             detail: "this Idempotency-Key was already used with a different request".into(),
@@ -284,7 +258,7 @@ async fn replay(st: &Idempotency, caller: Caller, stored: Stored, hash: &str) ->
         .iter()
         .find(|(n, _)| n == header::LOCATION.as_str())
         .map(|(_, v)| v.clone());
-    let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     if status.is_success() {
         let seen = Replayed {
             status: status.as_u16(),

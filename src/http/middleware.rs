@@ -150,7 +150,7 @@ async fn is_admin(state: &AppState, token: Option<String>) -> bool {
     };
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
     matches!(
-        crate::auth::tokens::authenticate(state.db.pool(), token.trim(), ip).await,
+        crate::auth::tokens::authenticate(&state.db, token.trim(), ip).await,
         Ok(Some(c)) if c.role == crate::auth::Role::Admin
     )
 }

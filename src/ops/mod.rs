@@ -42,12 +42,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     if let Some(retry_after) = state.maintenance.retry_after() {
         return Err(maintenance::Maintenance::error(retry_after));
     }
-    if crate::db::ping(state.db.pool()).await {
+    if state.db.ping().await {
         Ok(Json(Health { status: "ok" }))
     } else {
         Err(ApiError::ServiceUnavailable {
             detail: "the database does not answer".into(),
-            retry_after: crate::db::RETRY_AFTER_SECS,
+            retry_after: crate::store::RETRY_AFTER_SECS,
         })
     }
 }

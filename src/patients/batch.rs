@@ -6,7 +6,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, SqliteConnection};
 
 use super::domain::NewPatient;
 use crate::auth::{perm, Caller, Require};
@@ -14,6 +13,7 @@ use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
 use crate::http::idempotency::{record_in, Claimed};
 use crate::startup::AppState;
+use crate::store::Tx;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,13 +54,13 @@ fn item_error(i: usize, mut err: ApiError) -> ApiError {
 }
 
 async fn one(
-    conn: &mut sqlx::SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     i: usize,
     item: serde_json::Value,
 ) -> Result<String, ApiError> {
     let new: NewPatient = parse_value(item).map_err(|e| item_error(i, e))?;
-    let patient = super::create(conn, caller, &new)
+    let patient = super::create(tx, caller, &new)
         .await
         .map_err(|e| item_error(i, e))?;
     Ok(patient.id)
@@ -132,19 +132,19 @@ type Items = Vec<serde_json::Map<String, serde_json::Value>>;
 /// All items in one savepoint: kept only if every item succeeds; otherwise the good ones
 /// answer 424.
 async fn atomic(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     items: Items,
 ) -> Result<Vec<Result<String, ApiError>>, ApiError> {
-    let mut all = Connection::begin(&mut *conn).await?;
+    tx.savepoint("batch_all").await?;
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        outcomes.push(one(&mut all, caller, i, serde_json::Value::Object(item)).await);
+        outcomes.push(one(tx, caller, i, serde_json::Value::Object(item)).await);
     }
     if outcomes.iter().all(Result::is_ok) {
-        all.commit().await?;
+        tx.release("batch_all").await?;
     } else {
-        all.rollback().await?;
+        tx.rollback_to("batch_all").await?;
         for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
             *o = Err(ApiError::FailedDependency(
                 "not stored: another item of this atomic batch failed".into(),
@@ -156,17 +156,21 @@ async fn atomic(
 
 /// Each item in its own savepoint: a failure is that item's result and rolls back that item.
 async fn one_by_one(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     items: Items,
 ) -> Result<Vec<Result<String, ApiError>>, ApiError> {
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let mut item_tx = Connection::begin(&mut *conn).await?;
-        let outcome = match one(&mut item_tx, caller, i, serde_json::Value::Object(item)).await {
-            Ok(id) => item_tx.commit().await.map(|_| id).map_err(ApiError::from),
+        tx.savepoint("batch_item").await?;
+        let outcome = match one(tx, caller, i, serde_json::Value::Object(item)).await {
+            Ok(id) => tx
+                .release("batch_item")
+                .await
+                .map(|_| id)
+                .map_err(ApiError::from),
             Err(e) => {
-                item_tx.rollback().await?;
+                tx.rollback_to("batch_item").await?;
                 Err(e)
             }
         };

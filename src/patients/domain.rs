@@ -383,6 +383,24 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// A stored patient with the states that decide how a request for it is answered.
+pub struct StoredPatient {
+    pub patient: Patient,
+    pub deleted: bool,
+    pub merged_into: Option<String>,
+    pub sealed: bool,
+}
+
+/// Search filters (all optional, combined with AND).
+#[derive(Debug, Default)]
+pub struct SearchFilters {
+    pub q: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub mrn: Option<String>,
+    pub phone: Option<String>,
+    pub clinic_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

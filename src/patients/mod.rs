@@ -3,20 +3,16 @@
 pub mod batch;
 pub mod domain;
 pub mod routes;
-pub mod store;
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
-
 use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
-use crate::db::Db;
 use crate::error::{ApiError, FieldError};
 use crate::http::idempotency::{ReplayCheck, Replayed};
 use crate::startup::AppState;
-use domain::{NewPatient, Patient, ValidPatient};
-use store::Stored;
+use crate::store::{Store, StoreError, Tx};
+use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};
 
 pub use routes::router;
 
@@ -34,12 +30,12 @@ fn duplicate(existing: &str, why: &str) -> ApiError {
 /// The 409 for a duplicate, naming the existing record only when the caller could read it: a
 /// sealed record's id is not confirmed to anyone but an admin.
 async fn duplicate_of(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     existing: &str,
     why: &str,
 ) -> Result<ApiError, ApiError> {
-    let sealed = store::find(conn, existing).await?.is_some_and(|s| s.sealed);
+    let sealed = tx.find_patient(existing).await?.is_some_and(|s| s.sealed);
     if sealed && caller.role != Role::Admin {
         return Ok(ApiError::Conflict {
             detail: format!("a patient with {why} already exists in this clinic"),
@@ -69,7 +65,7 @@ fn sealed_write() -> ApiError {
 /// A seal means the same on every path that reaches the patient: through an appointment or a
 /// ticket, a write answers 423 (admins too) and a read 451 (admins may read).
 pub async fn check_seal(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     patient_id: &str,
     use_: Use,
@@ -77,9 +73,7 @@ pub async fn check_seal(
     if use_ == Use::Read && caller.role == Role::Admin {
         return Ok(()); // admins read sealed records: nothing to look up
     }
-    let sealed = store::find(conn, patient_id)
-        .await?
-        .is_some_and(|s| s.sealed);
+    let sealed = tx.find_patient(patient_id).await?.is_some_and(|s| s.sealed);
     match (sealed, use_) {
         (false, _) => Ok(()),
         (true, Use::Write) => Err(sealed_write()),
@@ -89,7 +83,12 @@ pub async fn check_seal(
 }
 
 /// Logs a read refused by a seal (451), then hands the error back; other errors pass as they are.
-pub async fn log_denial(db: &Db, caller: &Caller, err: ApiError, touched: Touch<'_>) -> ApiError {
+pub async fn log_denial(
+    db: &Store,
+    caller: &Caller,
+    err: ApiError,
+    touched: Touch<'_>,
+) -> ApiError {
     if !matches!(err, ApiError::UnavailableForLegalReasons { .. }) {
         return err;
     }
@@ -114,7 +113,7 @@ pub fn replay_check() -> ReplayCheck {
             let ids = named_patients(&replayed);
             let mut conn = st.db.read().await?;
             for id in &ids {
-                if let Err(e) = resolve(&mut conn, &caller, id, false).await {
+                if let Err(e) = resolve(&mut *conn, &caller, id, false).await {
                     drop(conn);
                     let touched = Touch::patient(id);
                     return Err(log_denial(&st.db, &caller, e, touched).await);
@@ -148,14 +147,15 @@ fn named_patients(replayed: &Replayed) -> Vec<String> {
     ids
 }
 
-/// Validates and stores one new patient inside `conn`'s transaction, with its access-log entry.
+/// Validates and stores one new patient inside the caller's unit of work, with its access-log entry.
 pub async fn create(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     new: &NewPatient,
 ) -> Result<Patient, ApiError> {
     let valid = ValidPatient::parse(&new.fields()).map_err(ApiError::invalid)?;
-    let clinic = crate::clinics::store::find(conn, &new.clinic_id)
+    let clinic = tx
+        .find_clinic(&new.clinic_id)
         .await?
         .filter(|c| caller.sees_clinic(&c.id))
         .ok_or_else(|| {
@@ -166,42 +166,57 @@ pub async fn create(
         })?;
     let mrn = match &valid.mrn {
         Some(m) => {
-            if let Some(existing) = store::id_by_mrn(conn, &clinic.id, m).await? {
-                return Err(duplicate_of(conn, caller, &existing, "this MRN").await?);
+            if let Some(existing) = tx.patient_by_mrn(&clinic.id, m).await? {
+                return Err(duplicate_of(tx, caller, &existing, "this MRN").await?);
             }
             m.clone()
         }
-        None => store::next_mrn(conn, &clinic.id, &clinic.ticket_prefix).await?,
+        None => tx.next_mrn(&clinic.id, &clinic.ticket_prefix).await?,
     };
     if !new.allow_duplicate {
-        if let Some(existing) = store::same_person(conn, &clinic.id, &valid, "").await? {
+        if let Some(existing) = tx.same_person(&clinic.id, &valid, "").await? {
             return Err(
-                duplicate_of(conn, caller, &existing, "these names and date of birth").await?,
+                duplicate_of(tx, caller, &existing, "these names and date of birth").await?,
             );
         }
     }
     let id = crate::ids::new_id("pat");
-    if let Err(e) = store::insert(conn, &id, &clinic.id, &mrn, &valid).await {
+    if let Err(e) = tx.insert_patient(&id, &clinic.id, &mrn, &valid).await {
         // A concurrent create took the MRN between the check and the insert.
-        return Err(match crate::db::failure(&e) {
-            crate::db::DbFailure::Unique => match store::id_by_mrn(conn, &clinic.id, &mrn).await? {
-                Some(existing) => duplicate_of(conn, caller, &existing, "this MRN").await?,
+        return Err(match e {
+            StoreError::Conflict => match tx.patient_by_mrn(&clinic.id, &mrn).await? {
+                Some(existing) => duplicate_of(tx, caller, &existing, "this MRN").await?,
                 None => ApiError::from(e),
             },
             _ => ApiError::from(e),
         });
     }
-    access::record(conn, caller, Action::Create, "patient", &id).await?;
-    let stored = store::find(conn, &id)
+    access::record(tx, caller, Action::Create, "patient", &id).await?;
+    let stored = tx
+        .find_patient(&id)
         .await?
         .ok_or_else(|| ApiError::internal("patient vanished"))?;
     Ok(stored.patient)
 }
 
+/// Live patients the caller may see, in name order after the sort key `after` (at most
+/// `limit + 1`), each with its sort key. Sealed records are left out for all but admins.
+pub async fn search(
+    db: &Store,
+    caller: &Caller,
+    f: &SearchFilters,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, Patient)>, ApiError> {
+    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
+    let mut conn = db.read().await?;
+    Ok(conn.search_patients(member_of, f, after, limit).await?)
+}
+
 /// How a request for a patient id resolves.
 pub enum Resolved {
     /// Live and readable.
-    Live(Box<Stored>),
+    Live(Box<StoredPatient>),
     /// Merged into another patient: answer 301 to it.
     Moved(String),
 }
@@ -209,12 +224,13 @@ pub enum Resolved {
 /// Finds a patient the caller may see. Missing or in another clinic → 404 (same answer);
 /// deleted → 410; merged → `Moved`. `writing` makes a sealed record 423, else (non-admins) 451.
 pub async fn resolve(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     id: &str,
     writing: bool,
 ) -> Result<Resolved, ApiError> {
-    let stored = store::find(conn, id)
+    let stored = tx
+        .find_patient(id)
         .await?
         .filter(|s| caller.sees_clinic(&s.patient.clinic_id))
         .ok_or_else(|| ApiError::NotFound("no patient with this id".into()))?;
@@ -237,7 +253,7 @@ pub async fn resolve(
 
 /// Replaces a live patient's fields if it is still at `version` (the If-Match check).
 pub async fn replace(
-    conn: &mut SqliteConnection,
+    tx: &mut dyn Tx,
     caller: &Caller,
     current: &Patient,
     if_match: &crate::http::precondition::IfMatch,
@@ -248,14 +264,18 @@ pub async fn replace(
     if_match.check(current.version)?;
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {
-        if let Some(existing) = store::id_by_mrn(conn, &current.clinic_id, &mrn).await? {
-            return Err(duplicate_of(conn, caller, &existing, "this MRN").await?);
+        if let Some(existing) = tx.patient_by_mrn(&current.clinic_id, &mrn).await? {
+            return Err(duplicate_of(tx, caller, &existing, "this MRN").await?);
         }
     }
-    match store::update(conn, &current.id, current.version, &mrn, &valid).await {
+    match tx
+        .update_patient(&current.id, current.version, &mrn, &valid)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
-            let now = store::find(conn, &current.id)
+            let now = tx
+                .find_patient(&current.id)
                 .await?
                 .map(|s| s.patient.version)
                 .unwrap_or(0);
@@ -263,8 +283,9 @@ pub async fn replace(
         }
         Err(e) => return Err(ApiError::from(e)),
     }
-    access::record(conn, caller, Action::Update, "patient", &current.id).await?;
-    Ok(store::find(conn, &current.id)
+    access::record(tx, caller, Action::Update, "patient", &current.id).await?;
+    Ok(tx
+        .find_patient(&current.id)
         .await?
         .ok_or_else(|| ApiError::internal("patient vanished"))?
         .patient)

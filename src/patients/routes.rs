@@ -8,8 +8,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{merge_patch, NewPatient, Patient, PatientFields};
-use super::store::{self, Filters};
+use super::domain::{merge_patch, NewPatient, Patient, PatientFields, SearchFilters as Filters};
 use super::{location, resolve, Resolved};
 use crate::access::{self, Action, Entry, Touch};
 use crate::auth::{perm, Require};
@@ -23,6 +22,7 @@ use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::startup::AppState;
+use crate::store::PatientMark;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let keys = Idempotency::new(state.clone(), super::replay_check());
@@ -116,7 +116,7 @@ pub async fn list(
         phone: p.phone,
         clinic_id: p.clinic_id,
     };
-    let rows = store::search_keyed(st.db.pool(), &caller, &filters, &after, limit).await?;
+    let rows = super::search(&st.db, &caller, &filters, &after, limit).await?;
     let page = Page::from_rows_by(rows, limit, |(key, _)| st.cursor_seal.seal(key))
         .map(|(_, patient)| patient);
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
@@ -205,7 +205,7 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let resolved = resolve(&mut conn, &caller, &id, false).await;
+    let resolved = resolve(&mut *conn, &caller, &id, false).await;
     drop(conn);
     let stored = match resolved {
         Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
@@ -304,7 +304,8 @@ pub async fn remove(
                 match resolve(conn, &caller, &id, true).await {
                     Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
                     Ok(Resolved::Live(_)) => {
-                        store::mark(conn, &id, "deleted", Some(&crate::clock::now_rfc3339()))
+                        let now = crate::clock::now_rfc3339();
+                        conn.mark_patient(&id, PatientMark::Deleted, Some(&now))
                             .await?;
                         access::record(conn, &caller, Action::Delete, "patient", &id).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
@@ -362,8 +363,9 @@ pub async fn merge(
                 if survivor.clinic_id != from.clinic_id {
                     return Err(into_err("the survivor must be in the same clinic"));
                 }
-                store::mark(conn, &from.id, "merged", Some(&survivor.id)).await?;
-                crate::appointments::store::move_patient(conn, &from.id, &survivor.id).await?;
+                conn.mark_patient(&from.id, PatientMark::Merged, Some(&survivor.id))
+                    .await?;
+                conn.move_patient_records(&from.id, &survivor.id).await?;
                 access::record(conn, &caller, Action::Merge, "patient", &from.id).await?;
                 access::record(conn, &caller, Action::Merge, "patient", &survivor.id).await?;
                 Ok(resource::updated(&survivor))
@@ -401,7 +403,11 @@ pub async fn lookup(
         phone: Some(phone),
         ..Filters::default()
     };
-    let found = store::search(st.db.pool(), &caller, &filters, "", 20).await?;
+    let found: Vec<Patient> = super::search(&st.db, &caller, &filters, "", 20)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     let ids: Vec<&str> = found.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
     match found.len() {
@@ -490,12 +496,13 @@ async fn set_seal(
                     return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
                 }
                 let (mark, action) = match reason {
-                    Some(_) => ("sealed", Action::Seal),
-                    None => ("unsealed", Action::Unseal),
+                    Some(_) => (PatientMark::Sealed, Action::Seal),
+                    None => (PatientMark::Unsealed, Action::Unseal),
                 };
-                store::mark(conn, &id, mark, reason.as_deref()).await?;
+                conn.mark_patient(&id, mark, reason.as_deref()).await?;
                 access::record(conn, &caller, action, "patient", &id).await?;
-                let patient = store::find(conn, &id)
+                let patient = conn
+                    .find_patient(&id)
                     .await?
                     .ok_or_else(|| ApiError::internal("patient vanished"))?
                     .patient;
@@ -527,10 +534,10 @@ pub async fn access_log(
     let limit = paging.limit()?;
     let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);
     let mut conn = st.db.read().await?;
-    if store::find(&mut conn, &id).await?.is_none() {
+    if conn.find_patient(&id).await?.is_none() {
         return Err(ApiError::NotFound("no patient with this id".into()));
     }
-    let rows = access::list(&mut conn, "patient", &id, after, limit).await?;
+    let rows = access::list(&mut *conn, "patient", &id, after, limit).await?;
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(page.respond(&uri))
 }

@@ -138,6 +138,17 @@ pub fn order(waiting: &mut [Ticket], now_ms: i64, aging_minutes: u64) {
     waiting.sort_by(|a, b| score(b).cmp(&score(a)).then(a.issued_ms.cmp(&b.issued_ms)));
 }
 
+/// A new ticket as stored.
+pub struct NewTicket<'a> {
+    pub id: &'a str,
+    pub clinic_id: &'a str,
+    pub day: &'a str,
+    pub seq: i64,
+    pub number: &'a str,
+    pub patient_id: Option<&'a str>,
+    pub priority: Priority,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,8 +81,8 @@ async fn board_state(
 ) -> Result<String, ApiError> {
     let mut conn = st.db.read().await?;
     let day = super::local_day(clinic);
-    let closed = super::store::is_closed(&mut conn, &clinic.id, &day).await?;
-    let queue = super::queue_of(st.config.queue_aging_minutes, &mut conn, clinic).await?;
+    let closed = conn.is_day_closed(&clinic.id, &day).await?;
+    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic).await?;
     let mut called: Vec<&Ticket> = queue
         .iter()
         .filter(|t| t.status == Status::Called)
@@ -134,12 +134,12 @@ impl SocketAuth {
                     return false;
                 };
                 matches!(
-                    crate::clinics::store::board_key_hash(&mut conn, clinic_id).await,
+                    conn.board_key_hash(clinic_id).await,
                     Ok(Some(stored)) if constant_eq(&stored, key_hash)
                 )
             }
             SocketAuth::Staff { token_hash, ip } => matches!(
-                crate::auth::tokens::caller_of(st.db.pool(), token_hash.clone(), *ip).await,
+                crate::auth::tokens::caller_of(&st.db, token_hash.clone(), *ip).await,
                 Ok(Some(c)) if c.sees_clinic(clinic_id)
             ),
         }
@@ -157,17 +157,18 @@ async fn authorize(
     if let Some(key) = key {
         // Only the key's hash is stored; compare hashes, in constant time.
         let key_hash = crate::auth::tokens::hash_token(key);
-        let stored = crate::clinics::store::board_key_hash(&mut conn, clinic_id).await?;
+        let stored = conn.board_key_hash(clinic_id).await?;
         if !matches!(stored, Some(ref k) if constant_eq(k, &key_hash)) {
             return Err(crate::auth::invalid_token());
         }
-        let clinic = crate::clinics::store::find(&mut conn, clinic_id)
+        let clinic = conn
+            .find_clinic(clinic_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))?;
         return Ok((clinic, SocketAuth::Board { key_hash }));
     }
     let caller = caller?;
-    let clinic = crate::clinics::visible(&mut conn, &caller, clinic_id).await?;
+    let clinic = crate::clinics::visible(&mut *conn, &caller, clinic_id).await?;
     Ok((
         clinic,
         SocketAuth::Staff {

@@ -5,15 +5,14 @@ pub mod domain;
 pub mod live;
 pub mod notify;
 pub mod routes;
-pub mod store;
-
-use sqlx::SqliteConnection;
 
 use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::patients::Use;
-use domain::{order, Priority, Status, Ticket};
+use crate::store::Tx;
+use domain::{order, NewTicket, Priority, Status, Ticket};
 
 pub use routes::router;
 
@@ -26,15 +25,15 @@ pub fn local_day(clinic: &Clinic) -> String {
 /// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
 pub async fn queue_of(
     aging_minutes: u64,
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     clinic: &Clinic,
 ) -> Result<Vec<Ticket>, ApiError> {
     let day = local_day(clinic);
-    let open = store::open_tickets(conn, &clinic.id, &day).await?;
+    let open = conn.open_tickets(&clinic.id, &day).await?;
     let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
         open.into_iter().partition(|t| t.status == Status::Waiting);
-    order(&mut waiting, store::now_ms(), aging_minutes);
-    let per_ticket = store::service_seconds(conn, &clinic.id).await?;
+    order(&mut waiting, now_ms(), aging_minutes);
+    let per_ticket = conn.service_seconds(&clinic.id).await?;
     for (i, t) in waiting.iter_mut().enumerate() {
         t.position = Some(i as u32 + 1);
         t.estimated_wait_seconds = Some(per_ticket * i as u64);
@@ -43,50 +42,49 @@ pub async fn queue_of(
     Ok(waiting)
 }
 
-/// Issues a ticket in `conn`'s transaction: the next number of the clinic's day, 423 when the
+/// Issues a ticket inside the caller's unit of work: the next number of the clinic's day, 423 when the
 /// day is closed. Shared by walk-ins and appointment check-ins.
 pub async fn issue_in(
     aging_minutes: u64,
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     clinic: &Clinic,
     patient_id: Option<&str>,
     priority: Priority,
 ) -> Result<Ticket, ApiError> {
     let day = local_day(clinic);
-    let seq = store::next_seq(conn, &clinic.id, &day)
+    let seq = conn
+        .next_ticket_seq(&clinic.id, &day)
         .await?
         .ok_or_else(|| {
             ApiError::Locked("the queue is closed for today; reopen it to issue tickets".into())
         })?;
     let id = crate::ids::new_id("tkt");
     let number = format!("{}-{seq:03}", clinic.ticket_prefix);
-    store::insert(
-        conn,
-        &store::NewTicket {
-            id: &id,
-            clinic_id: &clinic.id,
-            day: &day,
-            seq,
-            number: &number,
-            patient_id,
-            priority,
-        },
-    )
+    conn.insert_ticket(&NewTicket {
+        id: &id,
+        clinic_id: &clinic.id,
+        day: &day,
+        seq,
+        number: &number,
+        patient_id,
+        priority,
+    })
     .await?;
     // Its place: the waiting tickets that have aged to its level or beyond, counted per
     // priority over an index, not by loading the day's queue.
-    let now = store::now_ms();
+    let now = now_ms();
     let mut ahead = 0;
     for base in Priority::ALL {
         let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
-        ahead += store::count_waiting(conn, &clinic.id, &day, base, bound).await?;
+        ahead += conn.count_waiting(&clinic.id, &day, base, bound).await?;
     }
     // The new ticket counted itself among its own priority.
     let ahead = ahead.saturating_sub(1);
-    let mut ticket = store::find(conn, &id)
+    let mut ticket = conn
+        .find_ticket(&id)
         .await?
         .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-    let per_ticket = store::service_seconds(conn, &clinic.id).await?;
+    let per_ticket = conn.service_seconds(&clinic.id).await?;
     ticket.position = Some(ahead as u32 + 1);
     ticket.estimated_wait_seconds = Some(per_ticket * ahead);
     Ok(ticket)
@@ -97,13 +95,13 @@ pub async fn issue_in(
 /// patient's, the first readable one of the whole queue.
 pub async fn next_to_call(
     aging_minutes: u64,
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     clinic: &Clinic,
 ) -> Result<Option<Ticket>, ApiError> {
     let day = local_day(clinic);
-    let mut heads = store::head_of_each_priority(conn, &clinic.id, &day).await?;
-    order(&mut heads, store::now_ms(), aging_minutes);
+    let mut heads = conn.head_of_each_priority(&clinic.id, &day).await?;
+    order(&mut heads, now_ms(), aging_minutes);
     let Some(first) = heads.into_iter().next() else {
         return Ok(None);
     };
@@ -120,11 +118,11 @@ pub async fn next_to_call(
 }
 
 pub async fn visible_ticket(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     id: &str,
 ) -> Result<Ticket, ApiError> {
-    store::find(conn, id)
+    conn.find_ticket(id)
         .await?
         .filter(|t| caller.sees_clinic(&t.clinic_id))
         .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))
@@ -133,7 +131,7 @@ pub async fn visible_ticket(
 /// A ticket the caller may see and use: a ticket names its patient, so the patient's seal
 /// answers 451 to a non-admin's read and 423 to any write, as for the patient itself.
 pub async fn usable_ticket(
-    conn: &mut SqliteConnection,
+    conn: &mut dyn Tx,
     caller: &Caller,
     id: &str,
     use_: Use,
@@ -146,11 +144,7 @@ pub async fn usable_ticket(
 }
 
 /// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
-pub async fn readable(
-    conn: &mut SqliteConnection,
-    caller: &Caller,
-    t: &Ticket,
-) -> Result<bool, ApiError> {
+pub async fn readable(conn: &mut dyn Tx, caller: &Caller, t: &Ticket) -> Result<bool, ApiError> {
     let Some(pid) = &t.patient_id else {
         return Ok(true);
     };

@@ -52,7 +52,7 @@ pub async fn notify(
         .map_err(|m| ApiError::invalid(vec![FieldError::new("/message", m)]))?;
     let mut conn = st.db.read().await?;
     // Sending a sealed patient's id to a third party is a write naming the patient: 423.
-    let ticket = super::usable_ticket(&mut conn, &caller, &id, Use::Write).await?;
+    let ticket = super::usable_ticket(&mut *conn, &caller, &id, Use::Write).await?;
     drop(conn);
     let Some(url) = st.config.notify_url.clone() else {
         return Err(ApiError::NotImplemented(

@@ -1,4 +1,4 @@
-//! `/v1/clinics/{id}/queue…` and `/v1/tickets/{id}`: thin handlers over the queue store.
+//! `/v1/clinics/{id}/queue…` and `/v1/tickets/{id}`: thin handlers over the queue service.
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -7,9 +7,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{may_move, Priority, Status, Ticket};
-use super::{
-    issue_in, local_day, next_to_call, queue_of, readable, store, usable_ticket, visible_ticket,
-};
+use super::{issue_in, local_day, next_to_call, queue_of, readable, usable_ticket, visible_ticket};
 use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
@@ -40,7 +38,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn clinic(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dyn crate::store::Tx,
     caller: &Caller,
     id: &str,
 ) -> Result<Clinic, ApiError> {
@@ -78,13 +76,9 @@ pub async fn issue(
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
                 if let Some(pid) = &req.patient_id {
-                    let ok = crate::patients::store::find(conn, pid)
-                        .await?
-                        .is_some_and(|p| {
-                            p.patient.clinic_id == clinic.id
-                                && !p.deleted
-                                && p.merged_into.is_none()
-                        });
+                    let ok = conn.find_patient(pid).await?.is_some_and(|p| {
+                        p.patient.clinic_id == clinic.id && !p.deleted && p.merged_into.is_none()
+                    });
                     if !ok {
                         return Err(ApiError::invalid(vec![FieldError::new(
                             "/patient_id",
@@ -130,12 +124,12 @@ pub async fn view(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut conn, &caller, &id).await?;
+    let clinic = clinic(&mut *conn, &caller, &id).await?;
     let day = local_day(&clinic);
-    let closed = store::is_closed(&mut conn, &clinic.id, &day).await?;
+    let closed = conn.is_day_closed(&clinic.id, &day).await?;
     let mut items = Vec::new();
-    for t in queue_of(st.config.queue_aging_minutes, &mut conn, &clinic).await? {
-        if readable(&mut conn, &caller, &t).await? {
+    for t in queue_of(st.config.queue_aging_minutes, &mut *conn, &clinic).await? {
+        if readable(&mut *conn, &caller, &t).await? {
             items.push(t);
         }
     }
@@ -180,14 +174,15 @@ pub async fn call_next(
                 let Some(next) = next_to_call(aging, conn, &caller, &clinic).await? else {
                     return Ok(None);
                 };
-                if !store::set_status(conn, &next.id, next.version, Status::Called, Some(&counter))
+                if !conn
+                    .set_ticket_status(&next.id, next.version, Status::Called, Some(&counter))
                     .await?
                 {
                     return Err(ApiError::internal(
                         "a waiting ticket changed under the write lock",
                     ));
                 }
-                store::find(conn, &next.id)
+                conn.find_ticket(&next.id)
                     .await?
                     .ok_or_else(|| ApiError::internal("ticket vanished"))
                     .map(Some)
@@ -211,8 +206,9 @@ pub async fn now_serving(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut conn, &caller, &id).await?;
-    let last = store::last_called(&mut conn, &clinic.id, &local_day(&clinic))
+    let clinic = clinic(&mut *conn, &caller, &id).await?;
+    let last = conn
+        .last_called(&clinic.id, &local_day(&clinic))
         .await?
         .ok_or_else(|| ApiError::NotFound("no ticket has been called today".into()))?;
     Ok(redirect(StatusCode::FOUND, &format!("/v1/tickets/{last}")))
@@ -237,7 +233,7 @@ async fn set_closed(
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
                 let day = local_day(&clinic);
-                store::set_closed(conn, &clinic.id, &day, closed).await?;
+                conn.set_day_closed(&clinic.id, &day, closed).await?;
                 Ok((clinic.id, day))
             })
         })
@@ -303,12 +299,12 @@ pub async fn report(
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Result<Json<DayReport>, ApiError> {
     let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut conn, &caller, &id).await?;
+    let clinic = clinic(&mut *conn, &caller, &id).await?;
     let date = match p.date {
         Some(d) => crate::http::extract::query_date("date", &d)?.to_string(),
         None => local_day(&clinic),
     };
-    let rows = store::day_tickets(&mut conn, &clinic.id, &date).await?;
+    let rows = conn.day_tickets(&clinic.id, &date).await?;
     let count = |s: &str| rows.iter().filter(|(st, _)| st == s).count() as u32;
     let mut waits: Vec<f64> = rows.iter().filter_map(|(_, w)| *w).collect();
     waits.sort_by(|a, b| a.total_cmp(b));
@@ -338,9 +334,9 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let ticket = visible_ticket(&mut conn, &caller, &id).await?;
+    let ticket = visible_ticket(&mut *conn, &caller, &id).await?;
     if let Some(pid) = &ticket.patient_id {
-        let sealed = crate::patients::check_seal(&mut conn, &caller, pid, Use::Read).await;
+        let sealed = crate::patients::check_seal(&mut *conn, &caller, pid, Use::Read).await;
         drop(conn);
         if let Err(e) = sealed {
             let touched = Touch {
@@ -393,10 +389,13 @@ pub async fn transition(
                         existing: Some(uri.path().to_string()),
                     });
                 }
-                if !store::set_status(conn, &id, ticket.version, patch.status, None).await? {
+                if !conn
+                    .set_ticket_status(&id, ticket.version, patch.status, None)
+                    .await?
+                {
                     return Err(stale(ticket.version + 1));
                 }
-                store::find(conn, &id)
+                conn.find_ticket(&id)
                     .await?
                     .ok_or_else(|| ApiError::internal("ticket vanished"))
             })
@@ -430,7 +429,7 @@ pub async fn rotate_board_key(
         .write(move |conn| {
             Box::pin(async move {
                 let clinic = clinic(conn, &admin, &id).await?;
-                crate::clinics::store::set_board_key_hash(conn, &clinic.id, &hash).await?;
+                conn.set_board_key_hash(&clinic.id, &hash).await?;
                 Ok(clinic.id)
             })
         })

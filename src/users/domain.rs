@@ -91,6 +91,12 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
+/// A stored account: the user, or the fact that it was deleted.
+pub enum StoredUser {
+    Live(User),
+    Deleted,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,17 @@
 //! Staff accounts: `/v1/users` (admin only), plus the operations the CLI and first start share.
 pub mod domain;
 pub mod routes;
-pub mod store;
 
 use crate::access::{self, Action};
 use crate::auth::{password, Caller, Role};
-use crate::db::Db;
-use crate::error::ApiError;
-use domain::{NewUser, User, Username};
+use crate::error::{ApiError, FieldError};
+use crate::store::{Store, StoreError, Tx};
+use domain::{NewUser, StoredUser, User, Username};
 
 pub use routes::router;
 
 /// Validates and stores a new account (and, when an API caller made it, logs the access).
-pub async fn create(db: &Db, new: NewUser, actor: Option<&Caller>) -> Result<User, ApiError> {
+pub async fn create(db: &Store, new: NewUser, actor: Option<&Caller>) -> Result<User, ApiError> {
     let username = Username::parse(&new.username).map_err(|e| ApiError::invalid(vec![e]))?;
     password::validate(&new.password, "/password")?;
     let hash = password::hash(new.password).await?;
@@ -20,13 +19,21 @@ pub async fn create(db: &Db, new: NewUser, actor: Option<&Caller>) -> Result<Use
     let actor = actor.cloned();
     db.write_data(move |conn| {
         Box::pin(async move {
-            store::check_clinics(conn, &new.clinic_ids).await?;
-            store::insert(conn, &id, &username, &hash, new.role).await?;
-            store::set_clinics(conn, &id, &new.clinic_ids).await?;
+            check_clinics(conn, &new.clinic_ids).await?;
+            match conn.insert_user(&id, &username, &hash, new.role).await {
+                Err(StoreError::Conflict) => {
+                    return Err(ApiError::Conflict {
+                        detail: "a user with this username already exists".into(),
+                        existing: None,
+                    })
+                }
+                other => other?,
+            }
+            conn.set_user_clinics(&id, &new.clinic_ids).await?;
             if let Some(actor) = &actor {
                 access::record(conn, actor, Action::Create, "user", &id).await?;
             }
-            store::get(conn, &id).await
+            get(conn, &id).await
         })
     })
     .await
@@ -35,10 +42,10 @@ pub async fn create(db: &Db, new: NewUser, actor: Option<&Caller>) -> Result<Use
 /// On first start (no users at all) creates `admin`. Returns the password when it was generated,
 /// so the caller can show it once.
 pub async fn bootstrap_admin(
-    db: &Db,
+    db: &Store,
     configured: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    if store::count(db.pool()).await? > 0 {
+    if db.read().await?.count_users().await? > 0 {
         return Ok(None);
     }
     let (pw, generated) = match configured {
@@ -57,4 +64,59 @@ pub async fn bootstrap_admin(
     )
     .await?;
     Ok(generated.then_some(pw))
+}
+
+/// The live user, or 404 (never existed) / 410 (deleted).
+pub async fn get(tx: &mut dyn Tx, id: &str) -> Result<User, ApiError> {
+    match tx.find_user(id).await? {
+        Some(StoredUser::Live(u)) => Ok(u),
+        Some(StoredUser::Deleted) => Err(ApiError::Gone("this user was deleted".into())),
+        None => Err(ApiError::NotFound("no user with this id".into())),
+    }
+}
+
+/// 422 unless every clinic id names an existing clinic.
+pub async fn check_clinics(tx: &mut dyn Tx, ids: &[String]) -> Result<(), ApiError> {
+    match tx.first_unknown_clinic(ids).await? {
+        Some(i) => Err(ApiError::invalid(vec![FieldError::new(
+            format!("/clinic_ids/{i}"),
+            "no clinic with this id",
+        )])),
+        None => Ok(()),
+    }
+}
+
+/// Ends every session of a user (a password change, deactivation, deletion): sessions opened
+/// under the old state end with it.
+pub async fn revoke_tokens(tx: &mut dyn Tx, user_id: &str) -> Result<(), ApiError> {
+    Ok(tx
+        .revoke_tokens_of(user_id, crate::auth::tokens::now_unix())
+        .await?)
+}
+
+/// The id and password hash of an active user, for sign-in; `username` in any spelling that
+/// normalizes to the stored one.
+pub async fn credentials(db: &Store, username: &str) -> Result<Option<(String, String)>, ApiError> {
+    let name = domain::normalize_username(username);
+    Ok(db.read().await?.credentials(&name).await?)
+}
+
+/// Live users after `after` by id, at most `limit + 1`.
+pub async fn list(db: &Store, after: &str, limit: u32) -> Result<Vec<User>, ApiError> {
+    Ok(db.read().await?.list_users(after, limit).await?)
+}
+
+/// Sets a user's password (the CLI) and ends their sessions; false if there is no such user.
+pub async fn set_password(db: &Store, username: &str, hash: &str) -> Result<bool, ApiError> {
+    let (username, hash) = (domain::normalize_username(username), hash.to_string());
+    db.write(move |tx| {
+        Box::pin(async move {
+            let Some(id) = tx.set_password_by_name(&username, &hash).await? else {
+                return Ok(false);
+            };
+            revoke_tokens(tx, &id).await?;
+            Ok(true)
+        })
+    })
+    .await
 }

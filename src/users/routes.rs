@@ -1,4 +1,4 @@
-//! `/v1/users`: thin handlers over `users::store`; every one needs `ManageUsers` (admins).
+//! `/v1/users`: thin handlers over the users service; every one needs `ManageUsers` (admins).
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -6,7 +6,6 @@ use axum::routing::get;
 use axum::Router;
 
 use super::domain::{NewUser, User, UserPatch};
-use super::store;
 use crate::access::{self, Action};
 use crate::auth::throttle::LoginKey;
 use crate::auth::{password, perm, Caller, Require};
@@ -43,7 +42,7 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let user = store::get(&mut conn, &caller.user_id).await?;
+    let user = super::get(&mut *conn, &caller.user_id).await?;
     Ok(resource::read(&user, &headers))
 }
 
@@ -74,7 +73,7 @@ pub async fn change_password(
     // Guessing the current password through this door is throttled as sign-in is.
     let key = LoginKey::Account(caller.user_id.clone());
     st.throttle.check(&key, caller.ip)?;
-    let stored = store::credentials(st.db.pool(), &caller.username).await?;
+    let stored = super::credentials(&st.db, &caller.username).await?;
     let hash = stored.map(|(_, h)| h);
     if !st.hashing.verify(req.current, hash).await? {
         st.throttle.record_failure(&key, caller.ip);
@@ -87,8 +86,8 @@ pub async fn change_password(
     st.db
         .write(move |conn| {
             Box::pin(async move {
-                store::set_password_of(conn, &caller.user_id, &new_hash).await?;
-                store::revoke_tokens(conn, &caller.user_id).await?;
+                conn.set_password_of(&caller.user_id, &new_hash).await?;
+                super::revoke_tokens(conn, &caller.user_id).await?;
                 access::record(conn, &caller, Action::Update, "user", &caller.user_id).await
             })
         })
@@ -122,7 +121,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
-    let rows = store::list(st.db.pool(), &after, limit).await?;
+    let rows = super::list(&st.db, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |u| u.id.clone());
     Ok(page.respond(&uri))
 }
@@ -140,7 +139,7 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let user = store::get(&mut conn, &id).await?;
+    let user = super::get(&mut *conn, &id).await?;
     Ok(resource::read(&user, &headers))
 }
 
@@ -185,25 +184,27 @@ pub async fn update(
         .db
         .write_data(move |conn| {
             Box::pin(async move {
-                let current = store::get(conn, &id).await?;
+                let current = super::get(conn, &id).await?;
                 if_match.check(current.version)?;
                 if let Some(ids) = &patch.clinic_ids {
-                    store::check_clinics(conn, ids).await?;
-                    store::set_clinics(conn, &id, ids).await?;
+                    super::check_clinics(conn, ids).await?;
+                    conn.set_user_clinics(&id, ids).await?;
                 }
                 let role = patch.role.unwrap_or(current.role);
                 let active = patch.active.unwrap_or(current.active);
-                if !store::update(conn, &id, current.version, role, active, hash.as_deref()).await?
+                if !conn
+                    .update_user(&id, current.version, role, active, hash.as_deref())
+                    .await?
                 {
-                    return Err(stale(store::get(conn, &id).await?.version));
+                    return Err(stale(super::get(conn, &id).await?.version));
                 }
                 // A new password or a deactivation ends every session opened before it;
                 // reactivating the account later must not bring those sessions back.
                 if hash.is_some() || !active {
-                    store::revoke_tokens(conn, &id).await?;
+                    super::revoke_tokens(conn, &id).await?;
                 }
                 access::record(conn, &admin, Action::Update, "user", &id).await?;
-                store::get(conn, &id).await
+                super::get(conn, &id).await
             })
         })
         .await?;
@@ -228,10 +229,11 @@ pub async fn remove(
     st.db
         .write_data(move |conn| {
             Box::pin(async move {
-                if store::find(conn, &id).await?.is_none() {
+                if conn.find_user(&id).await?.is_none() {
                     return Err(ApiError::NotFound("no user with this id".into()));
                 }
-                if store::delete(conn, &id).await? {
+                if conn.delete_user(&id).await? {
+                    super::revoke_tokens(conn, &id).await?;
                     access::record(conn, &admin, Action::Delete, "user", &id).await?;
                 }
                 Ok(())

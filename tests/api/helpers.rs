@@ -23,6 +23,9 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// Read-only connections of the test's own to the app's SQLite file, to check what is
+    /// stored without going through the API.
+    pub pool: sqlx::SqlitePool,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -52,6 +55,17 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
+    let pool = {
+        use std::str::FromStr;
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&state.config.database_url)
+            .unwrap()
+            .read_only(true);
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .unwrap()
+    };
     let (tx, rx) = oneshot::channel::<()>();
     // The listener is bound before this returns, so requests can be sent at once.
     let handle = tokio::spawn(app.run_until(async {
@@ -62,6 +76,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         .build()
         .unwrap();
     TestApp {
+        pool,
         addr,
         metrics_addr,
         client,

@@ -52,7 +52,7 @@ async fn a_key_whose_first_request_is_still_sending_its_body_gets_409() {
     let other = second(body.replace("Ida", "Ada")).await.unwrap();
     assert_problem(other, 422).await;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(n, 1);

@@ -288,7 +288,7 @@ async fn rotating_the_board_key_ends_the_old_keys_sockets_and_keeps_only_a_hash(
     next_json(&mut fresh).await;
     // Neither key is stored: only the new one's SHA-256.
     let stored: Vec<Option<String>> = sqlx::query_scalar("SELECT board_key_hash FROM clinics")
-        .fetch_all(app.state.db.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap();
     let hash = careq::auth::tokens::hash_token(&new);

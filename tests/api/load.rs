@@ -153,7 +153,7 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
 
     // Every ticket that was stored has its number in sequence: nothing half-written.
     let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tickets ORDER BY seq")
-        .fetch_all(app.state.db.pool())
+        .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
@@ -271,7 +271,7 @@ async fn forty_clients_for_three_seconds_with_some_vanishing_leave_everything_co
     let stored: Vec<(String, i64)> =
         sqlx::query_as("SELECT id, seq FROM tickets WHERE clinic_id = $1 ORDER BY seq")
             .bind(&d.clinic)
-            .fetch_all(app.state.db.pool())
+            .fetch_all(&app.pool)
             .await
             .unwrap();
     let ids: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();

@@ -90,7 +90,7 @@ async fn changing_your_own_password_ends_every_session_and_a_wrong_current_one_i
 /// The IP the access log recorded for the newest entry.
 async fn last_logged_ip(app: &crate::helpers::TestApp) -> String {
     sqlx::query_scalar("SELECT ip FROM access_log ORDER BY seq DESC LIMIT 1")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap()
 }

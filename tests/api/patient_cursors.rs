@@ -93,7 +93,7 @@ async fn the_cursor_secret_is_made_once_and_kept_in_the_database() {
     let key = "abernathy\u{1f}wilhelmina\u{1f}pat_0";
     assert_eq!(again.seal(key), app.state.cursor_seal.seal(key));
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM meta WHERE key LIKE '%cursor%'")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(stored, 1);

@@ -59,7 +59,7 @@ pub fn pointers(problem: &Value) -> Vec<String> {
 /// How many patient rows exist, deleted ones included: proves that a refused request stored nothing.
 pub async fn stored_patients(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap()
 }

@@ -156,14 +156,14 @@ async fn a_full_database_answers_507_stores_nothing_partial_keeps_reads_and_reco
     assert_problem(res, 507).await;
     assert!(created > 0);
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(stored, created, "nothing partial is stored");
     let logged: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM access_log WHERE action = 'create' AND resource_type = 'patient'",
     )
-    .fetch_one(app.state.db.pool())
+    .fetch_one(&app.pool)
     .await
     .unwrap();
     assert_eq!(logged, created, "no change without its access-log entry");

@@ -639,7 +639,7 @@ async fn a_batch_abandoned_mid_request_leaves_its_key_free_and_nothing_half_stor
         .iter()
         .all(|r| r["status"] == 201));
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients WHERE family_name = 'Bulk'")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(n, 1000, "stored once, never twice or half");
@@ -777,7 +777,7 @@ async fn control_and_invisible_characters_are_refused_in_every_text_field() {
     assert_eq!(problem["errors"][0]["pointer"], "/name");
     // Nothing of the refused requests was stored.
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(n, 1);

@@ -51,7 +51,7 @@ async fn an_admin_creates_a_user_with_201_location_and_etag_and_no_password_in_s
          WHERE a.resource_type = 'user' AND a.resource_id = $1",
     )
     .bind(body["id"].as_str().unwrap())
-    .fetch_one(app.state.db.pool())
+    .fetch_one(&app.pool)
     .await
     .unwrap();
     assert_eq!(row, ("create".into(), request_id, "admin".into()));
@@ -94,7 +94,7 @@ async fn invalid_users_get_422_with_pointers_and_duplicates_409() {
     let body = assert_problem(clinic, 422).await;
     assert_eq!(body["errors"][0]["pointer"], "/clinic_ids/0");
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(n, 1, "nothing a failed request sent is stored");
@@ -252,7 +252,7 @@ async fn an_admin_cannot_delete_deactivate_or_demote_themselves() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let me: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'admin'")
-        .fetch_one(app.state.db.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     let path = format!("/v1/users/{me}");

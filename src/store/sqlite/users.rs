@@ -1,19 +1,12 @@
-//! Queries for staff accounts.
+//! Staff accounts in SQLite.
 use sqlx::{Row, SqliteConnection};
 
-use super::domain::{normalize_username, User, Username};
 use crate::auth::Role;
 use crate::clock::now_rfc3339;
-use crate::db::{Db, Pool};
-use crate::error::{ApiError, FieldError};
+use crate::store::StoreError;
+use crate::users::domain::{normalize_username, StoredUser, User, Username};
 
-/// A stored account: the user, or the fact that it was deleted.
-pub enum Found {
-    Live(User),
-    Deleted,
-}
-
-async fn clinics_of(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<String>, ApiError> {
+async fn clinics_of(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT clinic_id FROM user_clinics WHERE user_id = $1 ORDER BY clinic_id",
     )
@@ -22,12 +15,13 @@ async fn clinics_of(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<St
     .await?)
 }
 
-fn user_of(row: &sqlx::sqlite::SqliteRow, clinic_ids: Vec<String>) -> Result<User, ApiError> {
+fn user_of(row: &sqlx::sqlite::SqliteRow, clinic_ids: Vec<String>) -> Result<User, StoreError> {
     let role: String = row.get("role");
     Ok(User {
         id: row.get("id"),
         username: row.get("username"),
-        role: Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Other("unknown role in database".into()))?,
         clinic_ids,
         active: row.get::<i64, _>("active") == 1,
         version: row.get("version"),
@@ -38,30 +32,24 @@ fn user_of(row: &sqlx::sqlite::SqliteRow, clinic_ids: Vec<String>) -> Result<Use
 
 const COLUMNS: &str = "id, username, role, active, version, created_at, updated_at, deleted_at";
 
-pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Found>, ApiError> {
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<StoredUser>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
     if row.get::<Option<String>, _>("deleted_at").is_some() {
-        return Ok(Some(Found::Deleted));
+        return Ok(Some(StoredUser::Deleted));
     }
     let clinics = clinics_of(conn, id).await?;
-    Ok(Some(Found::Live(user_of(&row, clinics)?)))
+    Ok(Some(StoredUser::Live(user_of(&row, clinics)?)))
 }
 
-/// The live user, or 404 (never existed) / 410 (deleted).
-pub async fn get(conn: &mut SqliteConnection, id: &str) -> Result<User, ApiError> {
-    match find(conn, id).await? {
-        Some(Found::Live(u)) => Ok(u),
-        Some(Found::Deleted) => Err(ApiError::Gone("this user was deleted".into())),
-        None => Err(ApiError::NotFound("no user with this id".into())),
-    }
-}
-
-pub async fn list(db: &Pool, after: &str, limit: u32) -> Result<Vec<User>, ApiError> {
-    let mut conn = db.acquire().await?;
+pub async fn list(
+    conn: &mut SqliteConnection,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<User>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM users WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
     ))
@@ -72,7 +60,7 @@ pub async fn list(db: &Pool, after: &str, limit: u32) -> Result<Vec<User>, ApiEr
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.get("id");
-        let clinics = clinics_of(&mut conn, &id).await?;
+        let clinics = clinics_of(conn, &id).await?;
         out.push(user_of(&row, clinics)?);
     }
     Ok(out)
@@ -80,48 +68,40 @@ pub async fn list(db: &Pool, after: &str, limit: u32) -> Result<Vec<User>, ApiEr
 
 /// The id and password hash of an active user, for sign-in; `username` in any spelling that
 /// normalizes to the stored one.
-pub async fn credentials(db: &Pool, username: &str) -> Result<Option<(String, String)>, ApiError> {
+pub async fn credentials(
+    conn: &mut SqliteConnection,
+    username: &str,
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, password_hash FROM users WHERE username = $1 AND active = 1 AND deleted_at IS NULL",
     )
     .bind(normalize_username(username))
-    .fetch_optional(db)
+    .fetch_optional(conn)
     .await?)
 }
 
-/// Revokes every live token of a user (a password change, deactivation, deletion): sessions
-/// opened under the old state end with it.
-pub async fn revoke_tokens(conn: &mut SqliteConnection, user_id: &str) -> Result<(), ApiError> {
-    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(crate::auth::tokens::now_unix())
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// 422 unless every clinic id names an existing clinic.
-pub async fn check_clinics(conn: &mut SqliteConnection, ids: &[String]) -> Result<(), ApiError> {
+/// The position of the first id that names no clinic.
+pub async fn first_unknown_clinic(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+) -> Result<Option<usize>, StoreError> {
     for (i, id) in ids.iter().enumerate() {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clinics WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await?;
         if n == 0 {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                format!("/clinic_ids/{i}"),
-                "no clinic with this id",
-            )]));
+            return Ok(Some(i));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 pub async fn set_clinics(
     conn: &mut SqliteConnection,
     user_id: &str,
     ids: &[String],
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM user_clinics WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)
@@ -142,7 +122,7 @@ pub async fn insert(
     username: &Username,
     password_hash: &str,
     role: Role,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let now = now_rfc3339();
     sqlx::query(
         "INSERT INTO users (id, username, password_hash, role, created_at, updated_at)
@@ -154,14 +134,7 @@ pub async fn insert(
     .bind(role.as_str())
     .bind(now)
     .execute(conn)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict { .. } => ApiError::Conflict {
-            detail: "a user with this username already exists".into(),
-            existing: None,
-        },
-        other => other,
-    })?;
+    .await?;
     Ok(())
 }
 
@@ -173,7 +146,7 @@ pub async fn update(
     role: Role,
     active: bool,
     password_hash: Option<&str>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE users SET role = $1, active = $2, password_hash = COALESCE($3, password_hash),
              version = version + 1, updated_at = $4
@@ -190,8 +163,8 @@ pub async fn update(
     Ok(done.rows_affected() == 1)
 }
 
-/// Tombstones the user and revokes every token; true if it was live.
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<bool, ApiError> {
+/// Tombstones the user; true if it was live.
+pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<bool, StoreError> {
     let now = now_rfc3339();
     let done = sqlx::query(
         "UPDATE users SET active = 0, deleted_at = $1, version = version + 1, updated_at = $1
@@ -201,13 +174,12 @@ pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<bool, ApiEr
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    revoke_tokens(conn, id).await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count(db: &Pool) -> Result<i64, ApiError> {
+pub async fn count(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db)
+        .fetch_one(conn)
         .await?)
 }
 
@@ -216,7 +188,7 @@ pub async fn set_password_of(
     conn: &mut SqliteConnection,
     id: &str,
     hash: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
          WHERE id = $3 AND deleted_at IS NULL",
@@ -229,24 +201,19 @@ pub async fn set_password_of(
     Ok(())
 }
 
-/// Sets a user's password (the CLI) and revokes their tokens; false if there is no such user.
-pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, ApiError> {
-    let (username, hash) = (normalize_username(username), hash.to_string());
-    db.write(move |conn| {
-        Box::pin(async move {
-            let id: Option<String> = sqlx::query_scalar(
-                "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
-                 WHERE username = $3 AND deleted_at IS NULL RETURNING id",
-            )
-            .bind(&hash)
-            .bind(now_rfc3339())
-            .bind(&username)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(id) = id else { return Ok(false) };
-            revoke_tokens(conn, &id).await?;
-            Ok(true)
-        })
-    })
-    .await
+/// Sets the password of the live user with this username (in any spelling); their id.
+pub async fn set_password_by_name(
+    conn: &mut SqliteConnection,
+    username: &str,
+    hash: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
+         WHERE username = $3 AND deleted_at IS NULL RETURNING id",
+    )
+    .bind(hash)
+    .bind(now_rfc3339())
+    .bind(normalize_username(username))
+    .fetch_optional(conn)
+    .await?)
 }

@@ -1,29 +1,39 @@
-//! Queries for clinics.
-use sqlx::SqliteConnection;
+//! Clinics in SQLite.
+use sqlx::{Row, SqliteConnection};
 
-use super::domain::{Clinic, ValidClinic};
+use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::clock::now_rfc3339;
-use crate::db::Pool;
-use crate::error::ApiError;
+use crate::store::StoreError;
 
 const COLUMNS: &str = "id, name, timezone, ticket_prefix, version, created_at, updated_at";
 
-pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Clinic>, ApiError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM clinics WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+fn clinic_of(r: &sqlx::sqlite::SqliteRow) -> Clinic {
+    Clinic {
+        id: r.get("id"),
+        name: r.get("name"),
+        timezone: r.get("timezone"),
+        ticket_prefix: r.get("ticket_prefix"),
+        version: r.get("version"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Clinic>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clinics WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(clinic_of))
 }
 
 /// Clinics after `after` by id; `member` limits them to one user's clinics (None: all).
 pub async fn list(
-    db: &Pool,
+    conn: &mut SqliteConnection,
     member: Option<&str>,
     after: &str,
     limit: u32,
-) -> Result<Vec<Clinic>, ApiError> {
+) -> Result<Vec<Clinic>, StoreError> {
     let sql = match member {
         None => format!(
             "SELECT {COLUMNS} FROM clinics WHERE id > $1 AND $2 IS NULL ORDER BY id LIMIT $3"
@@ -34,19 +44,20 @@ pub async fn list(
              ORDER BY id LIMIT $3"
         ),
     };
-    Ok(sqlx::query_as(&sql)
+    let rows = sqlx::query(&sql)
         .bind(after)
         .bind(member)
         .bind(limit as i64 + 1)
-        .fetch_all(db)
-        .await?)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(clinic_of).collect())
 }
 
 pub async fn insert(
     conn: &mut SqliteConnection,
     id: &str,
     c: &ValidClinic,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $5)",
@@ -66,7 +77,7 @@ pub async fn set_board_key_hash(
     conn: &mut SqliteConnection,
     id: &str,
     hash: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE clinics SET board_key_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(id)
@@ -79,7 +90,7 @@ pub async fn set_board_key_hash(
 pub async fn board_key_hash(
     conn: &mut SqliteConnection,
     id: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     let hash: Option<Option<String>> =
         sqlx::query_scalar("SELECT board_key_hash FROM clinics WHERE id = $1")
             .bind(id)
@@ -94,7 +105,7 @@ pub async fn update(
     id: &str,
     version: i64,
     c: &ValidClinic,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE clinics SET name = $1, timezone = $2, ticket_prefix = $3, version = version + 1,
              updated_at = $4

@@ -1,9 +1,9 @@
-//! Queries for tickets and queue days.
+//! Tickets and queue days in SQLite.
 use sqlx::{Row, SqliteConnection};
 
-use super::domain::{Priority, Status, Ticket};
-use crate::clock::now_rfc3339;
-use crate::error::ApiError;
+use crate::clock::{now_ms, now_rfc3339};
+use crate::queue::domain::{NewTicket, Priority, Status, Ticket};
+use crate::store::StoreError;
 
 const COLUMNS: &str = "id, clinic_id, day, number, patient_id, priority, status, counter, recalled,
     issued_ms, called_ms, finished_ms, version, updated_at";
@@ -12,10 +12,6 @@ fn rfc3339_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
-}
-
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 fn ticket_of(r: &sqlx::sqlite::SqliteRow) -> Ticket {
@@ -43,7 +39,7 @@ fn ticket_of(r: &sqlx::sqlite::SqliteRow) -> Ticket {
     }
 }
 
-pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Ticket>, ApiError> {
+pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Ticket>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tickets WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -57,7 +53,7 @@ pub async fn next_seq(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     let row = sqlx::query(
         "INSERT INTO queue_days (clinic_id, day, last_seq) VALUES ($1, $2, 1)
          ON CONFLICT (clinic_id, day) DO UPDATE SET last_seq = last_seq + 1
@@ -71,17 +67,7 @@ pub async fn next_seq(
     Ok(closed.is_none().then(|| row.get("last_seq")))
 }
 
-pub struct NewTicket<'a> {
-    pub id: &'a str,
-    pub clinic_id: &'a str,
-    pub day: &'a str,
-    pub seq: i64,
-    pub number: &'a str,
-    pub patient_id: Option<&'a str>,
-    pub priority: Priority,
-}
-
-pub async fn insert(conn: &mut SqliteConnection, t: &NewTicket<'_>) -> Result<(), ApiError> {
+pub async fn insert(conn: &mut SqliteConnection, t: &NewTicket<'_>) -> Result<(), StoreError> {
     let now = now_rfc3339();
     sqlx::query(
         "INSERT INTO tickets (id, clinic_id, day, seq, number, patient_id, priority, status, issued_ms,
@@ -108,7 +94,7 @@ pub async fn head_of_each_priority(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<Vec<Ticket>, ApiError> {
+) -> Result<Vec<Ticket>, StoreError> {
     let one = |p: &str| {
         format!(
             "SELECT * FROM (SELECT {COLUMNS} FROM tickets INDEXED BY tickets_waiting
@@ -142,7 +128,7 @@ pub async fn count_waiting(
     day: &str,
     priority: Priority,
     issued_ms: Option<i64>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM (SELECT 1 FROM tickets INDEXED BY tickets_waiting
          WHERE clinic_id = $1 AND day = $2 AND status = 'waiting' AND priority = $3
@@ -162,7 +148,7 @@ pub async fn open_tickets(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<Vec<Ticket>, ApiError> {
+) -> Result<Vec<Ticket>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM tickets WHERE clinic_id = $1 AND day = $2 AND status IN ('waiting', 'called')
          ORDER BY issued_ms LIMIT 2000"
@@ -181,7 +167,7 @@ pub async fn set_status(
     version: i64,
     to: Status,
     counter: Option<&str>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let now = now_ms();
     let done = sqlx::query(
         "UPDATE tickets SET status = $1,
@@ -209,7 +195,7 @@ pub async fn last_called(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM tickets WHERE clinic_id = $1 AND day = $2 AND called_ms IS NOT NULL
          ORDER BY called_ms DESC LIMIT 1",
@@ -224,7 +210,7 @@ pub async fn last_called(
 pub async fn service_seconds(
     conn: &mut SqliteConnection,
     clinic_id: &str,
-) -> Result<u64, ApiError> {
+) -> Result<u64, StoreError> {
     let avg: Option<f64> = sqlx::query_scalar(
         "SELECT AVG(finished_ms - called_ms) / 1000.0 FROM (SELECT finished_ms, called_ms FROM tickets
          WHERE clinic_id = $1 AND status = 'served' ORDER BY finished_ms DESC LIMIT 20)",
@@ -240,7 +226,7 @@ pub async fn set_closed(
     clinic_id: &str,
     day: &str,
     closed: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO queue_days (clinic_id, day, last_seq, closed_at) VALUES ($1, $2, 0, $3)
          ON CONFLICT (clinic_id, day) DO UPDATE SET closed_at = $3",
@@ -257,7 +243,7 @@ pub async fn is_closed(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let closed: Option<Option<String>> =
         sqlx::query_scalar("SELECT closed_at FROM queue_days WHERE clinic_id = $1 AND day = $2")
             .bind(clinic_id)
@@ -272,7 +258,7 @@ pub async fn day_tickets(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     day: &str,
-) -> Result<Vec<(String, Option<f64>)>, ApiError> {
+) -> Result<Vec<(String, Option<f64>)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT status, (called_ms - issued_ms) / 1000.0 FROM tickets WHERE clinic_id = $1 AND day = $2",
     )

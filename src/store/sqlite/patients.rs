@@ -1,19 +1,11 @@
-//! Queries for patients. Every list is scoped to the caller's clinics and bounded.
+//! Patients in SQLite. Every list is scoped to the caller's clinics and bounded.
 use sqlx::{Row, SqliteConnection};
 
-use super::domain::{bmi, fold, Patient, Sex, ValidPatient};
-use crate::auth::{Caller, Role};
 use crate::clock::now_rfc3339;
-use crate::db::Pool;
-use crate::error::ApiError;
-
-/// A stored patient with the states that decide how a request for it is answered.
-pub struct Stored {
-    pub patient: Patient,
-    pub deleted: bool,
-    pub merged_into: Option<String>,
-    pub sealed: bool,
-}
+use crate::patients::domain::{
+    bmi, fold, Patient, SearchFilters, Sex, StoredPatient, ValidPatient,
+};
+use crate::store::{PatientMark, StoreError};
 
 const COLUMNS: &str =
     "id, clinic_id, mrn, given_name, family_name, date_of_birth, sex, phone, email, address,
@@ -43,8 +35,8 @@ fn patient_of(r: &sqlx::sqlite::SqliteRow) -> Patient {
     }
 }
 
-fn stored_of(r: &sqlx::sqlite::SqliteRow) -> Stored {
-    Stored {
+fn stored_of(r: &sqlx::sqlite::SqliteRow) -> StoredPatient {
+    StoredPatient {
         patient: patient_of(r),
         deleted: r.get::<Option<String>, _>("deleted_at").is_some(),
         merged_into: r.get("merged_into"),
@@ -52,7 +44,10 @@ fn stored_of(r: &sqlx::sqlite::SqliteRow) -> Stored {
     }
 }
 
-pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<Stored>, ApiError> {
+pub async fn find(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<StoredPatient>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -65,7 +60,7 @@ pub async fn next_mrn(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     prefix: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, StoreError> {
     loop {
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO clinic_counters (clinic_id, name, value) VALUES ($1, 'mrn', 1)
@@ -85,7 +80,7 @@ pub async fn id_by_mrn(
     conn: &mut SqliteConnection,
     clinic_id: &str,
     mrn: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT id FROM patients WHERE clinic_id = $1 AND mrn = $2")
             .bind(clinic_id)
@@ -101,7 +96,7 @@ pub async fn same_person(
     clinic_id: &str,
     v: &ValidPatient,
     except: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM patients WHERE clinic_id = $1 AND family_norm = $2 AND given_norm = $3
            AND date_of_birth = $4 AND deleted_at IS NULL AND merged_into IS NULL AND id <> $5 LIMIT 1",
@@ -130,7 +125,7 @@ pub async fn insert(
     clinic_id: &str,
     mrn: &str,
     v: &ValidPatient,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO patients (id, clinic_id, mrn, given_name, family_name, date_of_birth, sex, phone,
              email, address, height_cm, weight_kg, given_norm, family_norm, sort_key, created_at, updated_at)
@@ -164,7 +159,7 @@ pub async fn update(
     version: i64,
     mrn: &str,
     v: &ValidPatient,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE patients SET mrn = $1, given_name = $2, family_name = $3, date_of_birth = $4, sex = $5,
              phone = $6, email = $7, address = $8, height_cm = $9, weight_kg = $10, given_norm = $11,
@@ -196,15 +191,14 @@ pub async fn update(
 pub async fn mark(
     conn: &mut SqliteConnection,
     id: &str,
-    set: &str,
+    mark: PatientMark,
     value: Option<&str>,
-) -> Result<(), ApiError> {
-    let sql = match set {
-        "deleted" => "UPDATE patients SET deleted_at = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        "merged" => "UPDATE patients SET merged_into = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        "sealed" => "UPDATE patients SET sealed_at = $2, sealed_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        "unsealed" => "UPDATE patients SET sealed_at = NULL, sealed_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        other => return Err(ApiError::internal(format!("unknown patient mark {other}"))),
+) -> Result<(), StoreError> {
+    let sql = match mark {
+        PatientMark::Deleted => "UPDATE patients SET deleted_at = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        PatientMark::Merged => "UPDATE patients SET merged_into = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        PatientMark::Sealed => "UPDATE patients SET sealed_at = $2, sealed_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        PatientMark::Unsealed => "UPDATE patients SET sealed_at = NULL, sealed_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3",
     };
     sqlx::query(sql)
         .bind(value)
@@ -213,16 +207,6 @@ pub async fn mark(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Search filters (all optional, combined with AND).
-#[derive(Debug, Default)]
-pub struct Filters {
-    pub q: Option<String>,
-    pub date_of_birth: Option<String>,
-    pub mrn: Option<String>,
-    pub phone: Option<String>,
-    pub clinic_id: Option<String>,
 }
 
 /// The upper bound of a prefix range: every string that starts with `prefix` sorts below it.
@@ -235,7 +219,11 @@ fn prefix_end(prefix: &str) -> String {
 /// the plan cannot silently fall back to walking the whole table; a name prefix is the union of
 /// a family-name range (a range of sort_key itself, which starts with the folded family name)
 /// and a given-name range.
-pub fn search_sql(member_of: Option<&[String]>, f: &Filters, after: &str) -> (String, Vec<Bind>) {
+pub fn search_sql(
+    member_of: Option<&[String]>,
+    f: &SearchFilters,
+    after: &str,
+) -> (String, Vec<Bind>) {
     let mut cond = String::from("deleted_at IS NULL AND merged_into IS NULL AND sort_key > ?");
     let mut binds: Vec<String> = vec![after.to_string()];
     // A member sees their clinics' records, sealed ones left out. One clinic (the usual case) is
@@ -330,29 +318,16 @@ pub fn search_sql(member_of: Option<&[String]>, f: &Filters, after: &str) -> (St
 /// A text bind of a search, or `None` where a branch's limit goes.
 pub type Bind = Option<String>;
 
-/// Live patients the caller may see, in name order after `after`, at most `limit + 1`.
-/// Sealed records are left out for everyone but admins.
+/// Live patients in name order after `after`, at most `limit + 1`, each with its stored sort
+/// key: the position a cursor names (the stored key, not one folded afresh, since rows keep the
+/// folding they were stored with).
 pub async fn search(
-    db: &Pool,
-    caller: &Caller,
-    f: &Filters,
+    conn: &mut SqliteConnection,
+    member_of: Option<&[String]>,
+    f: &SearchFilters,
     after: &str,
     limit: u32,
-) -> Result<Vec<Patient>, ApiError> {
-    let rows = search_keyed(db, caller, f, after, limit).await?;
-    Ok(rows.into_iter().map(|(_, p)| p).collect())
-}
-
-/// `search`, each patient with its stored sort key: the position a cursor names. The stored
-/// key, not one folded afresh, since rows keep the folding they were stored with.
-pub async fn search_keyed(
-    db: &Pool,
-    caller: &Caller,
-    f: &Filters,
-    after: &str,
-    limit: u32,
-) -> Result<Vec<(String, Patient)>, ApiError> {
-    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
+) -> Result<Vec<(String, Patient)>, StoreError> {
     let (sql, binds) = search_sql(member_of, f, after);
     let mut query = sqlx::query(&sql);
     for b in binds {
@@ -361,7 +336,7 @@ pub async fn search_keyed(
             None => query.bind(limit as i64 + 1),
         };
     }
-    let rows = query.bind(limit as i64 + 1).fetch_all(db).await?;
+    let rows = query.bind(limit as i64 + 1).fetch_all(conn).await?;
     Ok(rows
         .iter()
         .map(|r| (r.get("sort_key"), patient_of(r)))
@@ -377,7 +352,7 @@ mod tests {
     #[tokio::test]
     async fn every_search_filter_is_served_by_an_index() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(crate::db::cli_options(&format!(
+        let db = super::super::SqliteEngine::open(crate::store::Options::cli(&format!(
             "sqlite://{}",
             dir.path().join("plan.db").display()
         )))
@@ -387,48 +362,48 @@ mod tests {
         let shapes = [
             (
                 "name prefix",
-                Filters {
+                SearchFilters {
                     q: text("lovel"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
             (
                 "mrn",
-                Filters {
+                SearchFilters {
                     mrn: text("M0500000"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
             (
                 "phone",
-                Filters {
+                SearchFilters {
                     phone: text("+436641234567"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
             (
                 "date of birth",
-                Filters {
+                SearchFilters {
                     date_of_birth: text("1980-01-01"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
             (
                 "clinic",
-                Filters {
+                SearchFilters {
                     clinic_id: text("cln_1"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
             (
                 "name and clinic",
-                Filters {
+                SearchFilters {
                     q: text("lovel"),
                     clinic_id: text("cln_1"),
-                    ..Filters::default()
+                    ..SearchFilters::default()
                 },
             ),
-            ("nothing", Filters::default()),
+            ("nothing", SearchFilters::default()),
         ];
         let one = ["cln_1".to_string()];
         let two = ["cln_1".to_string(), "cln_2".to_string()];
@@ -446,7 +421,7 @@ mod tests {
                 }
                 let plan: Vec<String> = q
                     .bind(51i64)
-                    .fetch_all(db.pool())
+                    .fetch_all(&db.read)
                     .await
                     .unwrap()
                     .into_iter()

@@ -1,10 +1,9 @@
-//! Queries for appointments.
+//! Appointments in SQLite.
 use sqlx::{Row, SqliteConnection};
 
-use super::domain::{Appointment, AppointmentStatus, Slot};
+use crate::appointments::domain::{Appointment, AppointmentRow, AppointmentStatus, Filters, Slot};
 use crate::clock::now_rfc3339;
-use crate::db::Pool;
-use crate::error::ApiError;
+use crate::store::StoreError;
 
 const COLUMNS: &str =
     "id, clinic_id, patient_id, clinician_id, start_at, duration_minutes, reason, status,
@@ -31,7 +30,7 @@ fn of(r: &sqlx::sqlite::SqliteRow) -> Appointment {
 pub async fn find(
     conn: &mut SqliteConnection,
     id: &str,
-) -> Result<Option<(Appointment, bool)>, ApiError> {
+) -> Result<Option<(Appointment, bool)>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM appointments WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -45,7 +44,7 @@ pub async fn overlapping(
     clinician_id: &str,
     slot: &Slot,
     except: &str,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, clinic_id FROM appointments WHERE clinician_id = $1 AND deleted_at IS NULL
            AND status IN ('booked', 'checked_in') AND start_unix < $2 AND end_unix > $3 AND id <> $4
@@ -59,16 +58,7 @@ pub async fn overlapping(
     .await?)
 }
 
-pub struct NewRow<'a> {
-    pub id: &'a str,
-    pub clinic_id: &'a str,
-    pub patient_id: &'a str,
-    pub clinician_id: &'a str,
-    pub slot: &'a Slot,
-    pub reason: Option<&'a str>,
-}
-
-pub async fn insert(conn: &mut SqliteConnection, a: &NewRow<'_>) -> Result<(), ApiError> {
+pub async fn insert(conn: &mut SqliteConnection, a: &AppointmentRow<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO appointments (id, clinic_id, patient_id, clinician_id, start_at, start_unix, end_unix,
              duration_minutes, reason, status, created_at, updated_at)
@@ -99,7 +89,7 @@ pub async fn update(
     reason: Option<&str>,
     status: AppointmentStatus,
     ticket_id: Option<&str>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE appointments SET start_at = $1, start_unix = $2, end_unix = $3, duration_minutes = $4,
              reason = $5, status = $6, ticket_id = COALESCE($7, ticket_id), version = version + 1, updated_at = $8
@@ -120,7 +110,7 @@ pub async fn update(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), ApiError> {
+pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
     let now = now_rfc3339();
     sqlx::query("UPDATE appointments SET deleted_at = $1, version = version + 1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL")
         .bind(now)
@@ -130,24 +120,15 @@ pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), ApiErro
     Ok(())
 }
 
-#[derive(Default)]
-pub struct Filters {
-    pub clinic_id: Option<String>,
-    pub clinician_id: Option<String>,
-    pub patient_id: Option<String>,
-    /// Unix seconds [from, to) of the day asked for.
-    pub between: Option<(i64, i64)>,
-}
-
 /// Live appointments in start order after the (start, id) key, scoped to `member`'s clinics
 /// (a member never sees the appointments of sealed patients; `None` is an admin, who does).
 pub async fn list(
-    db: &Pool,
+    conn: &mut SqliteConnection,
     member: Option<&str>,
     f: &Filters,
     after: (i64, &str),
     limit: u32,
-) -> Result<Vec<Appointment>, ApiError> {
+) -> Result<Vec<Appointment>, StoreError> {
     let mut sql = format!(
         "SELECT {COLUMNS} FROM appointments WHERE deleted_at IS NULL AND (start_unix > ? OR (start_unix = ? AND id > ?))"
     );
@@ -191,7 +172,7 @@ pub async fn list(
             Bind::Text(t) => q.bind(t),
         };
     }
-    let rows = q.bind(limit as i64 + 1).fetch_all(db).await?;
+    let rows = q.bind(limit as i64 + 1).fetch_all(conn).await?;
     Ok(rows.iter().map(of).collect())
 }
 
@@ -200,7 +181,7 @@ pub async fn move_patient(
     conn: &mut SqliteConnection,
     from: &str,
     to: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     for sql in [
         "UPDATE appointments SET patient_id = $1, version = version + 1 WHERE patient_id = $2",
         "UPDATE tickets SET patient_id = $1, version = version + 1 WHERE patient_id = $2",

@@ -1,5 +1,5 @@
 //! `careq bench-seed` (hidden): fills a fresh database for `bench/run.sh` — patients through
-//! `patients::store::insert` itself, tickets as its store writes them but many per statement —
+//! the engine's own patient insert, tickets as its store writes them but many per statement —
 //! in big transactions with `synchronous=OFF` (this connection, the seed only), and prints what
 //! the load driver needs as JSON.
 //!
@@ -135,16 +135,13 @@ async fn clinic(conn: &mut SqliteConnection, name: &str, prefix: &str) -> anyhow
     let valid = ValidClinic::parse(name, "Europe/Vienna", prefix)
         .map_err(|e| anyhow::anyhow!("bench clinic: {e:?}"))?;
     let id = crate::ids::new_id("cln");
-    crate::clinics::store::insert(conn, &id, &valid)
-        .await
-        .map_err(|e| anyhow::anyhow!("{:?}", e.problem()))?;
-    crate::clinics::store::find(conn, &id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{:?}", e.problem()))?
+    super::clinics::insert(conn, &id, &valid).await?;
+    super::clinics::find(conn, &id)
+        .await?
         .context("the clinic just inserted")
 }
 
-/// Inserts `count` patients of `clinic` with `store::insert`, `BATCH` per commit, noting every
+/// Inserts `count` patients of `clinic` with the engine's insert, `BATCH` per commit, noting every
 /// `count / SAMPLE`-th in `sample`; returns their ids.
 async fn patients(
     conn: &mut SqliteConnection,
@@ -163,7 +160,7 @@ async fn patients(
                 ValidPatient::parse(&f).map_err(|e| anyhow::anyhow!("patient {i}: {e:?}"))?;
             let id = crate::ids::new_id("pat");
             let mrn = f.mrn.clone().unwrap_or_default();
-            crate::patients::store::insert(conn, &id, &clinic.id, &mrn, &valid).await?;
+            super::patients::insert(conn, &id, &clinic.id, &mrn, &valid).await?;
             if let Some(sample) = sample.as_mut().filter(|_| i.is_multiple_of(every)) {
                 sample.push(Sampled {
                     id: id.clone(),
@@ -202,7 +199,7 @@ async fn tickets(
     .fetch_one(&mut *conn)
     .await?;
     let first = last - count as i64 + 1;
-    let (now_ms, now) = (crate::queue::store::now_ms(), now_rfc3339());
+    let (now_ms, now) = (crate::clock::now_ms(), now_rfc3339());
     for start in (0..count).step_by(ROWS as usize) {
         let rows = (start + ROWS).min(count) - start;
         let values = vec!["(?, ?, ?, ?, ?, ?, 'normal', 'waiting', ?, ?, ?)"; rows as usize];
@@ -235,14 +232,14 @@ async fn tickets(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // Opening migrates; the seed then writes through a connection of its own (a bench tool,
     // not a request), and the bench user goes through the writer like any account.
-    let db = crate::db::Db::open(crate::db::cli_options(&args.database_url)).await?;
+    let db = crate::store::Store::open(crate::store::Options::cli(&args.database_url)).await?;
+    let mut conn = <SqliteConnection as sqlx::Connection>::connect(&args.database_url).await?;
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clinics")
-        .fetch_one(db.pool())
+        .fetch_one(&mut conn)
         .await?;
     if existing > 0 {
         bail!("bench-seed wants a fresh database; this one already has clinics");
     }
-    let mut conn = <SqliteConnection as sqlx::Connection>::connect(&args.database_url).await?;
     // Seed speed only: this connection's commits skip fsync, and index pages stay in memory.
     for pragma in ["PRAGMA synchronous = OFF", "PRAGMA cache_size = -262144"] {
         sqlx::query(pragma).execute(&mut conn).await?;

@@ -16,7 +16,9 @@ use futures_util::FutureExt;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::access::append_rows;
 use crate::error::ApiError;
+use crate::store::{LogRow, StoreError, RETRY_AFTER_SECS};
 
 /// What a unit of work returns: a boxed future borrowing the writer's connection.
 pub type UnitFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'c>>;
@@ -93,7 +95,7 @@ impl Writer {
                 },
                 mpsc::error::TrySendError::Closed(_) => ApiError::ServiceUnavailable {
                     detail: "the database writer has stopped".into(),
-                    retry_after: super::RETRY_AFTER_SECS,
+                    retry_after: RETRY_AFTER_SECS,
                 },
             }
         })?;
@@ -158,8 +160,9 @@ async fn commit_group(conn: &mut SqliteConnection, group: VecDeque<Job>) -> bool
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
+            let e = StoreError::from(e);
             for job in group {
-                let _ = job.reply.send(Err(ApiError::from(clone_error(&e))));
+                let _ = job.reply.send(Err(ApiError::from(e.clone())));
             }
             return false;
         }
@@ -213,16 +216,16 @@ async fn commit_group(conn: &mut SqliteConnection, group: VecDeque<Job>) -> bool
     }
     let healthy = broken.is_none();
     let committed = match broken {
-        None => tx.commit().await,
+        None => tx.commit().await.map_err(StoreError::from),
         Some(e) => {
             let _ = tx.rollback().await;
-            Err(e)
+            Err(StoreError::from(e))
         }
     };
     for (reply, out) in ran {
         let answer = match (&committed, out) {
             (Ok(()), out) => out,
-            (Err(e), Ok(_)) => Err(ApiError::from(clone_error(e))),
+            (Err(e), Ok(_)) => Err(ApiError::from(e.clone())),
             (Err(_), Err(own)) => Err(own),
         };
         let _ = reply.send(answer);
@@ -235,55 +238,4 @@ async fn commit_group(conn: &mut SqliteConnection, group: VecDeque<Job>) -> bool
         }));
     }
     healthy && committed.is_ok()
-}
-
-/// One access-log entry, as the writer appends it.
-#[derive(Debug, Clone)]
-pub struct LogRow {
-    pub at: String,
-    pub actor_id: String,
-    pub action: &'static str,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub ip: String,
-    pub request_id: String,
-    pub patient_id: Option<String>,
-    pub client_request_id: Option<String>,
-}
-
-/// Appends rows to the access log, a hundred per statement: the one place that writes it.
-pub async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(100) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO access_log (at, actor_id, action, resource_type, resource_id, ip,
-                 request_id, patient_id, client_request_id) VALUES {values}"
-        );
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(&r.at)
-                .bind(&r.actor_id)
-                .bind(r.action)
-                .bind(&r.resource_type)
-                .bind(&r.resource_id)
-                .bind(&r.ip)
-                .bind(&r.request_id)
-                .bind(&r.patient_id)
-                .bind(&r.client_request_id);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// `sqlx::Error` is not `Clone`; what the API distinguishes about it (its class) survives.
-fn clone_error(e: &sqlx::Error) -> sqlx::Error {
-    match super::failure(e) {
-        super::DbFailure::Full => {
-            sqlx::Error::Io(std::io::Error::from_raw_os_error(28 /* ENOSPC */))
-        }
-        super::DbFailure::Busy => sqlx::Error::PoolTimedOut,
-        _ => sqlx::Error::Protocol(format!("the group commit failed: {e}")),
-    }
 }
