@@ -17,3 +17,8 @@ pub fn unix_of(rfc3339: &str) -> i64 {
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// Now, in seconds since the Unix epoch (token and idempotency lifetimes).
+pub fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

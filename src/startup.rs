@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::throttle::{LoginThrottle, RateLimiter};
 use crate::config::Config;
-use crate::http::{server, App};
+use crate::http::{server, App, HttpState};
 use crate::ops::maintenance::Maintenance;
 use crate::telemetry::Metrics;
 use tokio::sync::Semaphore;
@@ -42,6 +42,21 @@ pub struct AppState {
     pub sockets: Arc<crate::queue::live::SocketCounts>,
 }
 
+impl axum::extract::FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}
+
+/// What the HTTP mechanism takes from the app's state.
+fn http_state(state: &AppState) -> HttpState {
+    HttpState {
+        config: state.config.clone(),
+        in_flight: state.in_flight.clone(),
+        metrics: state.metrics.clone(),
+    }
+}
+
 /// The whole application: every resource's routes plus the global HTTP behaviour.
 ///
 /// The global middleware wraps the finished router as a service rather than `Router::layer`,
@@ -70,12 +85,14 @@ pub fn app(state: AppState) -> App {
         .fallback(|| async { ApiError::NotFound("no resource at this path".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone());
+    let http = http_state(&state);
     ServiceBuilder::new()
         .layer(from_fn_with_state(
-            state.clone(),
+            http.clone(),
             crate::http::middleware::request_context,
         ))
-        .layer(from_fn_with_state(state, crate::http::middleware::guards))
+        .layer(from_fn_with_state(http, crate::http::middleware::guards))
+        .layer(from_fn_with_state(state, crate::ops::maintenance::gate))
         .service(router)
         .boxed_clone()
 }
@@ -201,7 +218,7 @@ impl Application {
             }
             let metrics_app = ServiceBuilder::new()
                 .layer(from_fn_with_state(
-                    self.state.clone(),
+                    http_state(&self.state),
                     crate::http::middleware::request_context,
                 ))
                 .service(

@@ -18,9 +18,7 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-pub fn now_unix() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
+pub use crate::clock::now_unix;
 
 pub async fn issue(db: &Store, user_id: &str, ttl_seconds: i64) -> Result<String, ApiError> {
     let token = new_token();

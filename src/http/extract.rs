@@ -6,8 +6,9 @@ use http::{header, Method};
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::{ApiError, FieldError};
-use crate::startup::AppState;
+use std::sync::Arc;
 
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
 
@@ -32,13 +33,13 @@ fn media_type(parts: &Parts) -> Option<String> {
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
-    AppState: FromRef<S>,
+    Arc<Config>: FromRef<S>,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let app = AppState::from_ref(state);
+        let config = Arc::<Config>::from_ref(state);
         let (parts, body) = req.into_parts();
         let patch = parts.method == Method::PATCH;
         let wanted = if patch {
@@ -52,20 +53,18 @@ where
                 patch,
             });
         }
-        let bytes = read_body(body, &app).await?;
+        let bytes = read_body(body, &config).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
 /// Reads a whole body within `CAREQ_CLIENT_TIMEOUT_MS` and `CAREQ_BODY_LIMIT_BYTES`.
-pub async fn read_body(body: axum::body::Body, app: &AppState) -> Result<bytes::Bytes, ApiError> {
-    let limit = app.config.body_limit_bytes;
-    let collected = tokio::time::timeout(
-        app.config.client_timeout(),
-        Limited::new(body, limit).collect(),
-    )
-    .await
-    .map_err(|_| ApiError::RequestTimeout)?;
+pub async fn read_body(body: axum::body::Body, config: &Config) -> Result<bytes::Bytes, ApiError> {
+    let limit = config.body_limit_bytes;
+    let collected =
+        tokio::time::timeout(config.client_timeout(), Limited::new(body, limit).collect())
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?;
     match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge(

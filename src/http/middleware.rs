@@ -13,9 +13,8 @@ use http::{Method, StatusCode, Version};
 use super::context::{self, RequestCtx};
 use super::cors;
 use super::negotiate::{self, Preference};
+use super::HttpState;
 use crate::error::{ApiError, ErrorLog};
-use crate::ops::maintenance::Maintenance;
-use crate::startup::AppState;
 
 /// The route template a response was served by, for metrics and logs (never the raw path).
 #[derive(Clone)]
@@ -34,7 +33,7 @@ const X_CLIENT_REQUEST_ID: &str = "x-client-request-id";
 /// Outermost layer: gives the request an id, turns panics into 500 problems, logs one line per
 /// request (ids and route templates only, never patient data), records metrics, and enforces
 /// what every response must (not) carry.
-pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn request_context(State(state): State<HttpState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     // careq's own id, always: a client-chosen one could make audit rows collide. The client's
     // (when plain) is kept beside it and echoed as `X-Client-Request-Id`.
@@ -135,37 +134,6 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     res
 }
 
-/// During maintenance the API answers 503, except signing in or out (admins need a token to
-/// end maintenance).
-fn in_maintenance_scope(req: &Request) -> bool {
-    let path = req.uri().path();
-    path.starts_with("/v1/") && path != "/v1/auth/token"
-}
-
-/// Whether the request carries a live admin token. The caller is not cached here, so the
-/// handler's own authentication (and rate limit) still runs.
-async fn is_admin(state: &AppState, token: Option<String>) -> bool {
-    let Some(token) = token else {
-        return false;
-    };
-    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    matches!(
-        crate::auth::tokens::authenticate(&state.db, token.trim(), ip).await,
-        Ok(Some(c)) if c.role == crate::auth::Role::Admin
-    )
-}
-
-fn bearer_token(req: &Request) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::to_owned)
-}
-
 /// Methods HTTP defines (RFC 9110, PATCH, QUERY); others answer 501 rather than 405.
 fn is_known_method(m: &Method) -> bool {
     matches!(
@@ -199,7 +167,7 @@ const UNVERSIONED: &[&str] = &[
 ];
 
 /// Checks every request passes before it is routed, in the order a careful server applies them.
-pub async fn guards(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn guards(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
     match check(&state, &req) {
         Ok(pref) => {
             req.extensions_mut().insert(pref);
@@ -208,12 +176,6 @@ pub async fn guards(State(state): State<AppState>, mut req: Request, next: Next)
     }
     if let Some(redirect) = canonical_redirect(&req) {
         return redirect;
-    }
-    if let Some(retry_after) = state.maintenance.retry_after() {
-        let token = bearer_token(&req);
-        if in_maintenance_scope(&req) && !is_admin(&state, token).await {
-            return Maintenance::error(retry_after).into_response();
-        }
     }
     let method = req.method().clone();
     let pref = req.extensions().get::<Preference>().copied();
@@ -236,7 +198,7 @@ pub async fn guards(State(state): State<AppState>, mut req: Request, next: Next)
     res
 }
 
-fn check(state: &AppState, req: &Request) -> Result<Preference, ApiError> {
+fn check(state: &HttpState, req: &Request) -> Result<Preference, ApiError> {
     let cfg = &state.config;
     if !is_known_method(req.method()) {
         return Err(ApiError::NotImplemented(format!(
@@ -277,7 +239,7 @@ fn check(state: &AppState, req: &Request) -> Result<Preference, ApiError> {
     }
 }
 
-fn check_host(state: &AppState, req: &Request) -> Result<(), ApiError> {
+fn check_host(state: &HttpState, req: &Request) -> Result<(), ApiError> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {

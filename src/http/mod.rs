@@ -6,7 +6,6 @@ pub mod context;
 pub mod cors;
 pub mod cursor_seal;
 pub mod extract;
-pub mod idempotency;
 pub mod middleware;
 pub mod negotiate;
 pub mod paging;
@@ -15,6 +14,7 @@ pub mod resource;
 pub mod server;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -22,3 +22,12 @@ use tower::util::BoxCloneService;
 
 /// The application as one service: what the accept loop calls for every request.
 pub type App = BoxCloneService<Request, Response, Infallible>;
+
+/// What the HTTP mechanism needs from the application: its configuration, the permits for
+/// requests in flight, and the metrics it records. Built from the app's state in `startup`.
+#[derive(Clone)]
+pub struct HttpState {
+    pub config: Arc<crate::config::Config>,
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
+}

@@ -3,7 +3,10 @@
 //! `Retry-After`, and so does `/readyz`.
 use std::sync::Mutex;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -33,6 +36,50 @@ impl Maintenance {
             retry_after,
         }
     }
+}
+
+/// The gate every request passes after the global checks: while maintenance is on, the API
+/// answers 503 with `Retry-After`, except to an admin and to signing in (admins need a token to
+/// end maintenance).
+pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(retry_after) = state.maintenance.retry_after() {
+        let token = bearer_token(&req);
+        if in_maintenance_scope(&req) && !is_admin(&state, token).await {
+            return Maintenance::error(retry_after).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// During maintenance the API answers 503, except signing in or out (admins need a token to
+/// end maintenance).
+fn in_maintenance_scope(req: &Request) -> bool {
+    let path = req.uri().path();
+    path.starts_with("/v1/") && path != "/v1/auth/token"
+}
+
+/// Whether the request carries a live admin token. The caller is not cached here, so the
+/// handler's own authentication (and rate limit) still runs.
+async fn is_admin(state: &AppState, token: Option<String>) -> bool {
+    let Some(token) = token else {
+        return false;
+    };
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    matches!(
+        crate::auth::tokens::authenticate(&state.db, token.trim(), ip).await,
+        Ok(Some(c)) if c.role == crate::auth::Role::Admin
+    )
+}
+
+fn bearer_token(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned)
 }
 
 pub fn router() -> Router<AppState> {

@@ -11,7 +11,7 @@ use super::domain::NewPatient;
 use crate::auth::{perm, Caller, Require};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
-use crate::http::idempotency::{record_in, Claimed};
+use crate::idempotency::{record_in, Claimed};
 use crate::startup::AppState;
 use crate::store::Tx;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
-use crate::http::idempotency::{ReplayCheck, Replayed};
+use crate::idempotency::{ReplayCheck, Replayed};
 use crate::startup::AppState;
 use crate::store::{Store, StoreError, Tx};
 use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};

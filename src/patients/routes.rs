@@ -15,12 +15,12 @@ use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::conditional::Representation;
 use crate::http::extract::{parse_value, query_date, ApiQuery, JsonBody};
-use crate::http::idempotency::{idempotency, record_in, Claimed, Idempotency};
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
 use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page, PageParams};
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
+use crate::idempotency::{idempotency, record_in, Claimed, Idempotency};
 use crate::startup::AppState;
 use crate::store::PatientMark;
 

@@ -149,6 +149,40 @@ pub struct NewTicket<'a> {
     pub priority: Priority,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DayReport {
+    pub date: String,
+    pub issued: u32,
+    pub served: u32,
+    pub no_shows: u32,
+    pub cancelled: u32,
+    /// From issue to call, over tickets that were called.
+    pub average_wait_seconds: Option<f64>,
+    pub p90_wait_seconds: Option<f64>,
+}
+
+impl DayReport {
+    /// The figures of a day from each ticket's status and, once called, the seconds it waited.
+    pub fn of(date: String, rows: &[(String, Option<f64>)]) -> DayReport {
+        let count = |s: &str| rows.iter().filter(|(st, _)| st == s).count() as u32;
+        let mut waits: Vec<f64> = rows.iter().filter_map(|(_, w)| *w).collect();
+        waits.sort_by(|a, b| a.total_cmp(b));
+        let average = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
+        // The nearest-rank 90th percentile.
+        let p90 = (!waits.is_empty())
+            .then(|| waits[((waits.len() as f64 * 0.9).ceil() as usize).clamp(1, waits.len()) - 1]);
+        DayReport {
+            date,
+            issued: rows.len() as u32,
+            served: count("served"),
+            no_shows: count("no_show"),
+            cancelled: count("cancelled"),
+            average_wait_seconds: average,
+            p90_wait_seconds: p90,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

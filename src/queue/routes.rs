@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{may_move, Priority, Status, Ticket};
+use super::domain::{may_move, DayReport, Priority, Status, Ticket};
 use super::{issue_in, local_day, next_to_call, queue_of, readable, usable_ticket, visible_ticket};
 use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
@@ -277,18 +277,6 @@ pub struct ReportParams {
     pub date: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct DayReport {
-    pub date: String,
-    pub issued: u32,
-    pub served: u32,
-    pub no_shows: u32,
-    pub cancelled: u32,
-    /// From issue to call, over tickets that were called.
-    pub average_wait_seconds: Option<f64>,
-    pub p90_wait_seconds: Option<f64>,
-}
-
 /// A day's queue figures
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/report", tag = "queue", params(("id" = String, Path), ReportParams),
     responses((status = 200, description = "The figures", body = DayReport), (status = 404, description = "No such clinic, or not yours")))]
@@ -305,21 +293,7 @@ pub async fn report(
         None => local_day(&clinic),
     };
     let rows = conn.day_tickets(&clinic.id, &date).await?;
-    let count = |s: &str| rows.iter().filter(|(st, _)| st == s).count() as u32;
-    let mut waits: Vec<f64> = rows.iter().filter_map(|(_, w)| *w).collect();
-    waits.sort_by(|a, b| a.total_cmp(b));
-    let average = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
-    let p90 = (!waits.is_empty())
-        .then(|| waits[((waits.len() as f64 * 0.9).ceil() as usize).clamp(1, waits.len()) - 1]);
-    Ok(Json(DayReport {
-        date,
-        issued: rows.len() as u32,
-        served: count("served"),
-        no_shows: count("no_show"),
-        cancelled: count("cancelled"),
-        average_wait_seconds: average,
-        p90_wait_seconds: p90,
-    }))
+    Ok(Json(DayReport::of(date, &rows)))
 }
 
 /// Read a ticket

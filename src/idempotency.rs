@@ -19,9 +19,9 @@ use http::request::Parts;
 use http::StatusCode;
 use sha2::{Digest, Sha256};
 
-use super::extract::read_body;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
+use crate::http::extract::read_body;
 use crate::startup::AppState;
 use crate::store::{Outcome, Tx};
 
@@ -153,7 +153,7 @@ async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Resp
         }
         .into_response());
     };
-    let bytes = read_body(body, app)
+    let bytes = read_body(body, &app.config)
         .await
         .map_err(IntoResponse::into_response)?;
     let hash = request_hash(&parts, &bytes);
@@ -211,7 +211,7 @@ pub async fn record_in(
             ))
         })
         .collect();
-    let now = crate::auth::tokens::now_unix();
+    let now = crate::clock::now_unix();
     let outcome = Outcome {
         caller_id: claim.caller_id.clone(),
         key: claim.key.clone(),
@@ -227,7 +227,7 @@ pub async fn record_in(
 }
 
 async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Outcome>, ApiError> {
-    let since = crate::auth::tokens::now_unix() - KEEP_SECONDS;
+    let since = crate::clock::now_unix() - KEEP_SECONDS;
     let mut conn = app.db.read().await?;
     Ok(conn.find_outcome(caller_id, key, since).await?)
 }
