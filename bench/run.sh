@@ -5,17 +5,19 @@
 # prints one table (also written as markdown to target/bench/results.md).
 #
 #   bench/run.sh [--patients N] [--tickets M] [--duration S] [--runs R] [--connections C]
-#                [--warmup S] [--statuses]
+#                [--warmup S] [--statuses] [--only NAME,NAME...]
 #
 # Defaults: 100000 patients, 3 runs x 10 s, 64 connections, 2 s warm-up; waiting tickets: three
 # per patient up to 300000 (enough that call-next does not run dry; fewer keeps a smoke run fast).
 # --statuses makes wrk count every response's status (slower client; for diagnosis).
+# --only runs just the named scenarios (and the baselines), e.g. --only search_name,search_mrn
+# for the large search run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-patients=100000 tickets="" duration=10 runs=3 connections=64 warmup=2 statuses=0
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+patients=100000 tickets="" duration=10 runs=3 connections=64 warmup=2 statuses=0 only=""
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --patients) patients=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --connections) connections=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --statuses) statuses=1; shift ;;
+    --only) only=",$2,"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage ;;
   esac
@@ -111,6 +114,7 @@ drive() { # scenario seconds url output
 # scenario label server basis: warm up, measure R runs, note the server's RSS afterwards.
 scenario() {
   local name=$1 label=$2 server=$3 basis=$4 url pid
+  if [ -n "$only" ] && [ "$server" != baseline ] && [[ "$only" != *",$name,"* ]]; then return; fi
   if [ "$server" = baseline ]; then url="http://127.0.0.1:$bport" pid=$baseline_pid
   else url="http://127.0.0.1:$port" pid=$careq_pid; fi
   printf 'bench: %-44s' "$label"
