@@ -48,6 +48,7 @@ use crate::error::PROBLEM_JSON;
         crate::patients::routes::seal,
         crate::patients::routes::unseal,
         crate::patients::routes::access_log,
+        crate::access::routes::list,
         crate::patients::batch::batch,
         crate::ops::maintenance::set_maintenance,
         crate::queue::routes::issue,

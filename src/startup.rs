@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> App {
         .merge(crate::ops::router())
         .merge(crate::ops::maintenance::router())
         .merge(crate::auth::routes::router())
+        .merge(crate::access::routes::router())
         .merge(crate::users::router())
         .merge(crate::clinics::router())
         .merge(crate::patients::router(&state))

@@ -1,6 +1,8 @@
 //! The access log: a durable, append-only record of who read or changed which record, when, from
 //! which IP, under which request id. Writes go into the same transaction as the change they
 //! describe; reads are recorded before the response is sent. Triggers refuse UPDATE and DELETE.
+pub mod routes;
+
 use crate::auth::Caller;
 use crate::clock::now_rfc3339;
 use crate::error::ApiError;
@@ -137,4 +139,30 @@ pub async fn list(
     Ok(tx
         .access_entries(resource_type, resource_id, after, limit)
         .await?)
+}
+
+/// An instant as the log stores it (RFC 3339 UTC, milliseconds), from a query or CLI value: an
+/// RFC 3339 instant, or a `YYYY-MM-DD` UTC day — its start, or with `end_of_day` the start of the
+/// next day (so `to=2026-11-28` includes all of that day).
+pub fn instant(name: &str, value: &str, end_of_day: bool) -> Result<String, ApiError> {
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+    if value.len() == 10 {
+        let day = crate::http::extract::query_date(name, value)?;
+        let day = if end_of_day {
+            day.tomorrow()
+                .map_err(|_| ApiError::bad_param(name, "a day before 9999-12-31"))?
+        } else {
+            day
+        };
+        return Ok(format!("{day}T00:00:00.000Z"));
+    }
+    value
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.strftime(FORMAT).to_string())
+        .map_err(|_| {
+            ApiError::bad_param(
+                name,
+                "an RFC 3339 instant (2026-11-28T09:30:00Z) or a YYYY-MM-DD day",
+            )
+        })
 }

@@ -1,4 +1,7 @@
-//! The command line: `serve`, `migrate`, `user`, `status`. One file per command.
+//! The command line: `serve`, `migrate`, `user`, `clinic`, `audit`, `status`. One file per
+//! command.
+pub mod audit;
+pub mod clinic;
 pub mod migrate;
 pub mod serve;
 pub mod status;
@@ -40,6 +43,30 @@ pub enum Command {
         #[command(subcommand)]
         command: user::UserCommand,
     },
+    /// Manage clinics.
+    Clinic {
+        #[arg(
+            long,
+            env = "CAREQ_DATABASE_URL",
+            default_value = "sqlite://careq.db",
+            global = true
+        )]
+        database_url: String,
+        #[command(subcommand)]
+        command: clinic::ClinicCommand,
+    },
+    /// Archive old access-log entries (the retention policy).
+    Audit {
+        #[arg(
+            long,
+            env = "CAREQ_DATABASE_URL",
+            default_value = "sqlite://careq.db",
+            global = true
+        )]
+        database_url: String,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Show catalogue entries: a code (`404`), a class (`4xx`), or all.
     Status {
         /// A status code or class; omit for the whole catalogue.
@@ -58,7 +85,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             database_url,
             command,
         } => user::run(&database_url, command).await.map(|_| 0),
+        Command::Clinic {
+            database_url,
+            command,
+        } => clinic::run(&database_url, command).await.map(|_| 0),
+        Command::Audit {
+            database_url,
+            command,
+        } => audit::run(&database_url, command).await.map(|_| 0),
         Command::BenchSeed(args) => crate::store::sqlite::seed::run(args).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
+}
+
+/// An API error in plain words for a terminal: what went wrong and, for each field, the field's
+/// name and its problem (`username: …`) — no HTTP status names.
+pub fn plain(e: crate::error::ApiError) -> anyhow::Error {
+    let p = e.problem();
+    if p.errors.is_empty() {
+        return anyhow::anyhow!("{}", p.detail);
+    }
+    let fields: Vec<String> = p
+        .errors
+        .iter()
+        .map(|f| {
+            let name = f.pointer.trim_start_matches('/').replace('/', ".");
+            let name = if name.is_empty() { "input" } else { &name };
+            format!("{name}: {}", f.message)
+        })
+        .collect();
+    anyhow::anyhow!("{}", fields.join("\n"))
 }

@@ -1,6 +1,7 @@
-//! `careq user add|passwd|list`: manage staff accounts from the server's own shell. Passwords are
-//! read from standard input (first line), never from arguments, so they stay out of `ps`.
-use std::io::BufRead;
+//! `careq user add|passwd|deactivate|list`: manage staff accounts from the server's own shell.
+//! Passwords never come from arguments (they would show in `ps`): at a terminal they are asked
+//! for twice without echo; from a pipe the first line of standard input is the password.
+use std::io::{BufRead, IsTerminal};
 
 use clap::Subcommand;
 
@@ -18,26 +19,26 @@ pub enum UserCommand {
         #[arg(long = "clinic")]
         clinics: Vec<String>,
     },
-    /// Set a user's password, read from standard input.
+    /// Set a user's password; every session of theirs ends.
     Passwd { username: String },
+    /// Deactivate a user: they can no longer sign in and every session of theirs ends.
+    Deactivate { username: String },
     /// List users.
     List,
 }
 
 fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        if first != again {
+            anyhow::bail!("password: the two entries differ");
+        }
+        return Ok(first);
+    }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-fn problem_text(e: crate::error::ApiError) -> anyhow::Error {
-    let p = e.problem();
-    let details: Vec<String> = p
-        .errors
-        .iter()
-        .map(|f| format!("{}: {}", f.pointer, f.message))
-        .collect();
-    anyhow::anyhow!("{} ({}) {}", p.detail, p.title, details.join("; "))
 }
 
 pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
@@ -56,7 +57,7 @@ pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             };
             let user = crate::users::create(&db, new, None)
                 .await
-                .map_err(problem_text)?;
+                .map_err(super::plain)?;
             println!(
                 "created {} ({}) {}",
                 user.username,
@@ -66,22 +67,32 @@ pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { username } => {
             let pw = read_password()?;
-            password::validate(&pw, "password").map_err(problem_text)?;
-            let hash = password::hash(pw).await.map_err(problem_text)?;
+            password::validate(&pw, "/password").map_err(super::plain)?;
+            let hash = password::hash(pw).await.map_err(super::plain)?;
             if !crate::users::set_password(&db, &username, &hash)
                 .await
-                .map_err(problem_text)?
+                .map_err(super::plain)?
             {
                 anyhow::bail!("no user named {username}");
             }
             println!("password changed for {username}");
         }
+        UserCommand::Deactivate { username } => {
+            if !crate::users::deactivate(&db, &username)
+                .await
+                .map_err(super::plain)?
+            {
+                anyhow::bail!("no user named {username}");
+            }
+            println!("deactivated {username}; their sessions have ended");
+        }
         UserCommand::List => {
+            println!("ID\tUSERNAME\tROLE\tSTATE\tCLINICS");
             let mut after = String::new();
             loop {
                 let page = crate::users::list(&db, &after, 200)
                     .await
-                    .map_err(problem_text)?;
+                    .map_err(super::plain)?;
                 for u in page.iter().take(200) {
                     println!(
                         "{}\t{}\t{}\t{}\t{}",

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::domain::{merge_patch, NewPatient, Patient, PatientFields, SearchFilters as Filters};
 use super::{location, resolve, Resolved};
-use crate::access::{self, Action, Entry, Touch};
+use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::conditional::Representation;
@@ -512,15 +512,9 @@ async fn set_seal(
         .await
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct AccessLogPage {
-    pub items: Vec<Entry>,
-    pub next_cursor: Option<String>,
-}
-
 /// Who read or changed this patient record (admin)
 #[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$"), NumericPageParams),
-    responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
+    responses((status = 200, description = "A page of entries, oldest first", body = crate::access::routes::AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient")))]
 pub async fn access_log(

@@ -81,6 +81,8 @@ pub struct LogEntry {
     pub seq: i64,
     pub at: String,
     pub actor_id: String,
+    /// The actor's username, for people reading the log (absent if the account is gone).
+    pub actor_username: Option<String>,
     pub action: String,
     pub resource_type: String,
     pub resource_id: String,
@@ -92,6 +94,17 @@ pub struct LogEntry {
     pub patient_id: Option<String>,
     /// The `X-Request-Id` the client sent, if any: for correlation only.
     pub client_request_id: Option<String>,
+}
+
+/// Which access-log entries a listing wants (all given filters hold).
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub actor_id: Option<String>,
+    pub resource_type: Option<String>,
+    /// Entries at or after this time (RFC 3339, as stored).
+    pub from: Option<String>,
+    /// Entries before this time (RFC 3339, as stored).
+    pub before: Option<String>,
 }
 
 /// The stored outcome of a request made with an `Idempotency-Key`.
@@ -219,6 +232,8 @@ pub trait Tx: Send {
     /// Live users after `after` by id, at most `limit + 1`.
     async fn list_users(&mut self, after: &str, limit: u32) -> Result<Vec<User>, StoreError>;
     async fn count_users(&mut self) -> Result<i64, StoreError>;
+    /// The id of the live user with this (normalized) username.
+    async fn user_id_by_name(&mut self, username: &str) -> Result<Option<String>, StoreError>;
     /// The id and password hash of an active user with this (normalized) username.
     async fn credentials(&mut self, username: &str)
         -> Result<Option<(String, String)>, StoreError>;
@@ -368,6 +383,16 @@ pub trait Tx: Send {
         after: i64,
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError>;
+    /// Entries matching `f`, oldest first after sequence number `after`, at most `limit + 1`.
+    async fn access_log(
+        &mut self,
+        f: &LogFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+    /// Removes the entries before `before` up to sequence number `through` (an archive that was
+    /// written first): the one way entries leave the log, never reached through the API.
+    async fn purge_access_log(&mut self, before: &str, through: i64) -> Result<u64, StoreError>;
     /// Stores an outcome, first dropping those created before `expired_before`.
     async fn save_outcome(&mut self, o: &Outcome, expired_before: i64) -> Result<(), StoreError>;
     async fn find_outcome(

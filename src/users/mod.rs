@@ -120,3 +120,25 @@ pub async fn set_password(db: &Store, username: &str, hash: &str) -> Result<bool
     })
     .await
 }
+
+/// Deactivates a user by name (the CLI) and ends their sessions; false if there is no such user.
+pub async fn deactivate(db: &Store, username: &str) -> Result<bool, ApiError> {
+    let username = domain::normalize_username(username);
+    db.write(move |tx| {
+        Box::pin(async move {
+            let Some(id) = tx.user_id_by_name(&username).await? else {
+                return Ok(false);
+            };
+            let user = get(tx, &id).await?;
+            if !tx
+                .update_user(&id, user.version, user.role, false, None)
+                .await?
+            {
+                return Err(ApiError::internal("the user changed under the write lock"));
+            }
+            revoke_tokens(tx, &id).await?;
+            Ok(true)
+        })
+    })
+    .await
+}

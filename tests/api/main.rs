@@ -1,7 +1,9 @@
 //! One test binary for every API test: the app is spawned on a free port per test.
 mod appointments;
+mod audit;
 mod auth;
 mod catalogue;
+mod cli;
 mod clinics;
 mod durability;
 mod fuzz;

@@ -1,7 +1,9 @@
-//! The access log in SQLite: appended to, never changed (triggers refuse UPDATE and DELETE).
+//! The access log in SQLite: appended to, never changed through the API (triggers refuse UPDATE
+//! and DELETE; only the archive, run by an operator, lifts the DELETE trigger inside its own
+//! transaction).
 use sqlx::{Row, SqliteConnection};
 
-use crate::store::{LogEntry, LogRow, StoreError};
+use crate::store::{LogEntry, LogFilter, LogRow, StoreError};
 
 /// Appends rows, a hundred per statement: the one place that writes the log.
 pub async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Result<(), sqlx::Error> {
@@ -29,6 +31,27 @@ pub async fn append_rows(conn: &mut SqliteConnection, rows: &[&LogRow]) -> Resul
     Ok(())
 }
 
+const SELECT: &str =
+    "SELECT a.seq, a.at, a.actor_id, u.username AS actor_username, a.action, a.resource_type,
+         a.resource_id, a.ip, a.request_id, a.patient_id, a.client_request_id
+     FROM access_log a LEFT JOIN users u ON u.id = a.actor_id";
+
+fn entry_of(r: &sqlx::sqlite::SqliteRow) -> LogEntry {
+    LogEntry {
+        seq: r.get("seq"),
+        at: r.get("at"),
+        actor_id: r.get("actor_id"),
+        actor_username: r.get("actor_username"),
+        action: r.get("action"),
+        resource_type: r.get("resource_type"),
+        resource_id: r.get("resource_id"),
+        ip: r.get("ip"),
+        request_id: r.get("request_id"),
+        patient_id: r.get("patient_id"),
+        client_request_id: r.get("client_request_id"),
+    }
+}
+
 /// A page of entries for one record, oldest first, after sequence number `after`. For a patient
 /// this includes entries about resources that carry the patient's data.
 pub async fn entries(
@@ -39,15 +62,13 @@ pub async fn entries(
     limit: u32,
 ) -> Result<Vec<LogEntry>, StoreError> {
     let about_patient = if resource_type == "patient" {
-        " OR patient_id = $2"
+        " OR a.patient_id = $2"
     } else {
         ""
     };
     let rows = sqlx::query(&format!(
-        "SELECT seq, at, actor_id, action, resource_type, resource_id, ip, request_id, patient_id,
-             client_request_id
-         FROM access_log WHERE ((resource_type = $1 AND resource_id = $2){about_patient}) AND seq > $3
-         ORDER BY seq LIMIT $4"
+        "{SELECT} WHERE ((a.resource_type = $1 AND a.resource_id = $2){about_patient}) AND a.seq > $3
+         ORDER BY a.seq LIMIT $4"
     ))
     .bind(resource_type)
     .bind(resource_id)
@@ -55,19 +76,58 @@ pub async fn entries(
     .bind(limit as i64 + 1)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LogEntry {
-            seq: r.get("seq"),
-            at: r.get("at"),
-            actor_id: r.get("actor_id"),
-            action: r.get("action"),
-            resource_type: r.get("resource_type"),
-            resource_id: r.get("resource_id"),
-            ip: r.get("ip"),
-            request_id: r.get("request_id"),
-            patient_id: r.get("patient_id"),
-            client_request_id: r.get("client_request_id"),
-        })
-        .collect())
+    Ok(rows.iter().map(entry_of).collect())
+}
+
+/// A page of the whole log, oldest first, filtered.
+pub async fn filtered(
+    conn: &mut SqliteConnection,
+    f: &LogFilter,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let mut sql = format!("{SELECT} WHERE a.seq > ?");
+    let mut binds = Vec::new();
+    for (cond, value) in [
+        (" AND a.actor_id = ?", &f.actor_id),
+        (" AND a.resource_type = ?", &f.resource_type),
+        (" AND a.at >= ?", &f.from),
+        (" AND a.at < ?", &f.before),
+    ] {
+        if let Some(v) = value {
+            sql.push_str(cond);
+            binds.push(v.clone());
+        }
+    }
+    sql.push_str(" ORDER BY a.seq LIMIT ?");
+    let mut q = sqlx::query(&sql).bind(after);
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.bind(limit as i64 + 1).fetch_all(conn).await?;
+    Ok(rows.iter().map(entry_of).collect())
+}
+
+/// Deletes the entries before `before` up to `through`: the DELETE trigger is lifted and put
+/// back inside the caller's transaction, so no other writer ever sees the log unguarded.
+pub async fn purge(
+    conn: &mut SqliteConnection,
+    before: &str,
+    through: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("DROP TRIGGER access_log_no_delete")
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM access_log WHERE seq <= $1 AND at < $2")
+        .bind(through)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log
+         BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }

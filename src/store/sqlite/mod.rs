@@ -170,7 +170,7 @@ use crate::auth::Role;
 use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::patients::domain::{Patient, SearchFilters, StoredPatient, ValidPatient};
 use crate::queue::domain::{NewTicket, Priority, Status, Ticket};
-use crate::store::{LogEntry, Outcome, PatientMark, TokenOwner};
+use crate::store::{LogEntry, LogFilter, Outcome, PatientMark, TokenOwner};
 use crate::users::domain::{StoredUser, User, Username};
 
 /// Each operation is one of the feature modules' functions on this connection.
@@ -283,6 +283,9 @@ impl Tx for SqliteTx<'_> {
     }
     async fn count_users(&mut self) -> Result<i64, StoreError> {
         users::count(self.c()).await
+    }
+    async fn user_id_by_name(&mut self, username: &str) -> Result<Option<String>, StoreError> {
+        users::id_by_name(self.c(), username).await
     }
     async fn credentials(
         &mut self,
@@ -477,6 +480,17 @@ impl Tx for SqliteTx<'_> {
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError> {
         access::entries(self.c(), resource_type, resource_id, after, limit).await
+    }
+    async fn access_log(
+        &mut self,
+        f: &LogFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        access::filtered(self.c(), f, after, limit).await
+    }
+    async fn purge_access_log(&mut self, before: &str, through: i64) -> Result<u64, StoreError> {
+        access::purge(self.c(), before, through).await
     }
     async fn save_outcome(&mut self, o: &Outcome, expired_before: i64) -> Result<(), StoreError> {
         settings::save_outcome(self.c(), o, expired_before).await

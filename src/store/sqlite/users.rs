@@ -217,3 +217,16 @@ pub async fn set_password_by_name(
     .fetch_optional(conn)
     .await?)
 }
+
+/// The id of the live user with this username (in any spelling).
+pub async fn id_by_name(
+    conn: &mut SqliteConnection,
+    username: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE username = $1 AND deleted_at IS NULL")
+            .bind(normalize_username(username))
+            .fetch_optional(conn)
+            .await?,
+    )
+}
