@@ -51,7 +51,10 @@ impl SqliteEngine {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // The writer touches index pages all over the access log's and patients' indexes:
+            // 32 MiB of page cache keeps them from being re-read on every group.
+            .pragma("cache_size", "-32768");
         let max_bytes = o.max_bytes;
         let open_writer = move || {
             let opts = write_opts.clone();
@@ -73,6 +76,9 @@ impl SqliteEngine {
             .max(4);
         let read = SqlitePoolOptions::new()
             .max_connections(readers as u32)
+            // A read-only connection to a local file does not go stale; a test query on every
+            // acquire would cost each request one more hand-off to the connection's thread.
+            .test_before_acquire(false)
             .acquire_timeout(o.busy_timeout + Duration::from_secs(1))
             .connect_with(base.read_only(true))
             .await
