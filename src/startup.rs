@@ -184,6 +184,18 @@ impl Application {
             sockets: Arc::default(),
             config: Arc::new(config),
         };
+        // Histogram samples are folded into buckets now and then; the task ends with the app.
+        let metrics = Arc::downgrade(&state.metrics);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                match metrics.upgrade() {
+                    Some(m) => m.upkeep(),
+                    None => return,
+                }
+            }
+        });
         Ok(Self {
             listener,
             metrics_listener,

@@ -60,7 +60,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     _admin: crate::auth::Require<crate::auth::perm::ReadMetrics>,
 ) -> Response {
-    exposition(&state)
+    exposition(&state).await
 }
 
 /// The metrics router for `CAREQ_METRICS_LISTEN`: `/metrics` without a token (that address is
@@ -68,13 +68,27 @@ pub async fn metrics(
 pub fn metrics_only_router() -> Router<AppState> {
     Router::new().route(
         "/metrics",
-        get(|State(state): State<AppState>| async move { exposition(&state) }),
+        get(|State(state): State<AppState>| async move { exposition(&state).await }),
     )
 }
 
 /// How often records are sealed or their logs read is itself sensitive: never public.
-fn exposition(state: &AppState) -> Response {
-    let mut res = state.metrics.render().into_response();
+async fn exposition(state: &AppState) -> Response {
+    // A scrape must not fail because the database is busy: the per-clinic gauge is then left out.
+    let waiting = crate::queue::waiting_per_clinic(&state.db)
+        .await
+        .unwrap_or_default();
+    let gauges = crate::telemetry::Gauges {
+        in_flight: state
+            .config
+            .max_in_flight
+            .max(1)
+            .saturating_sub(state.in_flight.available_permits()),
+        sockets: state.sockets.total(),
+        write_queue: state.db.write_queue_depth(),
+        waiting,
+    };
+    let mut res = state.metrics.render(&gauges).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

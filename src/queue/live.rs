@@ -198,6 +198,15 @@ pub struct SocketSlot {
 }
 
 impl SocketCounts {
+    /// Open sockets over all clinics.
+    pub fn total(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
     fn take(
         counts: &std::sync::Arc<SocketCounts>,
         clinic_id: &str,

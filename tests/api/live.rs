@@ -341,6 +341,17 @@ async fn live_sockets_per_clinic_are_capped_with_503() {
     let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     next_json(&mut first).await;
     next_json(&mut second).await;
+    // The operator sees them in the metrics.
+    let admin = app.admin_token().await;
+    let text = app
+        .authed(reqwest::Method::GET, "/metrics", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\ncareq_websockets_open 2\n"), "{text}");
     match tokio_tungstenite::connect_async(&url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
             assert_eq!(res.status(), 503);

@@ -35,6 +35,20 @@ async fn metrics_count_requests_by_route_method_and_status() {
     let admin = app.admin_token().await;
     app.get("/v1/status-codes/404").await;
     app.get("/v1/status-codes/999").await;
+    let clinic = app.create_clinic(&admin, "North").await;
+    for _ in 0..2 {
+        let res = app
+            .authed(
+                reqwest::Method::POST,
+                &format!("/v1/clinics/{clinic}/queue/tickets"),
+                &admin,
+            )
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
     let res = app
         .authed(reqwest::Method::GET, "/metrics", &admin)
         .send()
@@ -52,9 +66,32 @@ async fn metrics_count_requests_by_route_method_and_status() {
     assert!(text.contains(
         r#"careq_http_requests_total{route="/v1/status-codes/{code}",method="GET",status="404"} 1"#
     ));
+    // The latency histogram keeps route, method and status as labels too.
     assert!(text.contains(
-        r#"careq_http_request_duration_seconds_count{route="/v1/status-codes/{code}"} 2"#
+        r#"careq_http_request_duration_seconds_count{route="/v1/status-codes/{code}",method="GET",status="404"} 1"#
     ));
+    assert!(text.contains("# TYPE careq_http_request_duration_seconds histogram"));
+    // Gauges describe the moment of the scrape: this request is in flight, the clinic has two
+    // waiting tickets, nothing waits for the writer.
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("careq_http_requests_in_flight ") >= 1.0);
+    assert_eq!(value(&format!("careq_queue_waiting_tickets{{clinic=\"{clinic}\"}} ")), 2.0);
+    assert_eq!(value("careq_storage_write_queue_depth "), 0.0);
+    assert_eq!(value("careq_websockets_open "), 0.0);
+    assert_eq!(
+        value(&format!("careq_build_info{{version=\"{}\"}} ", env!("CARGO_PKG_VERSION"))),
+        1.0
+    );
+    assert!(value("process_resident_memory_bytes ") > 1e6);
+    assert!(value("process_open_fds ") > 0.0);
+    assert!(value("process_start_time_seconds ") > 1.7e9);
     assert!(
         !text.contains("/v1/status-codes/999"),
         "raw paths must not become labels"
