@@ -145,18 +145,22 @@ impl fmt::Debug for Config {
 }
 
 impl Default for Config {
-    /// The documented defaults, as `careq serve` with no flags or environment would use.
+    /// The documented defaults, as `careq serve` with no flags and no `CAREQ_*` variables would
+    /// use. The environment is not read: the defaults live in one place (the attributes), and a
+    /// developer's exported `CAREQ_*` cannot change what the test suite tests.
     fn default() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
         #[derive(clap::Parser)]
         struct Wrap {
             #[command(flatten)]
             c: Config,
         }
-        // Parse from an empty argument list so defaults live in one place (the attributes).
-        // Environment variables are not consulted here by clearing nothing: callers that need a
-        // pure default (tests) override every field they depend on.
-        <Wrap as clap::Parser>::try_parse_from(["careq"])
+        let matches = Wrap::command()
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(["careq"])
+            .expect("the defaults parse");
+        Wrap::from_arg_matches(&matches)
             .map(|w| w.c)
-            .expect("defaults parse")
+            .expect("the defaults parse")
     }
 }

@@ -38,6 +38,15 @@ pub struct RateInfo {
 }
 
 /// Every failure careq reports. The variant decides the status; see `status()`.
+/// The method of a request whose body was refused with 415: it decides which header names the
+/// media type the endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMethod {
+    Post,
+    Patch,
+    Put,
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     /// Malformed syntax: JSON, a parameter, a header, a cursor.
@@ -71,10 +80,12 @@ pub enum ApiError {
     UriTooLong {
         limit: usize,
     },
-    /// `accept` is what the endpoint takes; sent as `Accept-Patch` for PATCH, else `Accept`.
+    /// `accept` is what the endpoint takes, named in `Accept-Post` for POST and `Accept-Patch`
+    /// for PATCH (never in `Accept`, which is a request header); PUT has no such header, so the
+    /// problem's detail says it.
     UnsupportedMediaType {
         accept: &'static str,
-        patch: bool,
+        method: BodyMethod,
     },
     RangeNotSatisfiable {
         length: u64,
@@ -256,14 +267,11 @@ impl ApiError {
             ),
             RequestTimeout => put(header::CONNECTION, "close".into()),
             PreconditionFailed { current_etag } => put(header::ETAG, current_etag.clone()),
-            UnsupportedMediaType { accept, patch } => put(
-                if *patch {
-                    HeaderName::from_static("accept-patch")
-                } else {
-                    header::ACCEPT
-                },
-                (*accept).into(),
-            ),
+            UnsupportedMediaType { accept, method } => match method {
+                BodyMethod::Post => put(HeaderName::from_static("accept-post"), (*accept).into()),
+                BodyMethod::Patch => put(HeaderName::from_static("accept-patch"), (*accept).into()),
+                BodyMethod::Put => {}
+            },
             RangeNotSatisfiable { length } => {
                 put(header::CONTENT_RANGE, format!("bytes */{length}"))
             }
@@ -471,7 +479,7 @@ mod tests {
             (
                 ApiError::UnsupportedMediaType {
                     accept: "application/json",
-                    patch: false,
+                    method: BodyMethod::Post,
                 },
                 415,
             ),

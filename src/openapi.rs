@@ -141,10 +141,6 @@ fn required_headers(code: u16) -> &'static [(&'static str, &'static str)] {
         405 => &[("Allow", "The methods the resource supports")],
         408 => &[("Connection", "`close`")],
         412 => &[("ETag", "The current validator")],
-        415 => &[(
-            "Accept",
-            "The media type the endpoint takes (`Accept-Patch` for PATCH)",
-        )],
         416 => &[("Content-Range", "`bytes */LENGTH`")],
         426 => &[("Upgrade", "`websocket`")],
         429 => &[("Retry-After", "Seconds until a retry can succeed")],
@@ -215,7 +211,7 @@ fn require_if_match(op: &mut Operation) {
     }
 }
 
-fn apply(op: &mut Operation) {
+fn apply(op: &mut Operation, method: &str) {
     let mut codes: Vec<u16> = EVERY_OPERATION.to_vec();
     let has_body = op
         .request_body
@@ -248,6 +244,20 @@ fn apply(op: &mut Operation) {
                 .responses
                 .insert(key, RefOr::T(complete(code, Some(r))));
         }
+    }
+    // A 415 names what the endpoint takes in the header made for its method.
+    let accept = match method {
+        "post" => Some("Accept-Post"),
+        "patch" => Some("Accept-Patch"),
+        _ => None,
+    };
+    if let (Some(name), Some(RefOr::T(r))) = (accept, op.responses.responses.get_mut("415")) {
+        r.headers.entry(name.to_string()).or_insert_with(|| {
+            HeaderBuilder::new()
+                .schema(string_schema())
+                .description(Some("The media type the endpoint takes"))
+                .build()
+        });
     }
 }
 
@@ -369,20 +379,19 @@ impl Modify for Conventions {
                         .or_insert_with(|| RefOr::T(complete(405, None)));
                 }
             }
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                apply(op);
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+                ("head", &mut item.head),
+                ("options", &mut item.options),
+                ("trace", &mut item.trace),
+            ] {
+                if let Some(op) = op {
+                    apply(op, method);
+                }
             }
         }
         add_links(api);
@@ -404,6 +413,20 @@ mod tests {
                     assert!(
                         responses.contains_key(&code.to_string()),
                         "{method} {path} lacks {code}"
+                    );
+                }
+                if let Some(res) = responses.get("415") {
+                    let name = match method.as_str() {
+                        "post" => Some("Accept-Post"),
+                        "patch" => Some("Accept-Patch"),
+                        _ => None,
+                    };
+                    if let Some(name) = name {
+                        assert!(res["headers"].get(name).is_some(), "{method} {path} 415");
+                    }
+                    assert!(
+                        res["headers"].get("Accept").is_none(),
+                        "{method} {path} 415"
                     );
                 }
                 for (code, res) in responses {

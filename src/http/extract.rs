@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, BodyMethod, FieldError};
 use std::sync::Arc;
 
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -41,8 +41,12 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let config = Arc::<Config>::from_ref(state);
         let (parts, body) = req.into_parts();
-        let patch = parts.method == Method::PATCH;
-        let wanted = if patch {
+        let method = match parts.method {
+            Method::PATCH => BodyMethod::Patch,
+            Method::PUT => BodyMethod::Put,
+            _ => BodyMethod::Post,
+        };
+        let wanted = if method == BodyMethod::Patch {
             MERGE_PATCH
         } else {
             "application/json"
@@ -50,7 +54,7 @@ where
         if media_type(&parts).as_deref() != Some(wanted) {
             return Err(ApiError::UnsupportedMediaType {
                 accept: wanted,
-                patch,
+                method,
             });
         }
         let bytes = read_body(body, &config).await?;

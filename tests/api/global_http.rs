@@ -148,7 +148,7 @@ async fn csv_only_accept_on_a_single_resource_is_406_but_lists_answer_csv() {
 }
 
 #[tokio::test]
-async fn a_body_of_the_wrong_media_type_returns_415_with_accept() {
+async fn a_body_of_the_wrong_media_type_returns_415_naming_what_it_takes() {
     let app = spawn_app().await;
     let res = app
         .client
@@ -158,7 +158,11 @@ async fn a_body_of_the_wrong_media_type_returns_415_with_accept() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["accept"], "application/json");
+    assert_eq!(res.headers()["accept-post"], "application/json");
+    assert!(
+        res.headers().get("accept").is_none(),
+        "Accept is a request header"
+    );
     assert_problem(res, 415).await;
 
     let res = app
@@ -174,6 +178,23 @@ async fn a_body_of_the_wrong_media_type_returns_415_with_accept() {
         "application/merge-patch+json"
     );
     assert_problem(res, 415).await;
+
+    // PUT has no header of its own for this: the problem's detail says what it takes.
+    let res = app
+        .client
+        .put(app.url("/v1/_test/echo"))
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("accept").is_none());
+    assert!(res.headers().get("accept-post").is_none());
+    let body = assert_problem(res, 415).await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("application/json"));
 }
 
 #[tokio::test]

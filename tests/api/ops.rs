@@ -82,11 +82,19 @@ async fn metrics_count_requests_by_route_method_and_status() {
             .unwrap()
     };
     assert!(value("careq_http_requests_in_flight ") >= 1.0);
-    assert_eq!(value(&format!("careq_queue_waiting_tickets{{clinic=\"{clinic}\"}} ")), 2.0);
+    assert_eq!(
+        value(&format!(
+            "careq_queue_waiting_tickets{{clinic=\"{clinic}\"}} "
+        )),
+        2.0
+    );
     assert_eq!(value("careq_storage_write_queue_depth "), 0.0);
     assert_eq!(value("careq_websockets_open "), 0.0);
     assert_eq!(
-        value(&format!("careq_build_info{{version=\"{}\"}} ", env!("CARGO_PKG_VERSION"))),
+        value(&format!(
+            "careq_build_info{{version=\"{}\"}} ",
+            env!("CARGO_PKG_VERSION")
+        )),
         1.0
     );
     assert!(value("process_resident_memory_bytes ") > 1e6);
@@ -138,4 +146,35 @@ async fn the_docs_page_is_served_from_the_binary_with_a_strict_csp() {
     let js = app.get("/docs/app.js").await;
     assert_eq!(js.status(), 200);
     assert!(js.text().await.unwrap().contains("/openapi.json"));
+}
+
+/// Runs only as the child of the next test, with `CAREQ_*` variables in its environment.
+#[test]
+#[ignore = "run by the_test_configuration_ignores_the_shells_careq_variables"]
+fn defaults_in_a_child_with_careq_variables_set() {
+    let c = careq::config::Config::default();
+    assert_eq!(c.db_max_bytes, None);
+    assert_eq!(c.log, "info");
+    assert_eq!(c.database_url, "sqlite://careq.db");
+}
+
+/// A developer's exported `CAREQ_*` must not change what the suite tests: the defaults the
+/// tests start from are the attributes', whatever the shell holds. (`careq serve` itself still
+/// reads the environment and flags: `start_binary` sets `CAREQ_DATABASE_URL` and `--listen`.)
+#[test]
+fn the_test_configuration_ignores_the_shells_careq_variables() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "ops::defaults_in_a_child_with_careq_variables_set",
+        ])
+        .env("CAREQ_DB_MAX_BYTES", "1")
+        .env("CAREQ_LOG", "trace")
+        .env("CAREQ_DATABASE_URL", "sqlite:///elsewhere.db")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }

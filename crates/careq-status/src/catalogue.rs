@@ -138,7 +138,7 @@ catalogue! {
         Produced("The request target is over `CAREQ_URI_MAX_BYTES`.");
     HTTP_415_UNSUPPORTED_MEDIA_TYPE = 415, "Unsupported Media Type",
         "The body's media type is not one the resource accepts.",
-        Produced("A body with a media type the endpoint does not take; carries `Accept` (or `Accept-Patch` for PATCH).");
+        Produced("A body with a media type the endpoint does not take; carries `Accept-Post` (POST) or `Accept-Patch` (PATCH), never `Accept`, a request header.");
     HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE = 416, "Range Not Satisfiable",
         "None of the requested byte ranges lies inside the representation.",
         Produced("A `Range` outside an export file; carries `Content-Range: bytes */LENGTH`.");
