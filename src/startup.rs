@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_http::compression::CompressionLayer;
 
 use crate::error::ApiError;
 use crate::store::Store;
@@ -92,6 +93,9 @@ pub fn app(state: AppState) -> App {
             http.clone(),
             crate::http::middleware::request_context,
         ))
+        .layer(from_fn(crate::http::conditional::encoded_etags))
+        .layer(CompressionLayer::new())
+        .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
         .layer(from_fn_with_state(http, crate::http::middleware::guards))
         .layer(from_fn_with_state(state, crate::ops::maintenance::gate))
         .service(router)

@@ -11,9 +11,48 @@ pub fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
-/// The opaque part of an entity tag, without `W/` and quotes.
+/// What a gzip-encoded response's strong tag carries after the opaque part: an encoded body is a
+/// different representation, so it gets its own strong tag (`"3"` → `"3-gzip"`), and a tag sent
+/// back with that suffix names the same version of the resource.
+pub const GZIP_SUFFIX: &str = "-gzip";
+
+/// The opaque part of an entity tag, without `W/`, quotes and an encoding suffix.
 fn opaque(tag: &str) -> &str {
-    tag.trim().trim_start_matches("W/").trim_matches('"')
+    let o = tag.trim().trim_start_matches("W/").trim_matches('"');
+    o.strip_suffix(GZIP_SUFFIX).unwrap_or(o)
+}
+
+/// Gives gzip-encoded responses their own strong `ETag` (`"x"` → `"x-gzip"`): compression
+/// leaves a strong tag untouched, which would claim the encoded bytes equal the identity ones.
+/// A 304 answering an `If-None-Match` that held a suffixed tag gets the suffixed tag too, so a
+/// cache can match it to the encoded response it stored. Weak tags are left as they are.
+pub async fn encoded_etags(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let suffixed = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.contains(&format!("{GZIP_SUFFIX}\"")))
+        });
+    let mut res = next.run(req).await;
+    let gzipped = res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v == "gzip");
+    if gzipped || (res.status() == StatusCode::NOT_MODIFIED && suffixed) {
+        let tag = res
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| t.len() >= 2 && t.starts_with('"') && t.ends_with('"'))
+            .filter(|t| !t.ends_with(&format!("{GZIP_SUFFIX}\"")))
+            .map(|t| format!("{}{GZIP_SUFFIX}\"", &t[..t.len() - 1]));
+        if let Some(v) = tag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            res.headers_mut().insert(header::ETAG, v);
+        }
+    }
+    res
 }
 
 /// `If-None-Match` matches when any listed tag weakly equals `etag`, or it is `*`.
@@ -37,7 +76,7 @@ pub fn if_match(headers: &HeaderMap, etag: &str) -> Option<bool> {
     let v = headers.get(header::IF_MATCH)?.to_str().ok()?;
     Some(v.split(',').any(|t| {
         let t = t.trim();
-        t == "*" || (!t.starts_with("W/") && t == etag)
+        t == "*" || (!t.starts_with("W/") && (t == etag || opaque(t) == opaque(etag)))
     }))
 }
 

@@ -90,7 +90,11 @@ fn parse_tags(list: &str) -> Option<Vec<String>> {
         let body = if weak { &rest[2..] } else { rest };
         let body = body.strip_prefix('"')?;
         let end = body.find('"')?;
+        // A tag of a gzip-encoded representation names the same version (`"3-gzip"` is `"3"`).
         let opaque = &body[..end];
+        let opaque = opaque
+            .strip_suffix(super::conditional::GZIP_SUFFIX)
+            .unwrap_or(opaque);
         tags.push(format!("{}\"{opaque}\"", if weak { "W/" } else { "" }));
         rest = &body[end + 1..];
         let next = rest.trim_start_matches([' ', '\t']);

@@ -5,6 +5,7 @@ mod auth;
 mod catalogue;
 mod cli;
 mod clinics;
+mod compression;
 mod durability;
 mod fuzz;
 mod global_http;
