@@ -37,6 +37,14 @@ pub struct Config {
     /// A notifier slower than this answers 504.
     #[arg(long, env = "CAREQ_NOTIFY_TIMEOUT_MS", default_value_t = 5000)]
     pub notify_timeout_ms: u64,
+    /// Signs each delivery (`X-Careq-Signature`, HMAC-SHA256) so the receiver can check it came
+    /// from careq; unset: deliveries are not signed.
+    #[arg(long, env = "CAREQ_NOTIFY_SECRET")]
+    pub notify_secret: Option<String>,
+    /// A PEM file of extra root certificates to trust for an HTTPS notifier (a private CA or a
+    /// self-signed receiver), besides the bundled public roots.
+    #[arg(long, env = "CAREQ_NOTIFY_CA_FILE")]
+    pub notify_ca_file: Option<std::path::PathBuf>,
     /// Failed logins per user and client IP per 15 minutes before 429.
     #[arg(long, env = "CAREQ_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
@@ -125,6 +133,11 @@ impl fmt::Debug for Config {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("notify_url", &self.notify_url)
             .field("notify_timeout_ms", &self.notify_timeout_ms)
+            .field(
+                "notify_secret",
+                &self.notify_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("notify_ca_file", &self.notify_ca_file)
             .field("login_attempts", &self.login_attempts)
             .field("rate_per_second", &self.rate_per_second)
             .field("rate_burst", &self.rate_burst)

@@ -41,6 +41,8 @@ pub struct AppState {
     pub events: tokio::sync::broadcast::Sender<crate::queue::live::QueueEvent>,
     /// Open live sockets per clinic.
     pub sockets: Arc<crate::queue::live::SocketCounts>,
+    /// The webhook notifier (one client for the process).
+    pub notifier: Arc<crate::queue::notify::Notifier>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -186,6 +188,7 @@ impl Application {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             events: crate::queue::live::channel(),
             sockets: Arc::default(),
+            notifier: Arc::new(crate::queue::notify::Notifier::from_config(&config)?),
             config: Arc::new(config),
         };
         // Histogram samples are folded into buckets now and then; the task ends with the app.

@@ -3,6 +3,10 @@
 //! unreadable answer → 502; no answer within `CAREQ_NOTIFY_TIMEOUT_MS` → 504.
 use std::time::Duration;
 
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -54,7 +58,8 @@ pub async fn notify(
     // Sending a sealed patient's id to a third party is a write naming the patient: 423.
     let ticket = super::usable_ticket(&mut *conn, &caller, &id, Use::Write).await?;
     drop(conn);
-    let Some(url) = st.config.notify_url.clone() else {
+    let notifier = &st.notifier;
+    let Some(url) = notifier.url.clone() else {
         return Err(ApiError::NotImplemented(
             "no notifier is configured (CAREQ_NOTIFY_URL)".into(),
         ));
@@ -66,16 +71,21 @@ pub async fn notify(
         patient: ticket.patient_id.as_deref(),
     };
     access::record_now(&st.db, &caller, Action::Notify, &[touched]).await?;
-    let timeout = Duration::from_millis(st.config.notify_timeout_ms);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(ApiError::internal)?;
-    let body = serde_json::json!({
+    let timeout = notifier.timeout;
+    let body = serde_json::to_vec(&serde_json::json!({
         "ticket_id": ticket.id, "clinic_id": ticket.clinic_id, "number": ticket.number,
         "patient_id": ticket.patient_id, "message": message,
-    });
-    let sent = client.post(&url).json(&body).send().await;
+    }))
+    .map_err(ApiError::internal)?;
+    let mut request = notifier
+        .client
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(secret) = &notifier.secret {
+        let t = crate::clock::now_unix();
+        request = request.header(SIGNATURE_HEADER, signature(secret, t, &body));
+    }
+    let sent = request.body(body).send().await;
     let res = match sent {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
@@ -119,4 +129,64 @@ pub async fn notify(
         delivered: true,
         upstream_status: status.as_u16(),
     }))
+}
+
+/// The header a signed delivery carries.
+pub const SIGNATURE_HEADER: &str = "x-careq-signature";
+
+/// The notifier: one HTTPS-capable client for the process (connections are reused), the URL,
+/// the signing secret and the deadline.
+pub struct Notifier {
+    client: reqwest::Client,
+    url: Option<String>,
+    secret: Option<String>,
+    timeout: Duration,
+}
+
+impl Notifier {
+    /// Builds the client: rustls with the bundled public roots, plus the roots in
+    /// `CAREQ_NOTIFY_CA_FILE`. A file that cannot be read or holds no certificate is an error
+    /// naming it, so `careq serve` stops at start rather than failing every delivery later.
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Notifier> {
+        let timeout = Duration::from_millis(config.notify_timeout_ms);
+        let mut builder = reqwest::Client::builder().timeout(timeout).use_rustls_tls();
+        if let Some(path) = &config.notify_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading CAREQ_NOTIFY_CA_FILE {}", path.display()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "CAREQ_NOTIFY_CA_FILE {} is not PEM certificates",
+                    path.display()
+                )
+            })?;
+            if roots.is_empty() {
+                anyhow::bail!(
+                    "CAREQ_NOTIFY_CA_FILE {} holds no certificate",
+                    path.display()
+                );
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        Ok(Notifier {
+            client: builder
+                .build()
+                .context("building the notifier's HTTP client")?,
+            url: config.notify_url.clone(),
+            secret: config.notify_secret.clone(),
+            timeout,
+        })
+    }
+}
+
+/// `X-Careq-Signature: t=UNIX_SECONDS,v1=HEX`, where HEX is the HMAC-SHA256, keyed with the
+/// secret, of the decimal timestamp, a `.`, and the exact body bytes. A receiver recomputes it
+/// and compares in constant time, and refuses old timestamps to stop replays.
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }

@@ -159,7 +159,7 @@ async fn notifier(status: u16, delay: Duration, body: &'static str) -> String {
     format!("http://{addr}/hook")
 }
 
-async fn ticket(app: &TestApp) -> (String, String) {
+pub async fn ticket(app: &TestApp) -> (String, String) {
     let admin = app.admin_token().await;
     let clinic = app.create_clinic(&admin, "Notify").await;
     let t: Value = app
@@ -178,7 +178,7 @@ async fn ticket(app: &TestApp) -> (String, String) {
     (admin, t["id"].as_str().unwrap().to_string())
 }
 
-async fn send_notify(app: &TestApp, admin: &str, id: &str) -> reqwest::Response {
+pub async fn send_notify(app: &TestApp, admin: &str, id: &str) -> reqwest::Response {
     app.authed(Method::POST, &format!("/v1/tickets/{id}/notify"), admin)
         .json(&json!({"message": "Please come to counter 2"}))
         .send()

@@ -14,6 +14,7 @@ mod idempotency;
 mod live;
 mod load;
 mod logs;
+mod notify_tls;
 mod operator;
 mod ops;
 mod patient_cursors;
