@@ -22,48 +22,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The database a command works on (every command but `serve`, which has its own settings).
+#[derive(clap::Args)]
+pub struct Database {
+    #[arg(
+        long,
+        env = "CAREQ_DATABASE_URL",
+        default_value = "sqlite://careq.db",
+        global = true
+    )]
+    database_url: String,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
     Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate {
-        #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
-        database_url: String,
+        #[command(flatten)]
+        db: Database,
     },
     /// Manage staff accounts.
     User {
-        #[arg(
-            long,
-            env = "CAREQ_DATABASE_URL",
-            default_value = "sqlite://careq.db",
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: Database,
         #[command(subcommand)]
         command: user::UserCommand,
     },
     /// Manage clinics.
     Clinic {
-        #[arg(
-            long,
-            env = "CAREQ_DATABASE_URL",
-            default_value = "sqlite://careq.db",
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: Database,
         #[command(subcommand)]
         command: clinic::ClinicCommand,
     },
     /// Archive old access-log entries (the retention policy).
     Audit {
-        #[arg(
-            long,
-            env = "CAREQ_DATABASE_URL",
-            default_value = "sqlite://careq.db",
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: Database,
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
@@ -80,19 +77,10 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(config) => serve::run(*config).await.map(|_| 0),
-        Command::Migrate { database_url } => migrate::run(&database_url).await.map(|_| 0),
-        Command::User {
-            database_url,
-            command,
-        } => user::run(&database_url, command).await.map(|_| 0),
-        Command::Clinic {
-            database_url,
-            command,
-        } => clinic::run(&database_url, command).await.map(|_| 0),
-        Command::Audit {
-            database_url,
-            command,
-        } => audit::run(&database_url, command).await.map(|_| 0),
+        Command::Migrate { db } => migrate::run(&db.database_url).await.map(|_| 0),
+        Command::User { db, command } => user::run(&db.database_url, command).await.map(|_| 0),
+        Command::Clinic { db, command } => clinic::run(&db.database_url, command).await.map(|_| 0),
+        Command::Audit { db, command } => audit::run(&db.database_url, command).await.map(|_| 0),
         Command::BenchSeed(args) => crate::store::sqlite::seed::run(args).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
