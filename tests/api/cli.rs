@@ -215,3 +215,48 @@ fn a_database_that_cannot_be_opened_is_named() {
         "{stderr}"
     );
 }
+
+/// Reads from `out` until `marker` has appeared; returns everything read.
+fn read_until(out: &mut impl std::io::Read, seen: &mut Vec<u8>, marker: &str) {
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(seen).contains(marker) {
+        let n = out.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "ended before {marker:?}: {}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn at_a_terminal_the_password_is_asked_twice_and_never_echoed() {
+    use std::io::Read;
+    let app = spawn_app().await;
+    let url = app.state.config.database_url.clone();
+    // `script` gives the command a pseudo-terminal, as an operator's shell would.
+    let command = format!(
+        "{} user add tty.user --role receptionist --database-url {url}",
+        env!("CARGO_BIN_EXE_careq")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stdout, &mut seen, "Password: ");
+    stdin.write_all(b"terminal-password-1\n").unwrap();
+    read_until(&mut stdout, &mut seen, "Password again: ");
+    stdin.write_all(b"terminal-password-1\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    assert!(child.wait().unwrap().success());
+    let shown = String::from_utf8_lossy(&seen);
+    assert!(shown.contains("created tty.user (receptionist)"), "{shown}");
+    assert!(!shown.contains("terminal-password-1"), "echoed: {shown}");
+    app.login("tty.user", "terminal-password-1").await;
+}
