@@ -90,9 +90,13 @@ pub struct Config {
     /// as many sign-ins may wait; more answer 503.
     #[arg(long, env = "CAREQ_PASSWORD_HASH_SLOTS")]
     pub password_hash_slots: Option<usize>,
-    /// Log filter (tracing `EnvFilter` syntax); logs are JSON lines.
+    /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "CAREQ_LOG", default_value = "info")]
     pub log: String,
+    /// `json` (one JSON object per line), `text` (for people), or `auto`: text when stdout is a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "CAREQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
     /// Serves test-only routes (a handler that panics). Not settable from the command line.
     #[arg(skip)]
     pub test_routes: bool,
@@ -153,6 +157,7 @@ impl fmt::Debug for Config {
             .field("write_queue", &self.write_queue)
             .field("cors_origins", &self.cors_origins)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -176,4 +181,12 @@ impl Default for Config {
             .map(|w| w.c)
             .expect("the defaults parse")
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
 }

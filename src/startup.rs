@@ -43,6 +43,8 @@ pub struct AppState {
     pub sockets: Arc<crate::queue::live::SocketCounts>,
     /// The webhook notifier (one client for the process).
     pub notifier: Arc<crate::queue::notify::Notifier>,
+    /// Turns true when the server starts shutting down: live sockets close with 1001.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -189,6 +191,7 @@ impl Application {
             events: crate::queue::live::channel(),
             sockets: Arc::default(),
             notifier: Arc::new(crate::queue::notify::Notifier::from_config(&config)?),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
             config: Arc::new(config),
         };
         // Histogram samples are folded into buckets now and then; the task ends with the app.
@@ -257,8 +260,21 @@ impl Application {
                 .await;
             });
         }
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Live boards hear "going away" (1001) and reconnect at once, to the next process.
+            stopping.send_replace(true);
+        };
         let result =
             server::serve(self.listener, router, self.state.config.clone(), shutdown).await;
+        // Give the sockets' close frames a moment to leave.
+        for _ in 0..40 {
+            if self.state.sockets.total() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let _ = stop_metrics.send(());
         self.state.db.close().await;
         result

@@ -6,15 +6,26 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON log subscriber. Safe to call more than once (later calls do nothing).
-pub fn init_logging(filter: &str) {
+/// Installs the log subscriber: JSON lines for machines, plain lines for people (`auto`: plain
+/// when stdout is a terminal). Safe to call more than once (later calls do nothing).
+pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
+    use crate::config::LogFormat;
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
+    let terminal = std::io::stdout().is_terminal();
+    let text = match format {
+        LogFormat::Text => true,
+        LogFormat::Json => false,
+        LogFormat::Auto => terminal,
+    };
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .try_init();
+        .with_writer(std::io::stdout);
+    let _ = if text {
+        fmt.with_ansi(terminal).try_init()
+    } else {
+        fmt.json().with_current_span(false).try_init()
+    };
 }
 
 /// Latency buckets in seconds.

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate`, `user`, `clinic`, `audit`, `status`. One file per
 //! command.
 pub mod audit;
+pub mod backup;
 pub mod clinic;
 pub mod migrate;
 pub mod serve;
@@ -25,19 +26,22 @@ pub struct Cli {
 /// The database a command works on (every command but `serve`, which has its own settings).
 #[derive(clap::Args)]
 pub struct Database {
+    /// The database (`sqlite://PATH`).
     #[arg(
         long,
         env = "CAREQ_DATABASE_URL",
         default_value = "sqlite://careq.db",
         global = true
     )]
-    database_url: String,
+    pub database_url: String,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
     Serve(Box<Config>),
+    /// Copy the database to a new file while careq serves (online, consistent).
+    Backup(backup::Args),
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -77,6 +81,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(config) => serve::run(*config).await.map(|_| 0),
+        Command::Backup(args) => backup::run(args).await.map(|_| 0),
         Command::Migrate { db } => migrate::run(&db.database_url).await.map(|_| 0),
         Command::User { db, command } => user::run(&db.database_url, command).await.map(|_| 0),
         Command::Clinic { db, command } => clinic::run(&db.database_url, command).await.map(|_| 0),

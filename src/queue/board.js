@@ -46,8 +46,9 @@
         return;
       }
       statusLine.textContent = "Reconnecting…";
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
+      // 1001: the server is restarting; the next process is up at once, so try right away.
+      setTimeout(connect, e.code === 1001 ? 250 : delay);
+      delay = e.code === 1001 ? 1000 : Math.min(delay * 2, 30000);
     };
   }
   connect();

@@ -278,6 +278,11 @@ async fn stream(
     mut socket: WebSocket,
 ) {
     let mut events = st.events.subscribe();
+    let mut stopping = st.stopping.subscribe();
+    if *stopping.borrow_and_update() {
+        close_with(&mut socket, 1001, "the server is restarting; reconnect").await;
+        return;
+    }
     if let Ok(first) = board_state(&st, &clinic, "snapshot", None).await {
         if socket.send(Message::Text(first.into())).await.is_err() {
             return;
@@ -320,15 +325,24 @@ async fn stream(
                     _ => {}
                 }
             }
+            _ = stopping.changed() => {
+                close_with(&mut socket, 1001, "the server is restarting; reconnect").await;
+                break;
+            }
         }
     }
 }
 
 /// Closes with 1008 (policy violation): the key or token this socket was opened with is gone.
 async fn close_revoked(socket: &mut WebSocket) {
+    close_with(socket, 1008, "the board key or token is no longer valid").await;
+}
+
+/// Sends a close frame, waiting at most 2 s for a slow client.
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = axum::extract::ws::CloseFrame {
-        code: 1008,
-        reason: "the board key or token is no longer valid".into(),
+        code,
+        reason: reason.into(),
     };
     let _ = tokio::time::timeout(
         Duration::from_secs(2),

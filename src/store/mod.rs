@@ -427,6 +427,8 @@ pub trait Engine: Send + Sync {
     async fn ping(&self) -> bool;
     /// Units of work waiting now.
     fn queue_depth(&self) -> usize;
+    /// Writes a consistent copy of the whole database to a new file at `to`, while serving.
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError>;
     async fn close(&self);
 }
 
@@ -520,6 +522,11 @@ impl Store {
     /// Units of work waiting now.
     pub fn write_queue_depth(&self) -> usize {
         self.engine.queue_depth()
+    }
+
+    /// Writes a consistent copy of the whole database to a new file at `to`, while serving.
+    pub async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        self.engine.backup(to).await
     }
 
     pub async fn close(&self) {

@@ -375,3 +375,24 @@ async fn live_sockets_per_clinic_are_capped_with_503() {
     }
     assert!(again.is_some(), "a place frees up once a socket closes");
 }
+
+#[tokio::test]
+async fn on_shutdown_live_boards_hear_going_away_and_the_server_finishes() {
+    let app = spawn_app().await;
+    let (_, clinic, key) = clinic_and_board_key(&app).await;
+    let url = format!(
+        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
+        app.addr
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    next_json(&mut ws).await; // the snapshot
+    let listening = tokio::spawn(async move { closed(&mut ws).await });
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("shutdown finishes with a socket open");
+    assert_eq!(
+        listening.await.unwrap(),
+        Some(1001),
+        "a board is told the server is going away, so it reconnects at once"
+    );
+}

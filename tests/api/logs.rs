@@ -167,3 +167,37 @@ async fn a_generated_admin_password_is_shown_once_and_works() {
     let (_, stderr) = server.stop();
     assert!(!stderr.contains("with password"));
 }
+
+#[test]
+fn log_lines_are_plain_text_for_people_when_asked() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_careq"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "CAREQ_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("CAREQ_LOG_FORMAT", "text")
+        .env("CAREQ_ADMIN_PASSWORD", "a-long-admin-password")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut found = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if line.contains("careq listening") {
+            found = Some(line);
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = found.expect("the listening line");
+    assert!(!line.trim_start().starts_with('{'), "{line}");
+    assert!(serde_json::from_str::<serde_json::Value>(&line).is_err());
+    assert!(
+        line.contains("INFO") && line.contains("address=127.0.0.1:"),
+        "{line}"
+    );
+}

@@ -2,6 +2,7 @@
 mod appointments;
 mod audit;
 mod auth;
+mod backup;
 mod catalogue;
 mod cli;
 mod clinics;

@@ -149,6 +149,16 @@ impl Engine for SqliteEngine {
         self.writer.depth()
     }
 
+    /// `VACUUM INTO` on a read connection: one read transaction, so the copy is the database as
+    /// of one moment, compacted, while writers go on (WAL); the copy has no WAL of its own.
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| StoreError::Other("the backup path is not UTF-8".into()))?;
+        let mut conn = self.read.acquire().await?;
+        settings::vacuum_into(&mut conn, to).await
+    }
+
     async fn close(&self) {
         self.read.close().await;
     }

@@ -3,6 +3,15 @@ use sqlx::SqliteConnection;
 
 use crate::store::{Outcome, StoreError};
 
+/// Copies the database into a new file (`VACUUM INTO`).
+pub async fn vacuum_into(conn: &mut SqliteConnection, to: &str) -> Result<(), StoreError> {
+    sqlx::query("VACUUM INTO $1")
+        .bind(to)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Runs statements that take no parameters (savepoints), in order.
 pub async fn execute(conn: &mut SqliteConnection, sql: &[String]) -> Result<(), StoreError> {
     for statement in sql {
