@@ -15,6 +15,9 @@ pub enum ClinicCommand {
         /// The ticket number prefix: 1–3 capital letters.
         #[arg(long)]
         prefix: String,
+        /// ISO 3166 country (AT, GB…): national phone numbers are read in it.
+        #[arg(long)]
+        country: Option<String>,
     },
     /// List clinics.
     List,
@@ -27,8 +30,9 @@ pub async fn run(database_url: &str, cmd: ClinicCommand) -> anyhow::Result<()> {
             name,
             timezone,
             prefix,
+            country,
         } => {
-            let valid = ValidClinic::parse(&name, &timezone, &prefix)
+            let valid = ValidClinic::parse(&name, &timezone, &prefix, country.as_deref())
                 .map_err(|errors| super::plain(crate::error::ApiError::invalid(errors)))?;
             let id = crate::ids::new_id("cln");
             let clinic = db

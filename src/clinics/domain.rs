@@ -63,6 +63,9 @@ pub struct Clinic {
     pub name: String,
     pub timezone: String,
     pub ticket_prefix: String,
+    /// ISO 3166 alpha-2 country: national phone numbers typed for this clinic's patients are
+    /// read as numbers of this country. `null`: numbers must start with `+` and a country code.
+    pub country: Option<String>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -93,6 +96,10 @@ pub struct NewClinic {
     /// 1–3 letters for ticket numbers (`A` → `A-017`).
     #[schema(pattern = r"^[A-Za-z]{1,3}$")]
     pub ticket_prefix: String,
+    /// ISO 3166 alpha-2 (`AT`, `GB`): the country national phone numbers are read in.
+    #[schema(pattern = r"^[A-Za-z]{2}$")]
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 /// `PATCH /v1/clinics/{id}` (merge patch).
@@ -109,6 +116,35 @@ pub struct ClinicPatch {
     pub timezone: Option<String>,
     #[schema(pattern = r"^[A-Za-z]{1,3}$")]
     pub ticket_prefix: Option<String>,
+    /// ISO 3166 alpha-2; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z]{2}$")]
+    pub country: Option<Option<String>>,
+}
+
+/// A merge-patch member that may be `null`: absent → `None`, `null` → `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A country whose phone numbering careq knows (ISO 3166 alpha-2, stored upper case).
+pub struct Country(String);
+
+impl Country {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let code = raw.trim().to_ascii_uppercase();
+        if code.len() == 2 && code.parse::<phonenumber::country::Id>().is_ok() {
+            Ok(Self(code))
+        } else {
+            Err(FieldError::new(
+                "/country",
+                "an ISO 3166 country code such as AT or GB",
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A clinic's fields after every rule has passed.
@@ -116,23 +152,34 @@ pub struct ValidClinic {
     pub name: ClinicName,
     pub timezone: TimeZoneName,
     pub ticket_prefix: TicketPrefix,
+    pub country: Option<Country>,
 }
 
 impl ValidClinic {
     /// Parses all fields, reporting every broken rule at once.
-    pub fn parse(name: &str, timezone: &str, prefix: &str) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(
+        name: &str,
+        timezone: &str,
+        prefix: &str,
+        country: Option<&str>,
+    ) -> Result<Self, Vec<FieldError>> {
         let (n, t, p) = (
             ClinicName::parse(name),
             TimeZoneName::parse(timezone),
             TicketPrefix::parse(prefix),
         );
-        match (n, t, p) {
-            (Ok(name), Ok(timezone), Ok(ticket_prefix)) => Ok(Self {
+        let c = country.map(Country::parse).transpose();
+        match (n, t, p, c) {
+            (Ok(name), Ok(timezone), Ok(ticket_prefix), Ok(country)) => Ok(Self {
                 name,
                 timezone,
                 ticket_prefix,
+                country,
             }),
-            (n, t, p) => Err([n.err(), t.err(), p.err()].into_iter().flatten().collect()),
+            (n, t, p, c) => Err([n.err(), t.err(), p.err(), c.err()]
+                .into_iter()
+                .flatten()
+                .collect()),
         }
     }
 }
@@ -149,9 +196,10 @@ mod tests {
         assert!(TicketPrefix::parse("ABCD").is_err());
         assert!(TicketPrefix::parse("A1").is_err());
         assert!(ClinicName::parse("  ").is_err());
-        let errs = ValidClinic::parse("", "Nowhere/City", "12345")
+        let errs = ValidClinic::parse("", "Nowhere/City", "12345", Some("XX"))
             .err()
             .unwrap();
-        assert_eq!(errs.len(), 3);
+        assert_eq!(errs.len(), 4);
+        assert_eq!(Country::parse("at").unwrap().as_str(), "AT");
     }
 }

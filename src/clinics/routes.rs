@@ -36,8 +36,13 @@ pub async fn create(
     _admin: Require<perm::ManageClinics>,
     JsonBody(new): JsonBody<NewClinic>,
 ) -> Result<Response, ApiError> {
-    let valid = ValidClinic::parse(&new.name, &new.timezone, &new.ticket_prefix)
-        .map_err(ApiError::invalid)?;
+    let valid = ValidClinic::parse(
+        &new.name,
+        &new.timezone,
+        &new.ticket_prefix,
+        new.country.as_deref(),
+    )
+    .map_err(ApiError::invalid)?;
     let id = crate::ids::new_id("cln");
     let clinic = st
         .db
@@ -116,6 +121,10 @@ pub async fn update(
                         .ticket_prefix
                         .as_deref()
                         .unwrap_or(&current.ticket_prefix),
+                    match &patch.country {
+                        Some(given) => given.as_deref(),
+                        None => current.country.as_deref(),
+                    },
                 )
                 .map_err(ApiError::invalid)?;
                 if_match.check(current.version)?;

@@ -66,9 +66,10 @@ pub struct PatientFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[A-Za-z0-9-]{1,32}$")]
     pub mrn: Option<String>,
-    /// E.164, e.g. `+436641234567`.
+    /// As people type it (`+44 20 7946 0000`, `0664 123 45 67` with the clinic's `country`);
+    /// stored and answered as E.164 (`+442079460000`).
     #[serde(default)]
-    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[schema(pattern = r"^[+0-9][0-9 ().\-]{2,39}$")]
     pub phone: Option<String>,
     #[serde(default)]
     #[schema(
@@ -115,8 +116,9 @@ pub struct NewPatient {
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9-]{1,32}$")]
     pub mrn: Option<String>,
+    /// As people type it; stored as E.164.
     #[serde(default)]
-    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[schema(pattern = r"^[+0-9][0-9 ().\-]{2,39}$")]
     pub phone: Option<String>,
     #[serde(default)]
     #[schema(
@@ -201,16 +203,28 @@ pub fn date_of_birth(raw: &str) -> Result<String, &'static str> {
 }
 
 /// E.164: `+`, then 8 to 15 digits, the first not 0.
-pub fn phone(raw: &str) -> Result<String, &'static str> {
+/// A phone number as people type it — spaces, dashes, dots, parentheses, `00` for `+`, or a
+/// national number read in `region` (the clinic's country) — as E.164 (`+436641234567`), if it
+/// can be a number of that country's plan (libphonenumber's rules, via `phonenumber`).
+pub fn phone(raw: &str, region: Option<&str>) -> Result<String, &'static str> {
     let s = raw.trim();
-    let digits = s.strip_prefix('+').unwrap_or("");
-    if (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-    {
-        Ok(s.to_string())
-    } else {
-        Err("an E.164 number such as +436641234567")
+    if s.is_empty() || s.len() > 40 {
+        return Err("a phone number such as +43 664 1234567");
+    }
+    let international = s.starts_with('+') || s.starts_with("00");
+    let region = region.and_then(|r| r.parse::<phonenumber::country::Id>().ok());
+    if !international && region.is_none() {
+        return Err("start with + and the country code (the clinic has no country set)");
+    }
+    let typed = match s.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => s.to_string(),
+    };
+    match phonenumber::parse(region, &typed) {
+        Ok(n) if phonenumber::is_valid(&n) => {
+            Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+        }
+        _ => Err("not a phone number: check the digits and the country code"),
     }
 }
 
@@ -256,8 +270,14 @@ fn in_range(
 }
 
 impl ValidPatient {
-    /// Checks every field and reports every broken rule at once.
+    /// Checks every field and reports every broken rule at once; phone numbers must be
+    /// international (`+…`).
     pub fn parse(f: &PatientFields) -> Result<Self, Vec<FieldError>> {
+        Self::parse_in(f, None)
+    }
+
+    /// `parse`, reading a national phone number as one of `region` (the clinic's country).
+    pub fn parse_in(f: &PatientFields, region: Option<&str>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let given_name = name(&f.given_name, "/given_name", &mut errors);
         let family_name = name(&f.family_name, "/family_name", &mut errors);
@@ -270,7 +290,10 @@ impl ValidPatient {
         };
         let dob = check(date_of_birth(&f.date_of_birth), "/date_of_birth");
         let mrn_v = f.mrn.as_deref().and_then(|m| check(mrn(m), "/mrn"));
-        let phone_v = f.phone.as_deref().and_then(|p| check(phone(p), "/phone"));
+        let phone_v = f
+            .phone
+            .as_deref()
+            .and_then(|p| check(phone(p, region), "/phone"));
         let email_v = f.email.as_deref().and_then(|e| check(email(e), "/email"));
         let address = f.address.as_deref().map(|a| {
             crate::text::optional(a, 500, true).unwrap_or_else(|m| {

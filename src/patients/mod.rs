@@ -16,6 +16,33 @@ use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};
 
 pub use routes::router;
 
+/// A phone number in a search or lookup, read as the records were: national numbers in the
+/// country of the clinic searched (`clinic_id`) or of the caller's one clinic; otherwise it must
+/// be international. A number that cannot be one is a 400 naming the parameter.
+pub async fn phone_query(
+    db: &Store,
+    caller: &Caller,
+    raw: &str,
+    clinic_id: Option<&str>,
+) -> Result<String, ApiError> {
+    let clinic = match (clinic_id, caller.clinic_ids.as_slice()) {
+        (Some(id), _) => Some(id),
+        (None, [one]) => Some(one.as_str()),
+        _ => None,
+    };
+    let region = match clinic {
+        Some(id) => db
+            .read()
+            .await?
+            .find_clinic(id)
+            .await?
+            .filter(|c| caller.sees_clinic(&c.id))
+            .and_then(|c| c.country),
+        None => None,
+    };
+    domain::phone(raw, region.as_deref()).map_err(|m| ApiError::bad_param("phone", m))
+}
+
 pub fn location(id: &str) -> String {
     format!("/v1/patients/{id}")
 }
@@ -153,17 +180,20 @@ pub async fn create(
     caller: &Caller,
     new: &NewPatient,
 ) -> Result<Patient, ApiError> {
-    let valid = ValidPatient::parse(&new.fields()).map_err(ApiError::invalid)?;
     let clinic = tx
         .find_clinic(&new.clinic_id)
         .await?
-        .filter(|c| caller.sees_clinic(&c.id))
-        .ok_or_else(|| {
-            ApiError::invalid(vec![FieldError::new(
-                "/clinic_id",
-                "no clinic with this id that you belong to",
-            )])
-        })?;
+        .filter(|c| caller.sees_clinic(&c.id));
+    // National phone numbers are read in the clinic's country.
+    let region = clinic.as_ref().and_then(|c| c.country.clone());
+    let valid =
+        ValidPatient::parse_in(&new.fields(), region.as_deref()).map_err(ApiError::invalid)?;
+    let clinic = clinic.ok_or_else(|| {
+        ApiError::invalid(vec![FieldError::new(
+            "/clinic_id",
+            "no clinic with this id that you belong to",
+        )])
+    })?;
     let mrn = match &valid.mrn {
         Some(m) => {
             if let Some(existing) = tx.patient_by_mrn(&clinic.id, m).await? {
@@ -260,7 +290,11 @@ pub async fn replace(
     fields: &domain::PatientFields,
 ) -> Result<Patient, ApiError> {
     // The content is judged first: a broken body is 422 whatever the precondition says.
-    let valid = ValidPatient::parse(fields).map_err(ApiError::invalid)?;
+    let region = tx
+        .find_clinic(&current.clinic_id)
+        .await?
+        .and_then(|c| c.country);
+    let valid = ValidPatient::parse_in(fields, region.as_deref()).map_err(ApiError::invalid)?;
     if_match.check(current.version)?;
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {

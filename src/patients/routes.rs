@@ -59,8 +59,9 @@ pub struct SearchParams {
     #[param(format = Date)]
     pub date_of_birth: Option<String>,
     pub mrn: Option<String>,
-    /// E.164.
-    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
+    /// As typed: international (`+43 664 1234567`), or national in the country of `clinic_id`
+    /// (or of your one clinic).
+    #[param(pattern = "^[+0-9][0-9 ().\\-]{2,39}$")]
     pub phone: Option<String>,
     pub clinic_id: Option<String>,
     /// Items per page, 1–200.
@@ -98,9 +99,10 @@ pub async fn list(
         // A filter, not a new record: any real date may be searched for.
         query_date("date_of_birth", d)?;
     }
-    if let Some(ph) = &p.phone {
-        super::domain::phone(ph).map_err(|m| ApiError::bad_param("phone", m))?;
-    }
+    let phone = match &p.phone {
+        Some(ph) => Some(super::phone_query(&st.db, &caller, ph, p.clinic_id.as_deref()).await?),
+        None => None,
+    };
     let paging = PageParams {
         limit: p.limit,
         cursor: p.cursor.clone(),
@@ -113,7 +115,7 @@ pub async fn list(
         q: p.q,
         date_of_birth: p.date_of_birth,
         mrn: p.mrn,
-        phone: p.phone,
+        phone,
         clinic_id: p.clinic_id,
     };
     let rows = super::search(&st.db, &caller, &filters, &after, limit).await?;
@@ -377,8 +379,9 @@ pub async fn merge(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LookupParams {
-    /// E.164 phone number.
-    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
+    /// A phone number as typed (`+43 664 1234567`; a national number when you belong to one
+    /// clinic with a country set).
+    #[param(pattern = "^[+0-9][0-9 ().\\-]{2,39}$")]
     pub phone: String,
 }
 
@@ -398,7 +401,7 @@ pub async fn lookup(
     caller: Require<perm::ReadPatients>,
     ApiQuery(p): ApiQuery<LookupParams>,
 ) -> Result<Response, ApiError> {
-    let phone = super::domain::phone(&p.phone).map_err(|m| ApiError::bad_param("phone", m))?;
+    let phone = super::phone_query(&st.db, &caller, &p.phone, None).await?;
     let filters = Filters {
         phone: Some(phone),
         ..Filters::default()

@@ -64,9 +64,10 @@ proptest! {
     #[test]
     fn domain_parsers_never_panic(s in "\\PC{0,64}", t in ".{0,64}") {
         let _ = date_of_birth(&s);
-        let _ = phone(&s);
+        let _ = phone(&s, None);
+        let _ = phone(&s, Some("AT"));
         let _ = Username::parse(&t);
-        let _ = ValidClinic::parse(&s, &t, &s);
+        let _ = ValidClinic::parse(&s, &t, &s, Some(&t));
         let fields = PatientFields {
             given_name: s.clone(), family_name: t.clone(), date_of_birth: t.clone(),
             sex: careq::patients::domain::Sex::Other, mrn: Some(s.clone()), phone: Some(t.clone()),

@@ -22,6 +22,7 @@ mod patient_cursors;
 mod patients;
 mod patients_batch;
 mod permissions;
+mod phones;
 mod queue;
 mod raw_http;
 mod readme;

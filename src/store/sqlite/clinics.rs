@@ -5,7 +5,7 @@ use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::clock::now_rfc3339;
 use crate::store::StoreError;
 
-const COLUMNS: &str = "id, name, timezone, ticket_prefix, version, created_at, updated_at";
+const COLUMNS: &str = "id, name, timezone, ticket_prefix, country, version, created_at, updated_at";
 
 fn clinic_of(r: &sqlx::sqlite::SqliteRow) -> Clinic {
     Clinic {
@@ -13,6 +13,7 @@ fn clinic_of(r: &sqlx::sqlite::SqliteRow) -> Clinic {
         name: r.get("name"),
         timezone: r.get("timezone"),
         ticket_prefix: r.get("ticket_prefix"),
+        country: r.get("country"),
         version: r.get("version"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
@@ -59,13 +60,14 @@ pub async fn insert(
     c: &ValidClinic,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO clinics (id, name, timezone, ticket_prefix, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO clinics (id, name, timezone, ticket_prefix, country, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
     .bind(id)
     .bind(c.name.as_str())
     .bind(c.timezone.as_str())
     .bind(c.ticket_prefix.as_str())
+    .bind(c.country.as_ref().map(|c| c.as_str()))
     .bind(now_rfc3339())
     .execute(conn)
     .await?;
@@ -107,13 +109,14 @@ pub async fn update(
     c: &ValidClinic,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE clinics SET name = $1, timezone = $2, ticket_prefix = $3, version = version + 1,
-             updated_at = $4
-         WHERE id = $5 AND version = $6",
+        "UPDATE clinics SET name = $1, timezone = $2, ticket_prefix = $3, country = $4,
+             version = version + 1, updated_at = $5
+         WHERE id = $6 AND version = $7",
     )
     .bind(c.name.as_str())
     .bind(c.timezone.as_str())
     .bind(c.ticket_prefix.as_str())
+    .bind(c.country.as_ref().map(|c| c.as_str()))
     .bind(now_rfc3339())
     .bind(id)
     .bind(version)

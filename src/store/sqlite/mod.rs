@@ -665,9 +665,13 @@ mod tests {
         let insert = |db: Store| async move {
             db.write(|tx| {
                 Box::pin(async move {
-                    let clinic =
-                        crate::clinics::domain::ValidClinic::parse("North", "Europe/Vienna", "N")
-                            .unwrap();
+                    let clinic = crate::clinics::domain::ValidClinic::parse(
+                        "North",
+                        "Europe/Vienna",
+                        "N",
+                        None,
+                    )
+                    .unwrap();
                     tx.insert_clinic("cln_same", &clinic).await?;
                     Ok(())
                 })

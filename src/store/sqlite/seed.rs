@@ -132,7 +132,7 @@ fn fields(i: u64, mrn_prefix: char) -> PatientFields {
 }
 
 async fn clinic(conn: &mut SqliteConnection, name: &str, prefix: &str) -> anyhow::Result<Clinic> {
-    let valid = ValidClinic::parse(name, "Europe/Vienna", prefix)
+    let valid = ValidClinic::parse(name, "Europe/Vienna", prefix, Some("AT"))
         .map_err(|e| anyhow::anyhow!("bench clinic: {e:?}"))?;
     let id = crate::ids::new_id("cln");
     super::clinics::insert(conn, &id, &valid).await?;
