@@ -58,8 +58,11 @@ pub struct LogParams {
     #[param(inline)]
     pub resource_type: Option<ResourceType>,
     /// From this instant (RFC 3339) or the start of this UTC day (`YYYY-MM-DD`), inclusive.
+    #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Before this instant (RFC 3339), or through the end of this UTC day (`YYYY-MM-DD`).
+    /// Before this instant (RFC 3339), or through the end of this UTC day (`YYYY-MM-DD`). A
+    /// window that ends before it starts holds nothing.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Items per page, 1–200.
     #[param(minimum = 1, maximum = 200)]
@@ -73,7 +76,7 @@ pub struct LogParams {
 #[utoipa::path(get, path = "/v1/access-log", tag = "access log", params(LogParams),
     responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
-        (status = 400, description = "A filter is not valid (a malformed id or time, `from` not before `to`)"),
+        (status = 400, description = "A filter is not valid (a malformed id or time)"),
         (status = 403, description = "Not an admin")))]
 pub async fn list(
     State(st): State<AppState>,
@@ -81,43 +84,42 @@ pub async fn list(
     ApiQuery(p): ApiQuery<LogParams>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    if let Some(actor) = &p.actor {
+    // An empty parameter (what a form sends for a field left blank) is no filter.
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let actor = given(p.actor);
+    if let Some(actor) = &actor {
         if !crate::ids::is_id(actor, "usr") {
             return Err(ApiError::bad_param("actor", "a user id (usr_…)"));
         }
     }
-    let from = p
-        .from
-        .as_deref()
-        .map(|v| super::instant("from", v, false))
+    let from = given(p.from)
+        .map(|v| super::instant("from", &v, false))
         .transpose()?;
-    let before =
-        p.to.as_deref()
-            .map(|v| super::instant("to", v, true))
-            .transpose()?;
-    if let (Some(f), Some(b)) = (&from, &before) {
-        if f >= b {
-            return Err(ApiError::bad_param("to", "must be after from"));
-        }
-    }
+    let before = given(p.to)
+        .map(|v| super::instant("to", &v, true))
+        .transpose()?;
     let filter = LogFilter {
-        actor_id: p.actor,
+        actor_id: actor,
         resource_type: p.resource_type.map(|r| r.as_str().to_string()),
         from,
         before,
     };
     let paging = PageParams {
         limit: p.limit,
-        cursor: p.cursor,
+        cursor: given(p.cursor),
     };
     let limit = paging.limit()?;
     let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);
-    let rows = st
-        .db
-        .read()
-        .await?
-        .access_log(&filter, after, limit)
-        .await?;
+    let empty_window = matches!((&filter.from, &filter.before), (Some(f), Some(b)) if f >= b);
+    let rows = if empty_window {
+        Vec::new()
+    } else {
+        st.db
+            .read()
+            .await?
+            .access_log(&filter, after, limit)
+            .await?
+    };
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(page.respond(&uri))
 }
