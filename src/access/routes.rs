@@ -84,20 +84,17 @@ pub async fn list(
     ApiQuery(p): ApiQuery<LogParams>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    // An empty parameter (what a form sends for a field left blank) is no filter.
-    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let actor = given(p.actor);
+    let actor = p.actor;
     if let Some(actor) = &actor {
         if !crate::ids::is_id(actor, "usr") {
             return Err(ApiError::bad_param("actor", "a user id (usr_…)"));
         }
     }
-    let from = given(p.from)
+    let from = p
+        .from
         .map(|v| super::instant("from", &v, false))
         .transpose()?;
-    let before = given(p.to)
-        .map(|v| super::instant("to", &v, true))
-        .transpose()?;
+    let before = p.to.map(|v| super::instant("to", &v, true)).transpose()?;
     let filter = LogFilter {
         actor_id: actor,
         resource_type: p.resource_type.map(|r| r.as_str().to_string()),
@@ -106,7 +103,7 @@ pub async fn list(
     };
     let paging = PageParams {
         limit: p.limit,
-        cursor: given(p.cursor),
+        cursor: p.cursor,
     };
     let limit = paging.limit()?;
     let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);

@@ -203,6 +203,15 @@ pub fn date_of_birth(raw: &str) -> Result<String, &'static str> {
 }
 
 /// E.164: `+`, then 8 to 15 digits, the first not 0.
+/// Whether a query value has the shape of a typed phone number (what the API documents:
+/// `^[+0-9][0-9 ().-]{2,39}$`), before any number-plan rules.
+pub fn phone_shaped(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    (3..=40).contains(&raw.len())
+        && chars.next().is_some_and(|c| c == '+' || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_digit() || " ().-".contains(c))
+}
+
 /// A phone number as people type it — spaces, dashes, dots, parentheses, `00` for `+`, or a
 /// national number read in `region` (the clinic's country) — as E.164 (`+436641234567`), if it
 /// can be a number of that country's plan (libphonenumber's rules, via `phonenumber`).

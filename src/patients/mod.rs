@@ -18,13 +18,20 @@ pub use routes::router;
 
 /// A phone number in a search or lookup, read as the records were: national numbers in the
 /// country of the clinic searched (`clinic_id`) or of the caller's one clinic; otherwise it must
-/// be international. A number that cannot be one is a 400 naming the parameter.
+/// be international. `None` when it cannot be read as a number (nobody can have it): the search
+/// finds nothing rather than refusing a query that has the shape of a phone number.
 pub async fn phone_query(
     db: &Store,
     caller: &Caller,
     raw: &str,
     clinic_id: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<Option<String>, ApiError> {
+    if !domain::phone_shaped(raw) {
+        return Err(ApiError::bad_param(
+            "phone",
+            "a phone number such as +43 664 1234567",
+        ));
+    }
     let clinic = match (clinic_id, caller.clinic_ids.as_slice()) {
         (Some(id), _) => Some(id),
         (None, [one]) => Some(one.as_str()),
@@ -40,7 +47,9 @@ pub async fn phone_query(
             .and_then(|c| c.country),
         None => None,
     };
-    domain::phone(raw, region.as_deref()).map_err(|m| ApiError::bad_param("phone", m))
+    // Without a country a national number cannot be read either: it finds nobody, and the
+    // lookup's 404 says to give the country code.
+    Ok(domain::phone(raw, region.as_deref()).ok())
 }
 
 pub fn location(id: &str) -> String {

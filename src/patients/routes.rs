@@ -100,7 +100,12 @@ pub async fn list(
         query_date("date_of_birth", d)?;
     }
     let phone = match &p.phone {
-        Some(ph) => Some(super::phone_query(&st.db, &caller, ph, p.clinic_id.as_deref()).await?),
+        Some(ph) => Some(
+            super::phone_query(&st.db, &caller, ph, p.clinic_id.as_deref())
+                .await?
+                // Stored numbers are all valid E.164: what cannot be a number matches none.
+                .unwrap_or_else(|| ph.trim().to_string()),
+        ),
         None => None,
     };
     let paging = PageParams {
@@ -401,7 +406,13 @@ pub async fn lookup(
     caller: Require<perm::ReadPatients>,
     ApiQuery(p): ApiQuery<LookupParams>,
 ) -> Result<Response, ApiError> {
-    let phone = super::phone_query(&st.db, &caller, &p.phone, None).await?;
+    let Some(phone) = super::phone_query(&st.db, &caller, &p.phone, None).await? else {
+        return Err(ApiError::NotFound(
+            "no patient has this phone number (a national number is read in your clinic's \
+             country; give +country code when there is none)"
+                .into(),
+        ));
+    };
     let filters = Filters {
         phone: Some(phone),
         ..Filters::default()

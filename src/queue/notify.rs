@@ -149,7 +149,12 @@ impl Notifier {
     /// naming it, so `careq serve` stops at start rather than failing every delivery later.
     pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Notifier> {
         let timeout = Duration::from_millis(config.notify_timeout_ms);
-        let mut builder = reqwest::Client::builder().timeout(timeout).use_rustls_tls();
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            // A redirect would resend a patient's message to an address nobody configured: a
+            // 3xx is the notifier's answer (502), not an instruction.
+            .redirect(reqwest::redirect::Policy::none())
+            .use_rustls_tls();
         if let Some(path) = &config.notify_ca_file {
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading CAREQ_NOTIFY_CA_FILE {}", path.display()))?;

@@ -90,11 +90,9 @@ async fn the_admin_log_filters_by_actor_kind_and_time_and_names_each_actor() {
     assert!(items(&y).is_empty());
     let (f, _) = log_page(&app, &admin, "?from=2999-01-01T00:00:00Z").await;
     assert!(items(&f).is_empty());
-    // A window that ends before it starts holds nothing; blank filters are no filters.
+    // A window that ends before it starts holds nothing.
     let (w, _) = log_page(&app, &admin, "?from=2026-11-29&to=2026-11-28").await;
     assert!(items(&w).is_empty());
-    let (blank, _) = log_page(&app, &admin, "?actor=&from=&to=&cursor=").await;
-    assert_eq!(items(&blank).len(), all.len());
 
     // Paging is exact and linked.
     let (first, link) = log_page(&app, &admin, "?limit=1").await;
@@ -109,6 +107,8 @@ async fn the_admin_log_filters_by_actor_kind_and_time_and_names_each_actor() {
         ("?actor=bob", "query/actor"),
         ("?from=yesterday", "query/from"),
         ("?to=2026-13-01", "query/to"),
+        ("?from=", "query/from"),
+        ("?actor=", "query/actor"),
     ] {
         let res = app
             .authed(Method::GET, &format!("/v1/access-log{query}"), &admin)

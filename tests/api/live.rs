@@ -199,6 +199,12 @@ async fn notify_maps_the_notifiers_answer_to_200_502_504_or_501() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["upstream_status"], 202);
 
+    // A redirect is the notifier's answer, not an instruction: 502, nothing resent.
+    let moved = notifier(302, Duration::ZERO, "").await;
+    let app = spawn_app_with(move |c| c.notify_url = Some(moved)).await;
+    let (admin, id) = ticket(&app).await;
+    assert_problem(send_notify(&app, &admin, &id).await, 502).await;
+
     let failing = notifier(500, Duration::ZERO, "oops").await;
     let app = spawn_app_with(move |c| c.notify_url = Some(failing)).await;
     let (admin, id) = ticket(&app).await;
