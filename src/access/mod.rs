@@ -10,6 +10,13 @@ use crate::store::{LogRow, Store, Tx};
 
 pub use crate::store::LogEntry as Entry;
 
+/// A page of access-log entries (the per-patient and the whole-log views).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AccessLogPage {
+    pub items: Vec<Entry>,
+    pub next_cursor: Option<String>,
+}
+
 /// What was done to the record.
 #[derive(Debug, Clone, Copy)]
 pub enum Action {

@@ -6,9 +6,9 @@ use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::Entry;
+use super::AccessLogPage;
 use crate::auth::{perm, Require};
 use crate::error::ApiError;
 use crate::http::extract::ApiQuery;
@@ -18,13 +18,6 @@ use crate::store::LogFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/access-log", get(list))
-}
-
-/// A page of access-log entries.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct AccessLogPage {
-    pub items: Vec<Entry>,
-    pub next_cursor: Option<String>,
 }
 
 /// The kinds of record the access log speaks about.

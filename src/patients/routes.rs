@@ -528,7 +528,7 @@ async fn set_seal(
 
 /// Who read or changed this patient record (admin)
 #[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients", params(("id" = String, Path, pattern = "^pat_[0-9a-f]{20}$"), NumericPageParams),
-    responses((status = 200, description = "A page of entries, oldest first", body = crate::access::routes::AccessLogPage,
+    responses((status = 200, description = "A page of entries, oldest first", body = crate::access::AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 403, description = "Not an admin"), (status = 404, description = "No such patient")))]
 pub async fn access_log(
