@@ -249,9 +249,14 @@ async fn at_a_terminal_the_password_is_asked_twice_and_never_echoed() {
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
+    // The prompt is printed just before echo is switched off: typing into that gap would be
+    // echoed by the terminal itself, so the test types as a person does, a moment later.
+    let pause = std::time::Duration::from_millis(500);
     read_until(&mut stdout, &mut seen, "Password: ");
+    std::thread::sleep(pause);
     stdin.write_all(b"terminal-password-1\n").unwrap();
     read_until(&mut stdout, &mut seen, "Password again: ");
+    std::thread::sleep(pause);
     stdin.write_all(b"terminal-password-1\n").unwrap();
     stdout.read_to_end(&mut seen).unwrap();
     assert!(child.wait().unwrap().success());
