@@ -10,6 +10,13 @@ pub struct Config {
     /// Address to bind; port 0 picks a free port (the bound address is logged).
     #[arg(long, env = "CAREQ_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// PEM certificate chain: with `CAREQ_TLS_KEY`, careq serves HTTPS (HTTP/1.1 and HTTP/2 by
+    /// ALPN) and sends `Strict-Transport-Security`. Re-read on SIGHUP.
+    #[arg(long, env = "CAREQ_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for `CAREQ_TLS_CERT`.
+    #[arg(long, env = "CAREQ_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// `sqlite://PATH` (created if missing).
     #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
     pub database_url: String,
@@ -157,6 +164,8 @@ impl fmt::Debug for Config {
             .field("write_queue", &self.write_queue)
             .field("cors_origins", &self.cors_origins)
             .field("log", &self.log)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("log_format", &self.log_format)
             .finish()
     }

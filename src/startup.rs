@@ -128,6 +128,7 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    tls: Option<Arc<crate::http::tls::Certificates>>,
 }
 
 fn bind_address(listen: &str) -> String {
@@ -141,6 +142,12 @@ fn bind_address(listen: &str) -> String {
 impl Application {
     /// Opens the database, migrates it and binds the listener. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // TLS files are checked first: a wrong path stops the start before anything is opened.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::Certificates::load(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("set both CAREQ_TLS_CERT and CAREQ_TLS_KEY, or neither"),
+        };
         let db = crate::store::Store::open(crate::store::Options {
             url: config.database_url.clone(),
             max_bytes: config.db_max_bytes,
@@ -210,6 +217,7 @@ impl Application {
             listener,
             metrics_listener,
             state,
+            tls,
         })
     }
 
@@ -232,7 +240,23 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        tracing::info!(address = %self.local_addr(), "careq listening");
+        let address = self.local_addr();
+        tracing::info!(address = %address, tls = self.tls.is_some(), "careq listening");
+        if self.tls.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                address = %address,
+                "serving plain HTTP on a non-loopback address: bearer tokens need TLS \
+                 (RFC 6750 §5.3); set CAREQ_TLS_CERT and CAREQ_TLS_KEY or put careq behind a \
+                 TLS proxy"
+            );
+        }
+        let acceptor = match &self.tls {
+            Some(certs) => {
+                reload_on_sighup(certs.clone());
+                Some(certs.acceptor().map_err(std::io::Error::other)?)
+            }
+            None => None,
+        };
         let router = app(self.state.clone());
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(listener) = self.metrics_listener {
@@ -254,7 +278,7 @@ impl Application {
                 .boxed_clone();
             let config = self.state.config.clone();
             tokio::spawn(async move {
-                let _ = server::serve(listener, metrics_app, config, async {
+                let _ = server::serve(listener, metrics_app, config, None, async {
                     let _ = metrics_stopped.await;
                 })
                 .await;
@@ -266,8 +290,14 @@ impl Application {
             // Live boards hear "going away" (1001) and reconnect at once, to the next process.
             stopping.send_replace(true);
         };
-        let result =
-            server::serve(self.listener, router, self.state.config.clone(), shutdown).await;
+        let result = server::serve(
+            self.listener,
+            router,
+            self.state.config.clone(),
+            acceptor,
+            shutdown,
+        )
+        .await;
         // Give the sockets' close frames a moment to leave.
         for _ in 0..40 {
             if self.state.sockets.total() == 0 {
@@ -279,6 +309,27 @@ impl Application {
         self.state.db.close().await;
         result
     }
+}
+
+/// Re-reads the certificate and key on every SIGHUP; a failed read keeps the pair in use.
+fn reload_on_sighup(certs: Arc<crate::http::tls::Certificates>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match certs.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "TLS certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = certs;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -119,6 +119,13 @@ pub async fn request_context(State(state): State<HttpState>, req: Request, next:
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if state.config.tls_cert.is_some() {
+        // Served over TLS: browsers must not fall back to plain HTTP for a year.
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -245,7 +252,15 @@ fn check_host(state: &HttpState, req: &Request) -> Result<(), ApiError> {
     if hosts.next().is_some() {
         return Err(ApiError::bad_request("more than one Host header"));
     }
-    let Some(host) = host else {
+    // HTTP/2 names the host in the `:authority` pseudo-header, which arrives as the URI's
+    // authority; the same rules apply to it.
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .filter(|_| req.version() == Version::HTTP_2);
+    let authority = authority.and_then(|a| HeaderValue::from_str(a).ok());
+    let Some(host) = host.or(authority.as_ref()) else {
         // HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/1.0 clients may omit it.
         if req.version() == Version::HTTP_10 {
             return Ok(());

@@ -12,6 +12,7 @@ pub mod paging;
 pub mod precondition;
 pub mod resource;
 pub mod server;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! careq's own accept loop. `axum::serve` sets no header-read timeout and lets hyper answer a
 //! bad request line with an empty 400, so careq reads the request line itself (505, 414 and 400
 //! as problems), then hands the connection to hyper with a header-read timeout, and shuts down
-//! gracefully: in-flight requests finish, idle connections close.
+//! gracefully: in-flight requests finish, idle connections close. With TLS, the handshake comes
+//! first (bounded by the client timeout); a client that negotiated `h2` is served HTTP/2.
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -11,8 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -31,6 +32,7 @@ pub async fn serve(
     listener: TcpListener,
     app: App,
     config: Arc<Config>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -55,7 +57,7 @@ pub async fn serve(
                     stop: stop_rx.clone(),
                     _alive: alive_tx.clone(),
                 };
-                tokio::spawn(conn.run(stream, peer));
+                tokio::spawn(conn.start(stream, peer, tls.clone()));
             }
             _ = &mut shutdown => break,
         }
@@ -77,7 +79,62 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, mut stream: TcpStream, peer: SocketAddr) {
+    async fn start(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
+        let Some(acceptor) = tls else {
+            return self.run(stream, peer).await;
+        };
+        let timeout = self.config.client_timeout();
+        // A client too slow to finish the handshake, or one that refuses the certificate, is
+        // dropped without an answer (there is no channel to send one on).
+        let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await else {
+            return;
+        };
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+            self.run_h2(tls, peer).await
+        } else {
+            self.run(tls, peer).await
+        }
+    }
+
+    /// HTTP/2 (negotiated by ALPN). Request lines do not exist here; hyper bounds the header
+    /// list and careq's middleware applies the same rules as on HTTP/1.1 to every request.
+    async fn run_h2<S>(mut self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let app = self.app.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(((self.config.uri_max_bytes + 56 * 1024).max(64 * 1024)) as u32)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+                }
+            }
+            _ = self.stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+
+    async fn run<S>(mut self, mut stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let timeout = self.config.client_timeout();
         let mut head = Vec::with_capacity(2048);
         let line_limit = self.config.uri_max_bytes + 64;
@@ -135,8 +192,8 @@ enum LineVerdict {
 }
 
 /// Reads until the first request line is complete and checks its version and length.
-async fn read_request_line(
-    stream: &mut TcpStream,
+async fn read_request_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     limit: usize,
 ) -> io::Result<LineVerdict> {
@@ -185,13 +242,13 @@ fn check_request_line(line: &[u8], limit: usize) -> LineVerdict {
 }
 
 /// A stream that first yields bytes already read from it.
-struct Prefixed {
+struct Prefixed<S> {
     prefix: Vec<u8>,
     pos: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -212,7 +269,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

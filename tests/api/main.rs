@@ -29,4 +29,5 @@ mod readme;
 mod reliability;
 mod security;
 mod slowloris;
+mod tls;
 mod users;
