@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::Sha256;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::helpers::*;
 use crate::live::{send_notify, ticket};
@@ -21,22 +22,13 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "careq test CA");
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
+    let made = test_pki();
+    let leaf = rustls::pki_types::CertificateDer::from_pem_slice(made.cert_pem.as_bytes()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(made.key_pem.as_bytes()).unwrap();
     Pki {
-        ca_pem: ca.pem(),
-        leaf: leaf.der().clone(),
-        key: rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        ca_pem: made.ca_pem,
+        leaf,
+        key,
     }
 }
 

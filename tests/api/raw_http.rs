@@ -124,6 +124,17 @@ async fn another_http_version_returns_505_problem() {
     }
 }
 
+/// Cleartext HTTP/2 with prior knowledge is refused, as the README says: its connection
+/// preface is answered 505 with a problem, and the connection closes.
+#[tokio::test]
+async fn the_h2c_preface_is_refused_with_505() {
+    let app = spawn_app().await;
+    let res = app.raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert_eq!(res.status, 505, "{}", res.raw);
+    assert_eq!(res.header("connection"), Some("close"));
+    assert_problem_body(&res.problem(), 505);
+}
+
 #[tokio::test]
 async fn a_malformed_request_line_returns_400_problem() {
     let app = spawn_app().await;

@@ -14,22 +14,11 @@ struct Pair {
 }
 
 fn pair() -> Pair {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "careq TLS test CA");
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
+    let pki = test_pki();
     Pair {
-        ca: reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap(),
-        cert_pem: leaf.pem(),
-        key_pem: key.serialize_pem(),
+        ca: reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap(),
+        cert_pem: pki.cert_pem,
+        key_pem: pki.key_pem,
     }
 }
 
