@@ -80,6 +80,10 @@ pub enum ApiError {
     UriTooLong {
         limit: usize,
     },
+    /// The request's header fields together are over `limit` bytes.
+    HeaderFieldsTooLarge {
+        limit: usize,
+    },
     /// `accept` is what the endpoint takes, named in `Accept-Post` for POST and `Accept-Patch`
     /// for PATCH (never in `Accept`, which is a request header); PUT has no such header, so the
     /// problem's detail says it.
@@ -189,6 +193,7 @@ impl ApiError {
             PreconditionFailed { .. } => &status::HTTP_412_PRECONDITION_FAILED,
             PayloadTooLarge(_) => &status::HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             UriTooLong { .. } => &status::HTTP_414_REQUEST_URI_TOO_LONG,
+            HeaderFieldsTooLarge { .. } => &status::HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
             UnsupportedMediaType { .. } => &status::HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             RangeNotSatisfiable { .. } => &status::HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
             ExpectationFailed => &status::HTTP_417_EXPECTATION_FAILED,
@@ -232,6 +237,9 @@ impl ApiError {
                 "If-Match does not match the current ETag; fetch the resource again".into()
             }
             UriTooLong { limit } => format!("the request target is longer than {limit} bytes"),
+            HeaderFieldsTooLarge { limit } => {
+                format!("the header fields together are longer than {limit} bytes")
+            }
             UnsupportedMediaType { accept, .. } => format!("this endpoint takes {accept} bodies"),
             RangeNotSatisfiable { length } => {
                 format!("the range lies outside the {length} bytes of the file")
@@ -476,6 +484,7 @@ mod tests {
             ),
             (ApiError::PayloadTooLarge("x".into()), 413),
             (ApiError::UriTooLong { limit: 1 }, 414),
+            (ApiError::HeaderFieldsTooLarge { limit: 1 }, 431),
             (
                 ApiError::UnsupportedMediaType {
                     accept: "application/json",
@@ -538,9 +547,6 @@ mod tests {
             .iter()
             .filter(|s| s.is_error() && s.usage.is_sent())
         {
-            if st.code == 431 {
-                continue; // hyper answers it before careq sees the request
-            }
             assert!(covered.contains(&st.code), "no ApiError for {}", st.code);
         }
     }

@@ -112,7 +112,7 @@ fn fix_link_keys(value: &mut serde_json::Value) {
 struct Conventions;
 
 /// Statuses any request can meet before its handler runs (the global guards).
-const EVERY_OPERATION: &[u16] = &[400, 406, 414, 417, 421, 500, 503];
+const EVERY_OPERATION: &[u16] = &[400, 406, 414, 417, 421, 431, 500, 503];
 /// Statuses any request with a body can meet while it is read and parsed.
 const WITH_BODY: &[u16] = &[408, 413, 415, 422];
 

@@ -45,6 +45,7 @@ pub async fn request_context(State(state): State<HttpState>, req: Request, next:
         .filter(|v| context::sane_request_id(v))
         .map(str::to_owned);
     let method = req.method().clone();
+    let version = req.version();
     let ctx = RequestCtx {
         request_id: request_id.clone(),
         client_request_id: client_request_id.clone(),
@@ -126,6 +127,11 @@ pub async fn request_context(State(state): State<HttpState>, req: Request, next:
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+    if version == Version::HTTP_2 {
+        // Connection-specific fields do not exist in HTTP/2 (RFC 9113 §8.2.2): an error that
+        // closes an HTTP/1.1 connection (408) only ends its stream here.
+        headers.remove(header::CONNECTION);
+    }
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -140,6 +146,11 @@ pub async fn request_context(State(state): State<HttpState>, req: Request, next:
     }
     res
 }
+
+/// The most bytes of header fields careq reads. hyper (HTTP/1.1) and h2 refuse heads beyond
+/// their buffers (64 KiB and up) with an empty 431 before careq sees them; below that, careq
+/// answers 431 itself, as a problem, at this one limit on both protocols.
+pub const HEADER_FIELDS_MAX_BYTES: usize = 32 * 1024;
 
 /// Methods HTTP defines (RFC 9110, PATCH, QUERY); others answer 501 rather than 405.
 fn is_known_method(m: &Method) -> bool {
@@ -224,6 +235,17 @@ fn check(state: &HttpState, req: &Request) -> Result<Preference, ApiError> {
             limit: cfg.uri_max_bytes,
         });
     }
+    // Counted as on the HTTP/1.1 wire (`name: value` and CRLF), whichever protocol carried them.
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if fields > HEADER_FIELDS_MAX_BYTES {
+        return Err(ApiError::HeaderFieldsTooLarge {
+            limit: HEADER_FIELDS_MAX_BYTES,
+        });
+    }
     if let Some(expect) = req.headers().get(header::EXPECT) {
         if !expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
             return Err(ApiError::ExpectationFailed);
@@ -260,6 +282,21 @@ fn check_host(state: &HttpState, req: &Request) -> Result<(), ApiError> {
         .map(|a| a.as_str())
         .filter(|_| req.version() == Version::HTTP_2);
     let authority = authority.and_then(|a| HeaderValue::from_str(a).ok());
+    if let (Some(host), Some(authority)) = (host, authority.as_ref()) {
+        // RFC 9113 §8.3.1: a Host naming another entity than `:authority` is malformed.
+        let name = |v: &HeaderValue| v.to_str().ok().and_then(host_name).map(str::to_owned);
+        let (h, a) = (name(host), name(authority));
+        if h.is_none()
+            || !h
+                .as_deref()
+                .unwrap_or("")
+                .eq_ignore_ascii_case(a.as_deref().unwrap_or(""))
+        {
+            return Err(ApiError::bad_request(
+                "the Host header and :authority name different hosts",
+            ));
+        }
+    }
     let Some(host) = host.or(authority.as_ref()) else {
         // HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/1.0 clients may omit it.
         if req.version() == Version::HTTP_10 {

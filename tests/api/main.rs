@@ -11,6 +11,7 @@ mod durability;
 mod fuzz;
 mod global_http;
 mod helpers;
+mod http2;
 mod idempotency;
 mod live;
 mod load;

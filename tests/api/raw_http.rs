@@ -98,12 +98,25 @@ async fn an_overlong_request_target_returns_414_problem() {
 #[tokio::test]
 async fn oversized_header_fields_return_431() {
     let app = spawn_app().await;
-    let req = format!(
-        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
-        "b".repeat(200_000)
-    );
-    let res = app.raw(req.as_bytes()).await;
+    let head = |n: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "b".repeat(n)
+        )
+    };
+    // Over careq's 32 KiB of header fields: careq's own 431, a problem.
+    let res = app.raw(head(40_000).as_bytes()).await;
     assert_eq!(res.status, 431, "{}", &res.raw[..res.raw.len().min(300)]);
+    assert!(res.header("x-request-id").is_some());
+    let problem = res.problem();
+    assert_problem_body(&problem, 431);
+    assert!(problem["detail"].as_str().unwrap().contains("32768"));
+    // Far over hyper's read buffer: hyper refuses the head before careq sees it.
+    let res = app.raw(head(200_000).as_bytes()).await;
+    assert_eq!(res.status, 431, "{}", &res.raw[..res.raw.len().min(300)]);
+    // Just under the limit is served.
+    let res = app.raw(head(30_000).as_bytes()).await;
+    assert_eq!(res.status, 200);
 }
 
 #[tokio::test]
