@@ -100,6 +100,7 @@ pub struct Claim {
 }
 
 /// The request's claim, if it came with an `Idempotency-Key`.
+#[derive(Clone)]
 pub struct Claimed(pub Option<Claim>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Claimed {
@@ -180,12 +181,21 @@ async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Resp
         return Ok(res);
     }
     // A refusal changed nothing; it is stored on its own so a retry hears the same answer.
+    let (outcome, res) = outcome_of(&claim, res)
+        .await
+        .map_err(IntoResponse::into_response)?;
     app.db
         .write(move |conn| {
-            Box::pin(async move { record_in(conn, &Claimed(Some(claim)), res).await })
+            let outcome = outcome.clone();
+            Box::pin(async move {
+                conn.save_outcome(&outcome, outcome.created_at - KEEP_SECONDS)
+                    .await?;
+                Ok(())
+            })
         })
         .await
-        .map_err(IntoResponse::into_response)
+        .map_err(IntoResponse::into_response)?;
+    Ok(res)
 }
 
 /// Stores `res` as the outcome of the claimed key inside the caller's transaction, and hands it
@@ -198,6 +208,15 @@ pub async fn record_in(
     let Some(claim) = &claimed.0 else {
         return Ok(res);
     };
+    let (outcome, res) = outcome_of(claim, res).await?;
+    tx.save_outcome(&outcome, outcome.created_at - KEEP_SECONDS)
+        .await?;
+    Ok(res)
+}
+
+/// The outcome to store for `res` under the claim, and `res` itself (marked as recorded) with
+/// its body buffered.
+async fn outcome_of(claim: &Claim, res: Response) -> Result<(Outcome, Response), ApiError> {
     let (mut parts, body) = res.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -211,7 +230,6 @@ pub async fn record_in(
             ))
         })
         .collect();
-    let now = crate::clock::now_unix();
     let outcome = Outcome {
         caller_id: claim.caller_id.clone(),
         key: claim.key.clone(),
@@ -219,11 +237,10 @@ pub async fn record_in(
         status: parts.status.as_u16(),
         headers: serde_json::to_string(&kept).map_err(ApiError::internal)?,
         body: body.to_vec(),
-        created_at: now,
+        created_at: crate::clock::now_unix(),
     };
-    tx.save_outcome(&outcome, now - KEEP_SECONDS).await?;
     parts.extensions.insert(Recorded);
-    Ok(Response::from_parts(parts, Body::from(body)))
+    Ok((outcome, Response::from_parts(parts, Body::from(body))))
 }
 
 async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Outcome>, ApiError> {

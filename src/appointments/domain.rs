@@ -80,7 +80,7 @@ pub fn reason(raw: Option<&str>) -> Result<Option<String>, FieldError> {
 }
 
 /// `POST /v1/appointments`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAppointment {
     pub clinic_id: String,
@@ -101,7 +101,7 @@ pub struct NewAppointment {
 }
 
 /// `PATCH /v1/appointments/{id}` (merge patch): reschedule, or change the status.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentPatch {
     #[schema(format = DateTime)]
@@ -117,6 +117,7 @@ pub struct AppointmentPatch {
 }
 
 /// A slot: a start in the future and a length of 5–720 minutes.
+#[derive(Clone)]
 pub struct Slot {
     pub start: jiff::Timestamp,
     pub minutes: i64,

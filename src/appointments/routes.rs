@@ -46,7 +46,10 @@ pub async fn book(
     let caller = caller.0;
     let a = st
         .db
-        .write_data(move |conn| Box::pin(super::book(conn, caller, new, slot)))
+        .write_data(move |conn| {
+            let (caller, new, slot) = (caller.clone(), new.clone(), slot.clone());
+            Box::pin(super::book(conn, caller, new, slot))
+        })
         .await?;
     Ok(resource::created(&a, &location(&a.id)))
 }
@@ -169,7 +172,11 @@ pub async fn update(
     let caller = caller.0;
     let a = st
         .db
-        .write_data(move |conn| Box::pin(super::update(conn, caller, id, if_match, patch)))
+        .write_data(move |conn| {
+            let (caller, id, if_match, patch) =
+                (caller.clone(), id.clone(), if_match.clone(), patch.clone());
+            Box::pin(super::update(conn, caller, id, if_match, patch))
+        })
         .await?;
     Ok(resource::updated(&a))
 }
@@ -185,7 +192,10 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let caller = caller.0;
     st.db
-        .write_data(move |conn| Box::pin(super::remove(conn, caller, id)))
+        .write_data(move |conn| {
+            let (caller, id) = (caller.clone(), id.clone());
+            Box::pin(super::remove(conn, caller, id))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,7 +213,10 @@ pub async fn check_in(
     let (caller, aging) = (caller.0, st.config.queue_aging_minutes);
     let ticket = st
         .db
-        .write_data(move |conn| Box::pin(super::check_in(conn, caller, id, aging)))
+        .write_data(move |conn| {
+            let (caller, id) = (caller.clone(), id.clone());
+            Box::pin(super::check_in(conn, caller, id, aging))
+        })
         .await?;
     crate::queue::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));
     Ok(resource::created(

@@ -24,6 +24,7 @@ pub async fn issue(db: &Store, user_id: &str, ttl_seconds: i64) -> Result<String
     let token = new_token();
     let (hash, user_id) = (hash_token(&token), user_id.to_string());
     db.write(move |tx| {
+        let (hash, user_id) = (hash.clone(), user_id.clone());
         Box::pin(async move {
             let now = now_unix();
             Ok(tx
@@ -37,8 +38,11 @@ pub async fn issue(db: &Store, user_id: &str, ttl_seconds: i64) -> Result<String
 
 pub async fn revoke(db: &Store, token_hash: &str) -> Result<(), ApiError> {
     let token_hash = token_hash.to_string();
-    db.write(move |tx| Box::pin(async move { Ok(tx.revoke_token(&token_hash, now_unix()).await?) }))
-        .await
+    db.write(move |tx| {
+        let token_hash = token_hash.clone();
+        Box::pin(async move { Ok(tx.revoke_token(&token_hash, now_unix()).await?) })
+    })
+    .await
 }
 
 /// The caller a live token belongs to; `None` for unknown, expired or revoked tokens and for

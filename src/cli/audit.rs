@@ -77,6 +77,7 @@ pub async fn run(database_url: &str, cmd: AuditCommand) -> anyhow::Result<()> {
     } else {
         let through = after;
         db.write(move |tx| {
+            let before = before.clone();
             Box::pin(async move { Ok(tx.purge_access_log(&before, through).await?) })
         })
         .await

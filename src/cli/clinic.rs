@@ -37,6 +37,7 @@ pub async fn run(database_url: &str, cmd: ClinicCommand) -> anyhow::Result<()> {
             let id = crate::ids::new_id("cln");
             let clinic = db
                 .write_data(move |tx| {
+                    let (id, valid) = (id.clone(), valid.clone());
                     Box::pin(async move {
                         tx.insert_clinic(&id, &valid).await?;
                         tx.find_clinic(&id).await?.ok_or_else(|| {

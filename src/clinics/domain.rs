@@ -103,7 +103,7 @@ pub struct NewClinic {
 }
 
 /// `PATCH /v1/clinics/{id}` (merge patch).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicPatch {
     #[schema(
@@ -128,6 +128,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 /// A country whose phone numbering careq knows (ISO 3166 alpha-2, stored upper case).
+#[derive(Clone)]
 pub struct Country(String);
 
 impl Country {
@@ -148,6 +149,7 @@ impl Country {
 }
 
 /// A clinic's fields after every rule has passed.
+#[derive(Clone)]
 pub struct ValidClinic {
     pub name: ClinicName,
     pub timezone: TimeZoneName,

@@ -47,6 +47,7 @@ pub async fn create(
     let clinic = st
         .db
         .write_data(move |conn| {
+            let (id, valid) = (id.clone(), valid.clone());
             Box::pin(async move {
                 conn.insert_clinic(&id, &valid).await?;
                 conn.find_clinic(&id)
@@ -112,6 +113,8 @@ pub async fn update(
     let clinic = st
         .db
         .write_data(move |conn| {
+            let (admin, id, patch, if_match) =
+                (admin.clone(), id.clone(), patch.clone(), if_match.clone());
             Box::pin(async move {
                 let current = visible(conn, &admin, &id).await?;
                 let valid = ValidClinic::parse(

@@ -52,6 +52,7 @@ impl CursorSeal {
         let fresh = hex::encode(fresh);
         let stored: String = db
             .write(move |tx| {
+                let fresh = fresh.clone();
                 Box::pin(async move { Ok(tx.setting_or_insert(META_KEY, &fresh).await?) })
             })
             .await?;

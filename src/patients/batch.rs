@@ -15,7 +15,7 @@ use crate::idempotency::{record_in, Claimed};
 use crate::startup::AppState;
 use crate::store::Tx;
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// All or nothing.
@@ -112,6 +112,7 @@ pub async fn batch(
     // crash finds either everything (and replays it) or nothing.
     st.db
         .write_data(move |conn| {
+            let (req, caller, claimed) = (req.clone(), caller.clone(), claimed.clone());
             Box::pin(async move {
                 let outcomes = if req.atomic {
                     atomic(conn, &caller, req.items).await?

@@ -186,6 +186,7 @@ pub async fn create(
     let caller = caller.0;
     st.db
         .write_data(move |conn| {
+            let (caller, new, claimed) = (caller.clone(), new.clone(), claimed.clone());
             Box::pin(async move {
                 let patient = super::create(conn, &caller, &new).await?;
                 let res = resource::created(&patient, &location(&patient.id));
@@ -232,11 +233,13 @@ async fn write(
     caller: &crate::auth::Caller,
     id: &str,
     if_match: IfMatch,
-    fields: impl FnOnce(&Patient) -> Result<PatientFields, ApiError> + Send + 'static,
+    fields: impl Fn(&Patient) -> Result<PatientFields, ApiError> + Send + Sync + 'static,
 ) -> Result<Response, ApiError> {
-    let (caller, id) = (caller.clone(), id.to_string());
+    let (caller, id, fields) = (caller.clone(), id.to_string(), std::sync::Arc::new(fields));
     st.db
         .write_data(move |conn| {
+            let (caller, id, if_match, fields) =
+                (caller.clone(), id.clone(), if_match.clone(), fields.clone());
             Box::pin(async move {
                 let stored = match resolve(conn, &caller, &id, true).await? {
                     Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
@@ -266,7 +269,7 @@ pub async fn replace(
     if_match: IfMatch,
     JsonBody(fields): JsonBody<PatientFields>,
 ) -> Result<Response, ApiError> {
-    write(&st, &caller, &id, if_match, move |_| Ok(fields)).await
+    write(&st, &caller, &id, if_match, move |_| Ok(fields.clone())).await
 }
 
 /// Update a patient with a JSON merge patch (needs If-Match)
@@ -307,6 +310,7 @@ pub async fn remove(
     let caller = caller.0;
     st.db
         .write_data(move |conn| {
+            let (caller, id) = (caller.clone(), id.clone());
             Box::pin(async move {
                 match resolve(conn, &caller, &id, true).await {
                     Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
@@ -326,7 +330,7 @@ pub async fn remove(
         .await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     /// The surviving patient's id.
@@ -353,6 +357,7 @@ pub async fn merge(
     let caller = caller.0;
     st.db
         .write_data(move |conn| {
+            let (caller, id, req) = (caller.clone(), id.clone(), req.clone());
             Box::pin(async move {
                 let from = match resolve(conn, &caller, &id, true).await? {
                     Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
@@ -504,6 +509,7 @@ async fn set_seal(
     let reason = reason.map(str::to_string);
     st.db
         .write(move |conn| {
+            let (caller, id, reason) = (caller.clone(), id.clone(), reason.clone());
             Box::pin(async move {
                 // Admins read sealed records, so resolving for reading finds them either way.
                 if let Resolved::Moved(to) = resolve(conn, &caller, &id, false).await? {

@@ -45,7 +45,7 @@ async fn clinic(
     crate::clinics::visible(conn, caller, id).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     pub patient_id: Option<String>,
@@ -73,6 +73,7 @@ pub async fn issue(
     let ticket = st
         .db
         .write_data(move |conn| {
+            let (caller, id, req) = (caller.clone(), id.clone(), req.clone());
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
                 if let Some(pid) = &req.patient_id {
@@ -167,6 +168,7 @@ pub async fn call_next(
     let called = st
         .db
         .write_data(move |conn| {
+            let (caller, id, counter) = (caller.clone(), id.clone(), counter.clone());
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
                 // A sealed patient's ticket is out of staff's sight, so it is not called to a
@@ -230,6 +232,7 @@ async fn set_closed(
     let (clinic_id, day) = st
         .db
         .write(move |conn| {
+            let (caller, id) = (caller.clone(), id.clone());
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
                 let day = local_day(&clinic);
@@ -350,6 +353,8 @@ pub async fn transition(
     let moved = st
         .db
         .write_data(move |conn| {
+            let (caller, id, if_match, uri) =
+                (caller.clone(), id.clone(), if_match.clone(), uri.clone());
             Box::pin(async move {
                 let ticket = usable_ticket(conn, &caller, &id, Use::Write).await?;
                 if_match.check(ticket.version)?;
@@ -401,6 +406,7 @@ pub async fn rotate_board_key(
     let clinic_id = st
         .db
         .write(move |conn| {
+            let (admin, id, hash) = (admin.clone(), id.clone(), hash.clone());
             Box::pin(async move {
                 let clinic = clinic(conn, &admin, &id).await?;
                 conn.set_board_key_hash(&clinic.id, &hash).await?;

@@ -8,8 +8,9 @@
 //!
 //! The rules (who may see what, what counts as a duplicate, the queue's order) live in the
 //! features' services, written once against `Tx`; an engine only stores and finds. All SQL is in
-//! the engine's module (`sqlite/` today): a second engine is a second implementation of `Engine`
-//! and `Tx`, not a change to the features.
+//! the engines' modules (`sqlite/`, `postgres/`), each an implementation of `Engine` and `Tx`
+//! chosen by the database URL's scheme.
+pub mod postgres;
 pub mod sqlite;
 
 use std::any::Any;
@@ -408,9 +409,12 @@ pub trait Tx: Send {
 /// What a unit of work returns: a boxed future borrowing the unit's `Tx`.
 pub type UnitFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 't>>;
 
-/// A unit of work with its answer's type erased, as engines run it.
+/// A unit of work with its answer's type erased, as engines run it. A unit can be run again
+/// from the start (`Fn`): an engine whose transactions may fail for reasons of concurrency
+/// alone (PostgreSQL's serialization failures and deadlocks) rolls back and re-runs it; SQLite's
+/// one writer runs each unit once.
 pub type Unit =
-    Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> UnitFuture<'t, Box<dyn Any + Send>> + Send>;
+    Arc<dyn for<'t> Fn(&'t mut dyn Tx) -> UnitFuture<'t, Box<dyn Any + Send>> + Send + Sync>;
 
 /// A database careq can run on.
 #[async_trait]
@@ -464,10 +468,13 @@ impl Store {
     pub async fn open(o: Options) -> anyhow::Result<Store> {
         let engine: Arc<dyn Engine> = match o.url.split_once(':').map(|(s, _)| s) {
             Some("sqlite") => sqlite::open(o).await?,
+            Some("postgres") | Some("postgresql") => postgres::open(o).await?,
             Some(other) => anyhow::bail!(
-                "the database URL scheme `{other}:` is not supported; use sqlite://PATH"
+                "the database URL scheme `{other}:` is not supported; use sqlite://PATH or postgres://…"
             ),
-            None => anyhow::bail!("the database URL has no scheme; use sqlite://PATH"),
+            None => anyhow::bail!(
+                "the database URL has no scheme; use sqlite://PATH or postgres://…"
+            ),
         };
         Ok(Store { engine })
     }
@@ -477,11 +484,13 @@ impl Store {
         Ok(self.engine.read().await?)
     }
 
-    /// Runs a unit of work; answered once it is durably committed.
+    /// Runs a unit of work; answered once it is durably committed. The unit may be run more
+    /// than once (each time in a fresh transaction, the earlier ones rolled back), so it clones
+    /// what it captures rather than moving it out.
     pub async fn write<T, F>(&self, unit: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + Sync + 'static,
     {
         self.run(unit, false).await
     }
@@ -491,7 +500,7 @@ impl Store {
     pub async fn write_data<T, F>(&self, unit: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + Sync + 'static,
     {
         self.run(unit, true).await
     }
@@ -499,10 +508,11 @@ impl Store {
     async fn run<T, F>(&self, unit: F, data: bool) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> UnitFuture<'t, T> + Send + Sync + 'static,
     {
-        let unit: Unit = Box::new(move |tx| {
-            Box::pin(async move { unit(tx).await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
+        let unit: Unit = Arc::new(move |tx| {
+            let run = unit(tx);
+            Box::pin(async move { run.await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
         });
         let out = self.engine.run(unit, data).await?;
         out.downcast::<T>()

@@ -80,7 +80,7 @@ pub struct NewUser {
 }
 
 /// `PATCH /v1/users/{id}` (merge patch): absent fields stay as they are.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<Role>,

@@ -16,11 +16,18 @@ pub async fn create(db: &Store, new: NewUser, actor: Option<&Caller>) -> Result<
     password::validate(&new.password, "/password")?;
     let hash = password::hash(new.password).await?;
     let id = crate::ids::new_id("usr");
-    let actor = actor.cloned();
+    let (actor, role) = (actor.cloned(), new.role);
     db.write_data(move |conn| {
+        let (clinic_ids, id, username, hash, actor) = (
+            new.clinic_ids.clone(),
+            id.clone(),
+            username.clone(),
+            hash.clone(),
+            actor.clone(),
+        );
         Box::pin(async move {
-            check_clinics(conn, &new.clinic_ids).await?;
-            match conn.insert_user(&id, &username, &hash, new.role).await {
+            check_clinics(conn, &clinic_ids).await?;
+            match conn.insert_user(&id, &username, &hash, role).await {
                 Err(StoreError::Conflict) => {
                     return Err(ApiError::Conflict {
                         detail: "a user with this username already exists".into(),
@@ -29,7 +36,7 @@ pub async fn create(db: &Store, new: NewUser, actor: Option<&Caller>) -> Result<
                 }
                 other => other?,
             }
-            conn.set_user_clinics(&id, &new.clinic_ids).await?;
+            conn.set_user_clinics(&id, &clinic_ids).await?;
             if let Some(actor) = &actor {
                 access::record(conn, actor, Action::Create, "user", &id).await?;
             }
@@ -110,6 +117,7 @@ pub async fn list(db: &Store, after: &str, limit: u32) -> Result<Vec<User>, ApiE
 pub async fn set_password(db: &Store, username: &str, hash: &str) -> Result<bool, ApiError> {
     let (username, hash) = (domain::normalize_username(username), hash.to_string());
     db.write(move |tx| {
+        let (username, hash) = (username.clone(), hash.clone());
         Box::pin(async move {
             let Some(id) = tx.set_password_by_name(&username, &hash).await? else {
                 return Ok(false);
@@ -125,6 +133,7 @@ pub async fn set_password(db: &Store, username: &str, hash: &str) -> Result<bool
 pub async fn deactivate(db: &Store, username: &str) -> Result<bool, ApiError> {
     let username = domain::normalize_username(username);
     db.write(move |tx| {
+        let username = username.clone();
         Box::pin(async move {
             let Some(id) = tx.user_id_by_name(&username).await? else {
                 return Ok(false);

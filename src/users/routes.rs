@@ -85,6 +85,7 @@ pub async fn change_password(
     let new_hash = st.hashing.hash(req.new).await?;
     st.db
         .write(move |conn| {
+            let (caller, new_hash) = (caller.clone(), new_hash.clone());
             Box::pin(async move {
                 conn.set_password_of(&caller.user_id, &new_hash).await?;
                 super::revoke_tokens(conn, &caller.user_id).await?;
@@ -183,6 +184,13 @@ pub async fn update(
     let user = st
         .db
         .write_data(move |conn| {
+            let (id, if_match, patch, hash, admin) = (
+                id.clone(),
+                if_match.clone(),
+                patch.clone(),
+                hash.clone(),
+                admin.clone(),
+            );
             Box::pin(async move {
                 let current = super::get(conn, &id).await?;
                 if_match.check(current.version)?;
@@ -228,6 +236,7 @@ pub async fn remove(
     let admin = admin.0;
     st.db
         .write_data(move |conn| {
+            let (id, admin) = (id.clone(), admin.clone());
             Box::pin(async move {
                 if conn.find_user(&id).await?.is_none() {
                     return Err(ApiError::NotFound("no user with this id".into()));

@@ -49,6 +49,16 @@ async fn an_online_backup_restores_into_a_careq_that_reads_every_record() {
         .args(["backup", copy.to_str().unwrap(), "--database-url", &url])
         .output()
         .unwrap();
+    if on_postgres() {
+        // careq copies SQLite files only; PostgreSQL is backed up with its own tools.
+        busy.await.unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("pg_dump"), "{stderr}");
+        assert!(!copy.exists());
+        eprintln!("on PostgreSQL: the restore half is SQLite's (a VACUUM INTO copy)");
+        return;
+    }
     assert!(
         out.status.success(),
         "{}",

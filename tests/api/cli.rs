@@ -204,16 +204,33 @@ fn a_database_that_cannot_be_opened_is_named() {
             "clinic",
             "list",
             "--database-url",
-            "postgres://localhost/careq",
+            "mysql://localhost/careq",
         ],
         "",
     );
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("`postgres:`") && stderr.contains("not supported"),
+        stderr.contains("`mysql:`") && stderr.contains("not supported"),
         "{stderr}"
     );
+    // A PostgreSQL server that does not answer is named too, without the password.
+    let out = careq(
+        &[
+            "clinic",
+            "list",
+            "--database-url",
+            "postgres://careq:secret-pw@127.0.0.1:1/careq",
+        ],
+        "",
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot connect to postgres://careq:***@127.0.0.1:1/careq"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-pw"), "{stderr}");
 }
 
 /// Reads from `out` until `marker` has appeared; returns everything read.

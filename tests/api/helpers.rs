@@ -1,5 +1,7 @@
-//! `spawn_app()`: the real application on 127.0.0.1:0 with a fresh SQLite file, plus helpers for
-//! raw-socket requests where an HTTP client library would hide the behaviour under test.
+//! `spawn_app()`: the real application on 127.0.0.1:0 with a fresh database — a SQLite file, or,
+//! when `CAREQ_TEST_DATABASE_URL` names a PostgreSQL server, a PostgreSQL database created for
+//! the test and dropped after it — plus helpers for raw-socket requests where an HTTP client
+//! library would hide the behaviour under test.
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -23,13 +25,107 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
-    /// Read-only connections of the test's own to the app's SQLite file, to check what is
-    /// stored without going through the API.
-    pub pool: sqlx::SqlitePool,
+    /// Connections of the test's own to the app's database (read-only on SQLite), to check
+    /// what is stored without going through the API. Engine-neutral: queries written for it
+    /// run on both engines (`$1` placeholders, no engine-specific functions).
+    pub pool: sqlx::AnyPool,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+    /// Dropped last: the PostgreSQL database of the test, if it has one.
+    _pg: Option<PgTestDb>,
 }
+
+/// The PostgreSQL server the suite runs on (`CAREQ_TEST_DATABASE_URL`), if any.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("CAREQ_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"))
+}
+
+/// Whether the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    postgres_server().is_some()
+}
+
+/// Ends a test that is about SQLite's file alone when the suite runs on PostgreSQL, saying why.
+#[macro_export]
+macro_rules! sqlite_only {
+    ($why:expr) => {
+        if $crate::helpers::on_postgres() {
+            eprintln!("skipped on PostgreSQL: {}", $why);
+            return;
+        }
+    };
+}
+
+/// A database created on the test server for one test, dropped (with its connections) when
+/// this is dropped.
+pub struct PgTestDb {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgTestDb {
+    pub async fn create(server: &str) -> PgTestDb {
+        use sqlx::Connection;
+        let name = format!("careq_t_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(server)
+            .await
+            .expect("connecting to CAREQ_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        PgTestDb {
+            url: database_url(server, &name),
+            server: server.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with a
+        // runtime of its own drops the database before the test is reported done.
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    use sqlx::Connection;
+                    let mut admin = sqlx::PgConnection::connect(&server).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// The URL of database `name` on the server `server` names (its path replaced).
+fn database_url(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
 
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
@@ -50,19 +146,29 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
+    let pg = match postgres_server() {
+        Some(server) => Some(PgTestDb::create(&server).await),
+        None => None,
+    };
+    if let Some(db) = &pg {
+        config.database_url = db.url.clone();
+    }
     customise(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     let pool = {
-        use std::str::FromStr;
-        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&state.config.database_url)
-            .unwrap()
-            .read_only(true);
-        sqlx::sqlite::SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let url = &state.config.database_url;
+        let url = if url.starts_with("sqlite:") {
+            format!("{url}?mode=ro")
+        } else {
+            url.clone()
+        };
+        sqlx::any::AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect(&url)
             .await
             .unwrap()
     };
@@ -84,6 +190,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         shutdown: Some(tx),
         handle: Some(handle),
         _dir: dir,
+        _pg: pg,
     }
 }
 
@@ -169,13 +276,71 @@ impl TestApp {
         }
     }
 
-    /// A writable connection of the test's own to the app's SQLite file, for what an operator or
-    /// another process would do (take the write lock, free space, try to rewrite the log).
-    pub async fn writable(&self) -> sqlx::SqliteConnection {
+    /// A writable connection of the test's own to the app's database, for what an operator or
+    /// another process would do (free space, try to rewrite the log).
+    pub async fn writable(&self) -> sqlx::AnyConnection {
         use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&self.state.config.database_url)
+        sqlx::AnyConnection::connect(&self.state.config.database_url)
             .await
             .unwrap()
+    }
+
+    /// A connection of the test's own holding a transaction that keeps every write of the app
+    /// waiting (SQLite: the write lock; PostgreSQL: the tables locked against writers, reads
+    /// still allowed), as another process could. `COMMIT` on it lets the writes go on.
+    pub async fn hold_writes(&self) -> sqlx::AnyConnection {
+        let mut conn = self.writable().await;
+        if on_postgres() {
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query(
+                "LOCK TABLE clinics, users, user_clinics, tokens, patients, clinic_counters,
+                     queue_days, tickets, appointments, meta, idempotency_keys, access_log
+                 IN EXCLUSIVE MODE",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        } else {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn
+    }
+
+    /// On PostgreSQL: once the app has finished what it was given, none of its connections is
+    /// left inside a transaction (idle in transaction, or still running one), and it holds no
+    /// more connections than its two pools allow. (SQLite's writer is checked by the requests
+    /// that follow: a leaked transaction there holds the write lock and they answer 503.)
+    pub async fn assert_no_transaction_left_open(&self) {
+        if !on_postgres() {
+            return;
+        }
+        let mut open = Vec::new();
+        for _ in 0..100 {
+            open = sqlx::query_scalar::<_, String>(
+                "SELECT COALESCE(state, '') FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend' AND state <> 'idle'",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+            if open.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(open.is_empty(), "connections still in a transaction: {open:?}");
+        let connections: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND backend_type = 'client backend'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert!(connections <= 2 * 32 + 4, "{connections} connections");
     }
 
     pub async fn connect(&self) -> TcpStream {

@@ -120,13 +120,10 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
         futures_util::future::join_all(jobs).await;
         still_serves(&app, &d, 5000 + round).await;
     }
-    // The worst moment to hang up: while waiting for SQLite's write lock. Another process holds
-    // it while sixteen creates queue for it, and every one of those clients resets.
-    let mut holder = app.writable().await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    // The worst moment to hang up: while waiting for the write lock (SQLite's; on PostgreSQL,
+    // locks on the tables). Another process holds it while sixteen creates queue for it, and
+    // every one of those clients resets.
+    let mut holder = app.hold_writes().await;
     let mut sockets = Vec::new();
     for i in 0..16u64 {
         let body = new_patient(&d.clinic, 7000 + i, None).to_string();
@@ -157,6 +154,7 @@ async fn clients_that_reset_mid_write_change_nothing_about_what_the_server_can_d
         .await
         .unwrap();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    app.assert_no_transaction_left_open().await;
 }
 
 #[derive(Default)]
@@ -284,4 +282,5 @@ async fn forty_clients_for_three_seconds_with_some_vanishing_leave_everything_co
     let seqs: Vec<i64> = stored.iter().map(|(_, s)| *s).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     still_serves(&app, &d, 9_999_999).await;
+    app.assert_no_transaction_left_open().await;
 }

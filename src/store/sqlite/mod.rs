@@ -123,6 +123,7 @@ impl Engine for SqliteEngine {
                     if let Some(max) = max {
                         check_room(conn, max).await?;
                     }
+                    // SQLite's one writer never fails a unit for concurrency: it runs once.
                     let mut tx = SqliteTx::Borrowed(conn);
                     unit(&mut tx).await
                 })
@@ -703,6 +704,7 @@ mod tests {
             let (key, big) = (format!("big{i}"), big.clone());
             last = db
                 .write(move |tx| {
+                    let (key, big) = (key.clone(), big.clone());
                     Box::pin(async move {
                         tx.setting_or_insert(&key, &big).await?;
                         Ok(())
@@ -728,10 +730,10 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("/no/such/dir"), "{err}");
-        let err = Store::open(Options::cli("postgres://localhost/careq"))
+        let err = Store::open(Options::cli("mysql://localhost/careq"))
             .await
             .err()
             .unwrap();
-        assert!(err.to_string().contains("`postgres:`"), "{err}");
+        assert!(err.to_string().contains("`mysql:`"), "{err}");
     }
 }
