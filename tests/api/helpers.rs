@@ -126,7 +126,6 @@ fn database_url(server: &str, name: &str) -> String {
     format!("{}/{name}{query}", &base[..host_end])
 }
 
-
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
@@ -291,15 +290,26 @@ impl TestApp {
     pub async fn hold_writes(&self) -> sqlx::AnyConnection {
         let mut conn = self.writable().await;
         if on_postgres() {
-            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-            sqlx::query(
-                "LOCK TABLE clinics, users, user_clinics, tokens, patients, clinic_counters,
-                     queue_days, tickets, appointments, meta, idempotency_keys, access_log
-                 IN EXCLUSIVE MODE",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            // Tables are locked one by one while the app's units may hold row locks: the lock
+            // can lose a deadlock against them, and is then taken again.
+            for attempt in 1.. {
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                let locked = sqlx::query(
+                    "LOCK TABLE clinics, users, user_clinics, tokens, patients, clinic_counters,
+                         queue_days, tickets, appointments, meta, idempotency_keys, access_log
+                     IN EXCLUSIVE MODE",
+                )
+                .execute(&mut conn)
+                .await;
+                match locked {
+                    Ok(_) => break,
+                    Err(e) if attempt < 20 => {
+                        assert!(e.to_string().contains("deadlock"), "{e}");
+                        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
         } else {
             sqlx::query("BEGIN IMMEDIATE")
                 .execute(&mut conn)
@@ -332,7 +342,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(open.is_empty(), "connections still in a transaction: {open:?}");
+        assert!(
+            open.is_empty(),
+            "connections still in a transaction: {open:?}"
+        );
         let connections: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity
              WHERE datname = current_database() AND backend_type = 'client backend'",

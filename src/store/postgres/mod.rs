@@ -90,13 +90,18 @@ impl PgEngine {
             .map_or(4, |n| n.get() * 4)
             .clamp(8, 32) as u32;
         let acquire = o.busy_timeout + Duration::from_secs(1);
+        // No test query on every acquire (one more round trip per request): sqlx already tests
+        // a connection when it is released, and a connection the server dropped meanwhile fails
+        // its first statement with an I/O error, which is a 503, and is not reused.
         let write = PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(acquire)
+            .test_before_acquire(false)
             .connect_lazy_with(write_opts);
         let read = PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(acquire)
+            .test_before_acquire(false)
             .connect_lazy_with(read_opts);
         Ok(PgEngine {
             inner: Arc::new(Inner {
@@ -317,3 +322,6 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
         _ => StoreError::Other(err.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;
