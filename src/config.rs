@@ -17,7 +17,7 @@ pub struct Config {
     /// PEM private key for `CAREQ_TLS_CERT`.
     #[arg(long, env = "CAREQ_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (must exist).
     #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
     pub database_url: String,
     /// Password of the `admin` user created on first start; generated and printed once if unset.

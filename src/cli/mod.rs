@@ -26,7 +26,7 @@ pub struct Cli {
 /// The database a command works on (every command but `serve`, which has its own settings).
 #[derive(clap::Args)]
 pub struct Database {
-    /// The database (`sqlite://PATH`).
+    /// The database (`sqlite://PATH` or `postgres://USER@HOST/DB`).
     #[arg(
         long,
         env = "CAREQ_DATABASE_URL",

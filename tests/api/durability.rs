@@ -23,14 +23,14 @@ async fn token(client: &reqwest::Client, base: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("durable.db");
+    let db = crate::helpers::test_database(&dir.path().join("durable.db")).await;
     let client = reqwest::Client::new();
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut clinic = String::new();
     let mut fired = 0usize;
 
     for (round, kill_after) in [20usize, 80, 200].into_iter().enumerate() {
-        let server = start_binary(&db, Some(ADMIN));
+        let server = start_binary(&db.url, Some(ADMIN));
         let base = format!("http://{}", server.addr);
         let tok = token(&client, &base).await;
         if clinic.is_empty() {
@@ -105,7 +105,7 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
     }
 
     // Restart on the same file: every acknowledged patient is there, intact.
-    let server = start_binary(&db, Some(ADMIN));
+    let server = start_binary(&db.url, Some(ADMIN));
     let base = format!("http://{}", server.addr);
     let tok = token(&client, &base).await;
     let acked = acked.lock().unwrap().clone();
@@ -137,9 +137,7 @@ async fn acknowledged_creates_survive_sigkill_at_different_kill_points() {
     assert!(patients > 0 && tickets > 0);
     server.stop();
     // Nothing partial: every stored patient has its creation in the access log (same transaction).
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = db.pool().await;
     let orphans: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM patients p WHERE NOT EXISTS
            (SELECT 1 FROM access_log a WHERE a.resource_id = p.id AND a.action = 'create')",

@@ -482,11 +482,43 @@ pub struct Server {
     stderr: std::thread::JoinHandle<String>,
 }
 
-/// Starts `careq serve` on a free port and waits for the line that logs the bound address.
-pub fn start_binary(db: &std::path::Path, admin_password: Option<&str>) -> Server {
+/// A database for a test that starts the binary itself: the SQLite file `file`, or, when the
+/// suite runs on PostgreSQL, a database created for the test (dropped with this).
+pub struct TestDatabase {
+    pub url: String,
+    _pg: Option<PgTestDb>,
+}
+
+pub async fn test_database(file: &std::path::Path) -> TestDatabase {
+    match postgres_server() {
+        Some(server) => {
+            let pg = PgTestDb::create(&server).await;
+            TestDatabase {
+                url: pg.url.clone(),
+                _pg: Some(pg),
+            }
+        }
+        None => TestDatabase {
+            url: format!("sqlite://{}", file.display()),
+            _pg: None,
+        },
+    }
+}
+
+impl TestDatabase {
+    /// Connections of the test's own to the database, to check what is stored.
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.url).await.unwrap()
+    }
+}
+
+/// Starts `careq serve` on a free port on the database `db_url` and waits for the line that
+/// logs the bound address.
+pub fn start_binary(db_url: &str, admin_password: Option<&str>) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_careq"));
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CAREQ_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CAREQ_DATABASE_URL", db_url)
         .env("CAREQ_LOG", "debug")
         .env("CAREQ_RATE_BURST", "100000")
         .env_remove("CAREQ_ADMIN_PASSWORD")

@@ -1,12 +1,13 @@
 //! The real binary's log output never holds passwords or tokens, and a generated admin password
 //! is shown once on the terminal, not in the log.
-use crate::helpers::{start_binary as start, STAFF_PASSWORD};
+use crate::helpers::{start_binary as start, test_database, STAFF_PASSWORD};
 
 #[tokio::test]
 async fn passwords_tokens_and_patient_data_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let admin_pw = "log-test-admin-password";
-    let server = start(&dir.path().join("c.db"), Some(admin_pw));
+    let db = test_database(&dir.path().join("c.db")).await;
+    let server = start(&db.url, Some(admin_pw));
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     let login = |u: &'static str, p: &'static str| {
@@ -143,9 +144,9 @@ async fn passwords_tokens_and_patient_data_never_reach_the_log() {
 #[tokio::test]
 async fn a_generated_admin_password_is_shown_once_and_works() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
+    let db = test_database(&dir.path().join("g.db")).await;
     // The password line is printed before the server listens; stop to collect the output.
-    let (log, stderr) = start(&db, None).stop();
+    let (log, stderr) = start(&db.url, None).stop();
     let pw = stderr
         .split("with password ")
         .nth(1)
@@ -155,7 +156,7 @@ async fn a_generated_admin_password_is_shown_once_and_works() {
     assert!(pw.len() >= 16);
     assert!(!log.contains(&pw), "the password is not in the log");
     // Restart on the same file: the password works and is not printed again.
-    let server = start(&db, None);
+    let server = start(&db.url, None);
     let base = format!("http://{}", server.addr);
     let res = reqwest::Client::new()
         .post(format!("{base}/v1/auth/token"))

@@ -246,8 +246,8 @@ async fn deactivation_and_password_changes_end_sessions_for_good() {
 #[tokio::test]
 async fn the_cli_password_change_revokes_the_users_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("careq.db");
-    let server = crate::helpers::start_binary(&db, Some("cli-admin-password"));
+    let db = crate::helpers::test_database(&dir.path().join("careq.db")).await;
+    let server = crate::helpers::start_binary(&db.url, Some("cli-admin-password"));
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     let token = client
@@ -264,7 +264,7 @@ async fn the_cli_password_change_revokes_the_users_tokens() {
         .to_string();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_careq"))
         .args(["user", "passwd", " ADMIN "])
-        .env("CAREQ_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CAREQ_DATABASE_URL", &db.url)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
