@@ -25,6 +25,7 @@ mod patients_batch;
 mod permissions;
 mod phones;
 mod queue;
+mod races;
 mod raw_http;
 mod readme;
 mod reliability;

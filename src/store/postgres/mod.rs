@@ -230,8 +230,9 @@ impl Engine for PgEngine {
         // The unit runs on its own task: it commits or rolls back whole even when the request
         // that started it is dropped (a client hanging up), so no connection goes back to the
         // pool inside a transaction.
+        let counted = InFlight(inner.clone());
         let task = tokio::spawn(async move {
-            let _counted = InFlight(inner.clone());
+            let _counted = counted;
             inner.run_unit(unit, data).await
         });
         task.await
