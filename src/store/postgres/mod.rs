@@ -152,7 +152,18 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let mut conn = self.write.acquire().await.map_err(classify)?;
-            let mut tx = conn.begin().await.map_err(classify)?;
+            let mut tx = match conn.begin().await {
+                Ok(tx) => tx,
+                // A pooled connection the server dropped meanwhile (a restart, a failover, an
+                // idle timeout) fails at BEGIN, before anything of the unit was sent: the unit
+                // starts again on another connection (sqlx tests this one as it goes back to
+                // the pool, and closes it).
+                Err(e) if attempt < RETRIES && is_lost(&e) => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(classify(e).into()),
+            };
             let mut ptx = PgTx::in_transaction(&mut tx);
             let out = AssertUnwindSafe(unit(&mut ptx))
                 .catch_unwind()
@@ -292,6 +303,12 @@ impl Engine for PgEngine {
 /// deadlock): running the unit again may well succeed.
 fn is_race(err: &sqlx::Error) -> bool {
     matches!(sqlstate(err).as_deref(), Some("40001") | Some("40P01"))
+}
+
+/// Whether the connection itself is gone (broken socket, or the server ended the session).
+fn is_lost(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Io(_))
+        || matches!(sqlstate(err).as_deref(), Some("57P01" | "57P02" | "57P03"))
 }
 
 fn sqlstate(err: &sqlx::Error) -> Option<String> {

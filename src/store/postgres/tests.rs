@@ -313,3 +313,44 @@ async fn a_unit_whose_caller_goes_away_still_commits_and_leaves_no_transaction_o
     assert_eq!(db.write_queue_depth(), 0);
     db.close().await;
 }
+
+#[tokio::test]
+async fn connections_the_server_ended_are_replaced_and_writes_go_on() {
+    let Some(tdb) = TestDb::create().await else {
+        return;
+    };
+    let db = Store::open(tdb.options()).await.unwrap();
+    let write = |key: &'static str| {
+        db.write(move |tx| Box::pin(async move { Ok(tx.setting_or_insert(key, "v").await?) }))
+    };
+    for key in ["a", "b", "c"] {
+        write(key).await.unwrap();
+    }
+    drop(db.read().await.unwrap());
+    // The server ends every session of careq's (what a restart or a failover does).
+    let mut admin = sqlx::PgConnection::connect(&tdb.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'careq'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A unit starts again on a fresh connection: the write succeeds.
+    assert_eq!(write("d").await.unwrap(), "v");
+    // A read on a dead pooled connection answers 503 (Busy) once; the next one works.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let r = async { db.read().await?.count_users().await.map_err(ApiError::from) }.await;
+        answers.push(r.map_err(|e| e.status().code));
+    }
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(0) | Err(503))),
+        "{answers:?}"
+    );
+    assert_eq!(answers.last(), Some(&Ok(0)), "{answers:?}");
+    db.close().await;
+}
