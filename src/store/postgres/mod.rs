@@ -91,8 +91,9 @@ impl PgEngine {
             .clamp(8, 32) as u32;
         let acquire = o.busy_timeout + Duration::from_secs(1);
         // No test query on every acquire (one more round trip per request): sqlx already tests
-        // a connection when it is released, and a connection the server dropped meanwhile fails
-        // its first statement with an I/O error, which is a 503, and is not reused.
+        // a connection when it is released. A connection the server dropped meanwhile fails
+        // its first statement: a unit then starts again on another (see run_unit); a read
+        // answers 503 once, and the connection is not reused.
         let write = PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(acquire)
@@ -170,10 +171,10 @@ impl Inner {
                 .await
                 .unwrap_or_else(|_| Err(ApiError::internal("a unit of work panicked")));
             let lost_race = ptx.lost_race();
-            let retry = match out {
+            match out {
                 Ok(v) => match tx.commit().await {
                     Ok(()) => return Ok(v),
-                    Err(e) if is_race(&e) => true,
+                    Err(e) if is_race(&e) => {}
                     Err(e) => return Err(classify(e).into()),
                 },
                 Err(refusal) => {
@@ -183,11 +184,11 @@ impl Inner {
                     if !lost_race {
                         return Err(refusal);
                     }
-                    true
                 }
-            };
+            }
+            // PostgreSQL aborted the unit for concurrency alone: run it again.
             drop(conn);
-            if retry && attempt < RETRIES {
+            if attempt < RETRIES {
                 attempt += 1;
                 let jitter = rand::random::<u64>() % (10 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
