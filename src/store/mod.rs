@@ -422,8 +422,9 @@ pub trait Engine: Send + Sync {
     /// A connection for reads; it never takes a write lock.
     async fn read(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Runs a unit of work atomically and answers once it is durable. A unit runs to its end
-    /// whether or not anyone still awaits it. `data`: the unit stores data, so a database at
-    /// its size cap refuses it (507).
+    /// whether or not anyone still awaits it. An engine may roll a unit back and run it again
+    /// when the database aborted it for concurrency alone (never after the unit's own refusal).
+    /// `data`: the unit stores data, so a database at its size cap refuses it (507).
     async fn run(&self, unit: Unit, data: bool) -> Result<Box<dyn Any + Send>, ApiError>;
     /// Appends access-log rows durably (reads' entries).
     async fn append_log(&self, rows: Vec<LogRow>) -> Result<(), ApiError>;
