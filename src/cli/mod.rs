@@ -4,6 +4,7 @@ pub mod audit;
 pub mod backup;
 pub mod clinic;
 pub mod migrate;
+pub mod migrate_data;
 pub mod serve;
 pub mod status;
 pub mod user;
@@ -47,6 +48,8 @@ pub enum Command {
         #[command(flatten)]
         db: Database,
     },
+    /// Copy every record of a SQLite database into an empty PostgreSQL one.
+    MigrateData(migrate_data::Args),
     /// Manage staff accounts.
     User {
         #[command(flatten)]
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(config) => serve::run(*config).await.map(|_| 0),
         Command::Backup(args) => backup::run(args).await.map(|_| 0),
         Command::Migrate { db } => migrate::run(&db.database_url).await.map(|_| 0),
+        Command::MigrateData(args) => migrate_data::run(args).await.map(|_| 0),
         Command::User { db, command } => user::run(&db.database_url, command).await.map(|_| 0),
         Command::Clinic { db, command } => clinic::run(&db.database_url, command).await.map(|_| 0),
         Command::Audit { db, command } => audit::run(&db.database_url, command).await.map(|_| 0),

@@ -10,6 +10,7 @@
 //! features' services, written once against `Tx`; an engine only stores and finds. All SQL is in
 //! the engines' modules (`sqlite/`, `postgres/`), each an implementation of `Engine` and `Tx`
 //! chosen by the database URL's scheme.
+pub mod copy;
 pub mod postgres;
 pub mod sqlite;
 

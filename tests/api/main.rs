@@ -16,6 +16,7 @@ mod idempotency;
 mod live;
 mod load;
 mod logs;
+mod migrate_data;
 mod notify_tls;
 mod operator;
 mod ops;
