@@ -201,6 +201,7 @@ impl Application {
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             config: Arc::new(config),
         };
+        tokio::spawn(crate::queue::live::relay_announcements(state.clone()));
         // Histogram samples are folded into buckets now and then; the task ends with the app.
         let metrics = Arc::downgrade(&state.metrics);
         tokio::spawn(async move {

@@ -21,7 +21,7 @@ use crate::http::conditional::Representation;
 use crate::startup::AppState;
 
 /// What a board (or any live client) sees of a ticket.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoardTicket {
     pub number: String,
     pub status: Status,
@@ -53,14 +53,74 @@ pub fn channel() -> broadcast::Sender<QueueEvent> {
     broadcast::channel(1024).0
 }
 
-/// Publishes a change; nobody listening is fine.
+/// Publishes a change to this process's sockets and announces it to the other careq processes
+/// on the same database (PostgreSQL); nobody listening is fine.
 pub fn publish(st: &AppState, clinic_id: &str, kind: &'static str, ticket: Option<&Ticket>) {
-    let _ = st.events.send(QueueEvent {
+    let event = QueueEvent {
         clinic_id: clinic_id.to_string(),
         kind,
         ticket: ticket.map(BoardTicket::from),
-    });
+    };
+    if let Ok(text) = serde_json::to_string(&Announced {
+        origin: origin(),
+        clinic_id: event.clinic_id.clone(),
+        kind: kind.to_string(),
+        ticket: event.ticket.clone(),
+    }) {
+        st.db.announce(text);
+    }
+    let _ = st.events.send(event);
 }
+
+/// A queue change as it crosses to other processes. Ticket numbers and counters only, as on
+/// the board: never a name or a patient id.
+#[derive(Serialize, Deserialize)]
+struct Announced {
+    /// The process that made the change (it has told its own sockets already).
+    origin: u64,
+    clinic_id: String,
+    kind: String,
+    ticket: Option<BoardTicket>,
+}
+
+/// This process's id among those sharing the database.
+fn origin() -> u64 {
+    static ORIGIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(rand::random)
+}
+
+/// Passes changes announced by other processes to this process's sockets, for as long as the
+/// app lives. Returns at once on an engine with one process per database (SQLite).
+pub async fn relay_announcements(st: AppState) {
+    let Some(mut heard) = st.db.announcements() else {
+        return;
+    };
+    loop {
+        let text = match heard.recv().await {
+            Ok(text) => text,
+            // Fell behind: the boards' next event carries the whole state anyway.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Ok(a) = serde_json::from_str::<Announced>(&text) else {
+            continue;
+        };
+        if a.origin == origin() {
+            continue;
+        }
+        let Some(kind) = KINDS.iter().copied().find(|k| *k == a.kind) else {
+            continue;
+        };
+        let _ = st.events.send(QueueEvent {
+            clinic_id: a.clinic_id,
+            kind,
+            ticket: a.ticket,
+        });
+    }
+}
+
+/// Every kind of queue event.
+const KINDS: &[&str] = &["issued", "called", "updated", "closed", "reopened", REKEYED];
 
 #[derive(Serialize)]
 struct Board<'a> {

@@ -436,6 +436,14 @@ pub trait Engine: Send + Sync {
     /// Writes a consistent copy of the whole database to a new file at `to`, while serving.
     async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError>;
     async fn close(&self);
+    /// Tells the other careq processes on this database about a change (`payload`: a small
+    /// JSON text), in the order announced, without waiting. An engine that serves one process
+    /// per database (SQLite) has no one to tell.
+    fn announce(&self, _payload: String) {}
+    /// What other processes announce, as it arrives (`None`: no other process can exist).
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 /// How the database is opened.
@@ -543,5 +551,15 @@ impl Store {
 
     pub async fn close(&self) {
         self.engine.close().await
+    }
+
+    /// Tells the other careq processes on this database about a change, without waiting.
+    pub fn announce(&self, payload: String) {
+        self.engine.announce(payload)
+    }
+
+    /// What other careq processes on this database announce.
+    pub fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.engine.announcements()
     }
 }

@@ -516,16 +516,24 @@ impl TestDatabase {
 /// Starts `careq serve` on a free port on the database `db_url` and waits for the line that
 /// logs the bound address.
 pub fn start_binary(db_url: &str, admin_password: Option<&str>) -> Server {
+    match admin_password {
+        Some(pw) => start_binary_url(db_url, &[("CAREQ_ADMIN_PASSWORD", pw)]),
+        None => start_binary_url(db_url, &[]),
+    }
+}
+
+/// Starts `careq serve` on the database at `url` with extra environment settings.
+pub fn start_binary_url(url: &str, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_careq"));
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CAREQ_DATABASE_URL", db_url)
+        .env("CAREQ_DATABASE_URL", url)
         .env("CAREQ_LOG", "debug")
         .env("CAREQ_RATE_BURST", "100000")
         .env_remove("CAREQ_ADMIN_PASSWORD")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(pw) = admin_password {
-        cmd.env("CAREQ_ADMIN_PASSWORD", pw);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -598,4 +606,12 @@ pub fn test_pki() -> TestPki {
         cert_pem: leaf.pem(),
         key_pem: key.serialize_pem(),
     }
+}
+
+/// A new PostgreSQL database for a test that needs PostgreSQL whichever engine the suite runs
+/// on (moving data to it, several processes on it): on the suite's server, or on the local one.
+pub async fn fresh_postgres_database() -> PgTestDb {
+    let server =
+        postgres_server().unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    PgTestDb::create(&server).await
 }

@@ -25,6 +25,7 @@ mod patients;
 mod patients_batch;
 mod permissions;
 mod phones;
+mod processes;
 mod queue;
 mod races;
 mod raw_http;

@@ -97,56 +97,6 @@ async fn postgres_rows(url: &str, tables: &[String]) -> BTreeMap<String, Vec<Str
     out
 }
 
-/// A new, empty PostgreSQL database beside the one the tests use; dropped when this goes.
-struct PgDatabase {
-    url: String,
-    admin: String,
-    name: String,
-}
-
-async fn fresh_postgres_database() -> PgDatabase {
-    let admin = std::env::var("CAREQ_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("careq_move_{:016x}", rand::random::<u64>());
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL must run for this test (.ci/run starts it)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0;
-    PgDatabase {
-        url: format!("{base}/{name}"),
-        admin,
-        name,
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: do the async work on a thread of its own.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join()
-        .ok();
-    }
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
