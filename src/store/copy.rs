@@ -62,7 +62,7 @@ pub async fn sqlite_to_postgres(from: &str, to: &str) -> anyhow::Result<CopyRepo
     }
     let mut report = CopyReport { tables: Vec::new() };
     for t in &order {
-        let columns = source_columns(&mut *read, t).await?;
+        let columns = source_columns(&mut read, t).await?;
         let kinds = columns
             .iter()
             .map(|c| {
@@ -72,10 +72,10 @@ pub async fn sqlite_to_postgres(from: &str, to: &str) -> anyhow::Result<CopyRepo
                     .with_context(|| format!("the target's `{t}` has no column `{c}`"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let copied = copy_table(&mut *read, &mut *tx, t, &kinds).await?;
+        let copied = copy_table(&mut read, &mut tx, t, &kinds).await?;
         report.tables.push((t.clone(), copied));
     }
-    move_sequences(&mut *tx).await?;
+    move_sequences(&mut tx).await?;
     // The counts must agree before anything becomes visible.
     for (t, copied) in &report.tables {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
