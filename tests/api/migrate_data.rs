@@ -297,7 +297,7 @@ async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
         "idempotency_keys",
     ] {
         assert!(
-            !source.get(table).map_or(true, |r| r.is_empty()),
+            !source.get(table).is_none_or(|r| r.is_empty()),
             "no rows in {table}: the test must cover it"
         );
     }
