@@ -362,7 +362,7 @@ async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
     assert!(new_id.starts_with("pat_"));
     // The access log's numbering continues after the copied entries.
     let res = moved
-        .authed(Method::GET, "/v1/access-log?limit=500", &token)
+        .authed(Method::GET, "/v1/access-log?limit=200", &token)
         .send()
         .await
         .unwrap();

@@ -11,6 +11,7 @@
 mod access;
 mod appointments;
 mod clinics;
+mod notify;
 mod patients;
 mod queue;
 mod settings;
@@ -46,6 +47,7 @@ pub async fn open(o: Options) -> anyhow::Result<Arc<dyn Engine>> {
 /// of work, each unit one transaction on one pooled connection.
 pub struct PgEngine {
     inner: Arc<Inner>,
+    fanout: notify::Fanout,
 }
 
 struct Inner {
@@ -105,6 +107,7 @@ impl PgEngine {
             .test_before_acquire(false)
             .connect_lazy_with(read_opts);
         Ok(PgEngine {
+            fanout: notify::Fanout::new(write.clone()),
             inner: Arc::new(Inner {
                 read,
                 write,
@@ -292,6 +295,14 @@ impl Engine for PgEngine {
              (e.g. `pg_dump --format=custom --file=careq.dump DATABASE_URL`)"
                 .into(),
         ))
+    }
+
+    fn announce(&self, payload: String) {
+        self.fanout.announce(payload)
+    }
+
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.fanout.subscribe())
     }
 
     async fn close(&self) {
