@@ -59,7 +59,7 @@ pub async fn bootstrap_admin(
         Some(p) => (p.to_string(), false),
         None => (crate::auth::tokens::new_token()[..24].to_string(), true),
     };
-    create(
+    let created = create(
         db,
         NewUser {
             username: "admin".into(),
@@ -69,8 +69,13 @@ pub async fn bootstrap_admin(
         },
         None,
     )
-    .await?;
-    Ok(generated.then_some(pw))
+    .await;
+    match created {
+        Ok(_) => Ok(generated.then_some(pw)),
+        // Another process on the same database (PostgreSQL) created it first: theirs stands.
+        Err(e) if e.status().code == 409 => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The live user, or 404 (never existed) / 410 (deleted).

@@ -289,3 +289,44 @@ async fn rate_limits_and_login_throttling_are_per_process_as_the_readme_computes
     }
     assert_eq!(failures, [3, 3], "each process: exactly its own 3 attempts");
 }
+
+#[tokio::test]
+async fn two_processes_starting_at_once_on_a_new_database_both_serve_one_admin() {
+    let db = fresh_postgres_database().await;
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                start_binary_url(&url, &[("CAREQ_ADMIN_PASSWORD", PASSWORD)])
+            })
+        })
+        .collect();
+    let servers: Vec<Server> = starts.into_iter().map(|h| h.join().unwrap()).collect();
+    let client = Client::new();
+    for s in &servers {
+        let res = client
+            .post(format!("http://{}/v1/auth/token", s.addr))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let token = res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let users: Value = client
+            .get(format!("http://{}/v1/users", s.addr))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(users["items"].as_array().unwrap().len(), 1, "{users}");
+    }
+    for s in servers {
+        s.stop();
+    }
+}
