@@ -5,18 +5,21 @@
 # prints one table (also written as markdown to target/bench/results.md).
 #
 #   bench/run.sh [--patients N] [--tickets M] [--duration S] [--runs R] [--connections C]
-#                [--warmup S] [--statuses] [--only NAME,NAME...]
+#                [--warmup S] [--statuses] [--only NAME,NAME...] [--database postgres://…]
 #
 # Defaults: 100000 patients, 3 runs x 10 s, 64 connections, 2 s warm-up; waiting tickets: three
 # per patient up to 300000 (enough that call-next does not run dry; fewer keeps a smoke run fast).
 # --statuses makes wrk count every response's status (slower client; for diagnosis).
 # --only runs just the named scenarios (and the baselines), e.g. --only search_name,search_mrn
 # for the large search run.
+# --database runs careq on PostgreSQL: the seeded SQLite file is moved with `careq migrate-data`
+# into a new database made beside the one named (dropped afterwards); the table is written to
+# target/bench/results-postgres.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-patients=100000 tickets="" duration=10 runs=3 connections=64 warmup=2 statuses=0 only=""
+patients=100000 tickets="" duration=10 runs=3 connections=64 warmup=2 statuses=0 only="" database=""
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --statuses) statuses=1; shift ;;
     --only) only=",$2,"; shift 2 ;;
+    --database) database=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage ;;
   esac
@@ -55,7 +59,7 @@ careq_bin=$root/target/release/careq
 baseline_bin=$root/target/release/baseline
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/careq-bench.XXXXXX")
-careq_pid="" baseline_pid=""
+careq_pid="" baseline_pid="" pg_bench=""
 cleanup() {
   for pid in $careq_pid $baseline_pid; do
     kill -TERM "$pid" 2>/dev/null || true
@@ -64,6 +68,7 @@ cleanup() {
   # careq's warnings and errors (CAREQ_LOG=warn) outlive the run, for a look at any 5xx.
   [ -f "$work/careq.log" ] && mkdir -p "$root/target/bench" && cp "$work/careq.log" "$root/target/bench/careq.log"
   rm -rf "$work"
+  [ -z "$pg_bench" ] || psql -q "$database" -c "DROP DATABASE IF EXISTS $pg_bench WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -87,9 +92,20 @@ start=$SECONDS
 timeout 1800 "$careq_bin" bench-seed --database-url "sqlite://$work/bench.db" \
   --patients "$patients" --tickets "$tickets" --out "$work/seed.json"
 echo "bench: seeded in $((SECONDS - start)) s"
+db_url="sqlite://$work/bench.db" engine=sqlite results=target/bench/results.md
+if [ -n "$database" ]; then
+  case "$database" in postgres://*|postgresql://*) ;; *) echo "bench: --database takes a postgres:// URL" >&2; exit 2 ;; esac
+  command -v psql >/dev/null || { echo "bench: psql is required for --database" >&2; exit 1; }
+  pg_bench="careq_bench_$$"
+  psql -q "$database" -c "CREATE DATABASE $pg_bench" >/dev/null
+  db_url="${database%/*}/$pg_bench" engine=postgres results=target/bench/results-postgres.md
+  start=$SECONDS
+  "$careq_bin" migrate-data --from "sqlite://$work/bench.db" --to "$db_url" > "$work/move.log"
+  echo "bench: moved to PostgreSQL in $((SECONDS - start)) s ($(tail -1 "$work/move.log"))"
+fi
 
 port=$(free_port)
-CAREQ_LISTEN="127.0.0.1:$port" CAREQ_DATABASE_URL="sqlite://$work/bench.db" CAREQ_LOG=warn \
+CAREQ_LISTEN="127.0.0.1:$port" CAREQ_DATABASE_URL="$db_url" CAREQ_LOG=warn \
   CAREQ_RATE_PER_SECOND=1000000000 CAREQ_RATE_BURST=1000000000 CAREQ_LOGIN_ATTEMPTS=1000000 \
   CAREQ_MAX_IN_FLIGHT=$((connections * 4 + 256)) \
   "$careq_bin" serve > "$work/careq.log" 2>&1 &
@@ -146,5 +162,5 @@ scenario mixed "mixed: 55% read, 20% create, 15% issue, 10% call" careq baseline
 mkdir -p target/bench
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
-python3 bench/report.py "$work" target/bench/results.md \
-  "commit $commit; $patients patients, $tickets tickets; $runs x ${duration}s after ${warmup}s warm-up; wrk 1 thread, $connections connections; $(nproc) cores"
+python3 bench/report.py "$work" "$results" \
+  "commit $commit; $engine; $patients patients, $tickets tickets; $runs x ${duration}s after ${warmup}s warm-up; wrk 1 thread, $connections connections; $(nproc) cores"
