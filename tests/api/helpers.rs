@@ -479,7 +479,7 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     log: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 /// A database for a test that starts the binary itself: the SQLite file `file`, or, when the
@@ -567,7 +567,7 @@ pub fn start_binary_url(url: &str, env: &[(&str, &str)]) -> Server {
         child,
         addr: addr.unwrap(),
         log: rx,
-        stderr,
+        stderr: Some(stderr),
     }
 }
 
@@ -577,7 +577,18 @@ impl Server {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let log: String = self.log.iter().collect::<Vec<_>>().join("\n");
-        (log, self.stderr.join().unwrap())
+        let stderr = self.stderr.take().map(|h| h.join().unwrap());
+        (log, stderr.unwrap_or_default())
+    }
+}
+
+/// A test that ends early (a failed assertion) must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
