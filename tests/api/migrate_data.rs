@@ -136,7 +136,10 @@ fn align(sqlite: &[String], pg: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
-    let app = spawn_app().await;
+    // The source is SQLite whichever engine the suite runs on.
+    let source_dir = tempfile::tempdir().unwrap();
+    let source_url = format!("sqlite://{}", source_dir.path().join("source.db").display());
+    let app = spawn_app_with(move |c| c.database_url = source_url).await;
     let admin = app.admin_token().await;
     let clinic = app.create_clinic(&admin, "Moving").await;
     let (doctor, doctor_token) = app
