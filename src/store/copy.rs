@@ -87,6 +87,12 @@ pub async fn sqlite_to_postgres(from: &str, to: &str) -> anyhow::Result<CopyRepo
     }
     tx.commit().await.context("committing the copy")?;
     read.rollback().await.ok();
+    // Fresh tables have no statistics: without them the planner guesses, and the first hours
+    // of serving would pay for it (a list page sorted in full instead of read off its index).
+    sqlx::query("ANALYZE")
+        .execute(&mut dst)
+        .await
+        .context("analyzing the copied tables")?;
     Ok(report)
 }
 
