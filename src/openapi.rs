@@ -3,7 +3,6 @@
 //! from the status registry, so the spec lists every status an operation can return.
 use careq_status::lookup;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -13,6 +12,9 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi};
 
 use crate::error::PROBLEM_JSON;
+
+mod links;
+mod vocabularies;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -88,17 +90,25 @@ pub struct ApiDoc;
 pub fn spec() -> serde_json::Value {
     let mut json = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
     fix_link_keys(&mut json);
+    vocabularies::apply(&mut json);
     json
 }
 
-/// utoipa 5.5 writes a link's `operationId` as `operation_id`; OpenAPI wants camelCase.
+/// utoipa 5.5 writes a link's `operationId` and `requestBody` in snake case; OpenAPI wants
+/// camelCase.
 fn fix_link_keys(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             if let Some(links) = map.get_mut("links").and_then(|l| l.as_object_mut()) {
                 for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
-                    if let Some(id) = link.remove("operation_id") {
-                        link.insert("operationId".into(), id);
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(v) = link.remove(snake) {
+                            link.insert(camel.into(), v);
+                        }
                     }
                 }
             }
@@ -275,56 +285,6 @@ fn operation_id(method: &str, path: &str) -> String {
     format!("{method}_{slug}")
 }
 
-/// Links from each create (201) to reading, updating and deleting what it created, so
-/// stateful clients (and schemathesis) can follow them.
-fn add_links(api: &mut utoipa::openapi::OpenApi) {
-    for collection in [
-        "/v1/patients",
-        "/v1/users",
-        "/v1/clinics",
-        "/v1/appointments",
-    ] {
-        let item_path = format!("{collection}/{{id}}");
-        let Some(item) = api.paths.paths.get(&item_path) else {
-            continue;
-        };
-        let mut targets: Vec<(&str, String, bool)> = Vec::new();
-        if item.get.is_some() {
-            targets.push(("Read", operation_id("get", &item_path), false));
-        }
-        if item.patch.is_some() {
-            targets.push(("Update", operation_id("patch", &item_path), true));
-        }
-        if item.put.is_some() {
-            targets.push(("Replace", operation_id("put", &item_path), true));
-        }
-        if item.delete.is_some() {
-            targets.push(("Delete", operation_id("delete", &item_path), false));
-        }
-        let Some(post) = api
-            .paths
-            .paths
-            .get_mut(collection)
-            .and_then(|i| i.post.as_mut())
-        else {
-            continue;
-        };
-        if let Some(RefOr::T(created)) = post.responses.responses.get_mut("201") {
-            for (name, op_id, conditional) in targets {
-                let mut link = LinkBuilder::new()
-                    .operation_id(op_id)
-                    .parameter("path.id", "$response.body#/id");
-                if conditional {
-                    link = link.parameter("header.If-Match", "$response.header.ETag");
-                }
-                created
-                    .links
-                    .insert(name.to_string(), RefOr::T(link.build()));
-            }
-        }
-    }
-}
-
 /// Whether `template` (`/v1/patients/{id}`) also matches a static sibling path
 /// (`/v1/patients/batch`), whose other methods answer 405 with `Allow`.
 fn shadows_static_sibling(template: &str, all: &[String]) -> bool {
@@ -394,7 +354,7 @@ impl Modify for Conventions {
                 }
             }
         }
-        add_links(api);
+        links::add(api);
     }
 }
 

@@ -79,6 +79,47 @@ pub fn reason(raw: Option<&str>) -> Result<Option<String>, FieldError> {
     }
 }
 
+/// A whole number however JSON writes it: JSON Schema's `integer` includes `30.0`, so a length
+/// sent as `30.0` is 30 minutes, and `30.5` is refused as not whole.
+struct WholeNumber(i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+                i64::try_from(v)
+                    .map(WholeNumber)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                // Within ±2^53 every whole f64 is exact; beyond it no length of minutes lies.
+                if v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0 {
+                    Ok(WholeNumber(v as i64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    WholeNumber::deserialize(d).map(|n| n.0)
+}
+
+fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<WholeNumber>::deserialize(d).map(|n| n.map(|n| n.0))
+}
+
 /// `POST /v1/appointments`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,15 +128,17 @@ pub struct NewAppointment {
     pub patient_id: String,
     pub clinician_id: String,
     /// RFC 3339; must be in the future.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, example = "2099-01-02T09:30:00Z")]
     pub start: String,
     /// 5–720.
-    #[schema(minimum = 5, maximum = 720)]
+    #[serde(deserialize_with = "whole")]
+    #[schema(minimum = 5, maximum = 720, example = 30)]
     pub duration_minutes: i64,
     #[serde(default)]
     #[schema(
         max_length = 500,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        example = "check-up"
     )]
     pub reason: Option<String>,
 }
@@ -104,13 +147,15 @@ pub struct NewAppointment {
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppointmentPatch {
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, example = "2099-01-02T10:00:00Z")]
     pub start: Option<String>,
-    #[schema(minimum = 5, maximum = 720)]
+    #[serde(default, deserialize_with = "whole_or_null")]
+    #[schema(minimum = 5, maximum = 720, example = 45)]
     pub duration_minutes: Option<i64>,
     #[schema(
         max_length = 500,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        example = "check-up"
     )]
     pub reason: Option<String>,
     pub status: Option<AppointmentStatus>,
@@ -193,5 +238,37 @@ mod tests {
             "/duration_minutes"
         );
         assert_eq!(Slot::parse("tomorrow", 800).err().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_length_is_a_whole_number_however_json_writes_it() {
+        let parse = |body: &str| serde_json::from_str::<AppointmentPatch>(body);
+        assert_eq!(
+            parse(r#"{"duration_minutes": 30}"#)
+                .unwrap()
+                .duration_minutes,
+            Some(30)
+        );
+        assert_eq!(
+            parse(r#"{"duration_minutes": 30.0}"#)
+                .unwrap()
+                .duration_minutes,
+            Some(30)
+        );
+        assert_eq!(
+            parse(r#"{"duration_minutes": 3e1}"#)
+                .unwrap()
+                .duration_minutes,
+            Some(30)
+        );
+        assert_eq!(
+            parse(r#"{"duration_minutes": null}"#)
+                .unwrap()
+                .duration_minutes,
+            None
+        );
+        assert_eq!(parse("{}").unwrap().duration_minutes, None);
+        assert!(parse(r#"{"duration_minutes": 30.5}"#).is_err());
+        assert!(parse(r#"{"duration_minutes": "30"}"#).is_err());
     }
 }

@@ -18,20 +18,23 @@ impl ClinicName {
     }
 }
 
-/// An IANA time zone name the system's zone database knows (`Europe/Vienna`).
+/// An IANA time zone name the system's zone database knows (`Europe/Vienna`), stored as the
+/// database spells it (the lookup ignores ASCII case: `europe/vienna` is `Europe/Vienna`).
 #[derive(Debug, Clone)]
 pub struct TimeZoneName(String);
 
 impl TimeZoneName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let s = raw.trim();
-        if !s.is_empty() && s.len() <= 64 && jiff::tz::TimeZone::get(s).is_ok() {
-            Ok(Self(s.to_string()))
-        } else {
-            Err(FieldError::new(
+        let found = (!s.is_empty() && s.len() <= 64)
+            .then(|| jiff::tz::TimeZone::get(s).ok())
+            .flatten();
+        match found {
+            Some(tz) => Ok(Self(tz.iana_name().unwrap_or(s).to_string())),
+            None => Err(FieldError::new(
                 "/timezone",
                 "not an IANA time zone name (e.g. Europe/Vienna)",
-            ))
+            )),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -87,17 +90,21 @@ pub struct NewClinic {
     #[schema(
         min_length = 1,
         max_length = 120,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        example = "Riverside Clinic"
     )]
     pub name: String,
     /// IANA time zone, e.g. `Europe/Vienna`.
-    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
+    #[schema(
+        pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+        example = "Europe/Vienna"
+    )]
     pub timezone: String,
     /// 1–3 letters for ticket numbers (`A` → `A-017`).
-    #[schema(pattern = r"^[A-Za-z]{1,3}$")]
+    #[schema(pattern = r"^[A-Za-z]{1,3}$", example = "A")]
     pub ticket_prefix: String,
     /// ISO 3166 alpha-2 (`AT`, `GB`): the country national phone numbers are read in.
-    #[schema(pattern = r"^[A-Za-z]{2}$")]
+    #[schema(pattern = r"^[A-Za-z]{2}$", example = "AT")]
     #[serde(default)]
     pub country: Option<String>,
 }
@@ -109,16 +116,20 @@ pub struct ClinicPatch {
     #[schema(
         min_length = 1,
         max_length = 120,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        example = "Riverside Walk-in Clinic"
     )]
     pub name: Option<String>,
-    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
+    #[schema(
+        pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+        example = "Europe/London"
+    )]
     pub timezone: Option<String>,
-    #[schema(pattern = r"^[A-Za-z]{1,3}$")]
+    #[schema(pattern = r"^[A-Za-z]{1,3}$", example = "ER")]
     pub ticket_prefix: Option<String>,
     /// ISO 3166 alpha-2; `null` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z]{2}$")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z]{2}$", example = "GB")]
     pub country: Option<Option<String>>,
 }
 
@@ -194,6 +205,10 @@ mod tests {
     fn clinic_fields_are_checked() {
         assert!(TimeZoneName::parse("Europe/Vienna").is_ok());
         assert!(TimeZoneName::parse("Mars/Olympus").is_err());
+        assert_eq!(
+            TimeZoneName::parse(" europe/VIENNA ").unwrap().as_str(),
+            "Europe/Vienna"
+        );
         assert_eq!(TicketPrefix::parse("er").unwrap().as_str(), "ER");
         assert!(TicketPrefix::parse("ABCD").is_err());
         assert!(TicketPrefix::parse("A1").is_err());

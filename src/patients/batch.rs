@@ -88,7 +88,10 @@ fn result_of(outcome: &Result<String, ApiError>) -> ItemResult {
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the first response for the same key and body")),
     responses((status = 207, description = "One result per item, in order", body = BatchResults),
         (status = 411, description = "Sent without Content-Length"),
-        (status = 409, description = "The Idempotency-Key is in flight")))]
+        (status = 409, description = "The Idempotency-Key is in flight"),
+        (status = 404, description = "A replayed key's patient is no longer yours to see"),
+        (status = 410, description = "A replayed key's patient was deleted since"),
+        (status = 451, description = "A replayed key's patient is sealed")))]
 pub async fn batch(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,

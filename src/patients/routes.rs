@@ -176,7 +176,10 @@ fn to_csv(items: &[Patient]) -> Vec<u8> {
 #[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = NewPatient,
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the first response for the same key and body")),
     responses((status = 201, description = "Created", body = Patient),
-        (status = 409, description = "Duplicate (same MRN, or same names and date of birth), or the key is in flight")))]
+        (status = 409, description = "Duplicate (same MRN, or same names and date of birth), or the key is in flight"),
+        (status = 404, description = "A replayed key's patient is no longer yours to see"),
+        (status = 410, description = "A replayed key's patient was deleted since"),
+        (status = 451, description = "A replayed key's patient is sealed")))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Require<perm::WritePatients>,

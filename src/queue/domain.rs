@@ -73,6 +73,18 @@ impl Status {
     }
 }
 
+/// The statuses a client may move a ticket to (`called` comes from call-next only): what the
+/// spec offers for `PATCH /v1/tickets/{id}`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TicketMove {
+    Waiting,
+    Served,
+    NoShow,
+    Cancelled,
+}
+
 /// The transitions a ticket may make; `recalled` says whether its one recall is used up.
 /// `NoShow → Waiting` is the recall.
 pub fn may_move(from: Status, to: Status, recalled: bool) -> bool {

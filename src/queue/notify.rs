@@ -38,7 +38,7 @@ pub struct NotifyResult {
 }
 
 /// Send a message about a ticket through the configured notifier
-#[utoipa::path(post, path = "/v1/tickets/{id}/notify", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tickets/{id}/notify", tag = "queue", params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$")),
     request_body = NotifyRequest,
     responses((status = 200, description = "The notifier accepted it", body = NotifyResult),
         (status = 404, description = "No such ticket, or not yours"),

@@ -58,7 +58,7 @@ fn normal() -> Priority {
 }
 
 /// Issue a walk-in ticket
-#[utoipa::path(post, path = "/v1/clinics/{id}/queue/tickets", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/clinics/{id}/queue/tickets", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     request_body = IssueRequest,
     responses((status = 201, description = "Issued", body = Ticket),
         (status = 404, description = "No such clinic, or not yours"),
@@ -115,7 +115,7 @@ pub struct QueueView {
 }
 
 /// The clinic's queue today
-#[utoipa::path(get, path = "/v1/clinics/{id}/queue", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/clinics/{id}/queue", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 200, description = "Waiting and called tickets", body = QueueView, headers(("ETag" = String))),
         (status = 304, description = "Not modified"), (status = 404, description = "No such clinic, or not yours")))]
 pub async fn view(
@@ -144,13 +144,14 @@ pub struct CallRequest {
     #[schema(
         min_length = 1,
         max_length = 32,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        example = "3"
     )]
     pub counter: String,
 }
 
 /// Call the next ticket to a counter (204 when nobody waits)
-#[utoipa::path(post, path = "/v1/clinics/{id}/queue/call-next", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/clinics/{id}/queue/call-next", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     request_body = CallRequest,
     responses((status = 200, description = "The called ticket", body = Ticket, headers(("ETag" = String))),
         (status = 204, description = "Nobody is waiting"), (status = 404, description = "No such clinic, or not yours")))]
@@ -199,7 +200,7 @@ pub async fn call_next(
 }
 
 /// Where the ticket called most recently is (302)
-#[utoipa::path(get, path = "/v1/clinics/{id}/queue/now-serving", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/clinics/{id}/queue/now-serving", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 302, description = "The ticket called most recently"),
         (status = 404, description = "Nobody called yet today, or no such clinic")))]
 pub async fn now_serving(
@@ -251,7 +252,7 @@ async fn set_closed(
 }
 
 /// Close the queue for the rest of the local day (new tickets answer 423)
-#[utoipa::path(post, path = "/v1/clinics/{id}/queue/close", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/clinics/{id}/queue/close", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 200, description = "Closed", body = DayState), (status = 404, description = "No such clinic, or not yours")))]
 pub async fn close(
     State(st): State<AppState>,
@@ -262,7 +263,7 @@ pub async fn close(
 }
 
 /// Reopen today's queue
-#[utoipa::path(post, path = "/v1/clinics/{id}/queue/reopen", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/clinics/{id}/queue/reopen", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 200, description = "Open", body = DayState), (status = 404, description = "No such clinic, or not yours")))]
 pub async fn reopen(
     State(st): State<AppState>,
@@ -281,7 +282,7 @@ pub struct ReportParams {
 }
 
 /// A day's queue figures
-#[utoipa::path(get, path = "/v1/clinics/{id}/queue/report", tag = "queue", params(("id" = String, Path), ReportParams),
+#[utoipa::path(get, path = "/v1/clinics/{id}/queue/report", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$"), ReportParams),
     responses((status = 200, description = "The figures", body = DayReport), (status = 404, description = "No such clinic, or not yours")))]
 pub async fn report(
     State(st): State<AppState>,
@@ -300,7 +301,7 @@ pub async fn report(
 }
 
 /// Read a ticket
-#[utoipa::path(get, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$")),
     responses((status = 200, description = "The ticket", body = Ticket, headers(("ETag" = String))),
         (status = 304, description = "Not modified"), (status = 404, description = "No such ticket, or not yours"),
         (status = 451, description = "The ticket's patient record is sealed")))]
@@ -331,11 +332,12 @@ pub async fn read(
 #[serde(deny_unknown_fields)]
 pub struct TicketPatch {
     /// `served`, `no_show`, `cancelled`, or `waiting` (the one recall of a no-show).
+    #[schema(value_type = super::domain::TicketMove)]
     pub status: Status,
 }
 
 /// Move a ticket: served, no_show, cancelled, or a single recall of a no-show (needs If-Match)
-#[utoipa::path(patch, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$")),
     request_body(content = TicketPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Moved", body = Ticket, headers(("ETag" = String))),
         (status = 404, description = "No such ticket, or not yours"),
@@ -392,7 +394,7 @@ pub struct BoardLink {
 
 /// A new board key for the clinic (admin): the answer is the only time the key is shown; the
 /// old key stops working and screens still using it are disconnected
-#[utoipa::path(post, path = "/v1/clinics/{id}/board", tag = "queue", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/clinics/{id}/board", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 200, description = "The board URL with the new key", body = BoardLink), (status = 403, description = "Not an admin"),
         (status = 404, description = "No such clinic")))]
 pub async fn rotate_board_key(

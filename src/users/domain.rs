@@ -72,7 +72,7 @@ pub struct NewUser {
     #[schema(pattern = r"^[A-Za-z0-9._-]{3,64}$")]
     pub username: String,
     /// At least 12 characters.
-    #[schema(min_length = 12, max_length = 256)]
+    #[schema(min_length = 12, max_length = 256, example = "correct horse battery")]
     pub password: String,
     pub role: Role,
     #[serde(default)]
@@ -87,7 +87,11 @@ pub struct UserPatch {
     pub clinic_ids: Option<Vec<String>>,
     pub active: Option<bool>,
     /// A new password, at least 12 characters.
-    #[schema(min_length = 12, max_length = 256)]
+    #[schema(
+        min_length = 12,
+        max_length = 256,
+        example = "correct horse battery staple"
+    )]
     pub password: Option<String>,
 }
 

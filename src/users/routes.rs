@@ -158,14 +158,7 @@ pub async fn update(
     if_match: IfMatch,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Response, ApiError> {
-    if let Some(pw) = &patch.password {
-        password::validate(pw, "/password")?;
-    }
-    let hash = match patch.password.clone() {
-        Some(pw) => Some(st.hashing.hash(pw).await?),
-        None => None,
-    };
-    // An admin cannot lock themselves out: no self-deactivation or self-demotion.
+    // An admin cannot lock themselves out: no self-deactivation, self-demotion or new password.
     if id == admin.user_id {
         if patch.active == Some(false) {
             return Err(ApiError::invalid(vec![FieldError::new(
@@ -179,7 +172,22 @@ pub async fn update(
                 "you cannot give up your own admin role",
             )]));
         }
+        // Here a password changes without the current one: a stolen session must not be
+        // able to take the account over for good (and lock its owner out).
+        if patch.password.is_some() {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "/password",
+                "change your own password at /v1/me/password, which asks for the current one",
+            )]));
+        }
     }
+    if let Some(pw) = &patch.password {
+        password::validate(pw, "/password")?;
+    }
+    let hash = match patch.password.clone() {
+        Some(pw) => Some(st.hashing.hash(pw).await?),
+        None => None,
+    };
     let admin = admin.0;
     let user = st
         .db

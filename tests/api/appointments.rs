@@ -74,6 +74,32 @@ async fn booking_returns_201_and_breaking_a_rule_422() {
 }
 
 #[tokio::test]
+async fn a_length_written_as_30_point_0_is_30_minutes_and_30_point_5_is_422() {
+    // JSON Schema's `integer` includes 30.0, so a schema-valid client may send it.
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let res = app
+        .authed(Method::POST, "/v1/appointments", &w.admin)
+        .json(&json!({"clinic_id": w.clinic, "patient_id": w.patient, "clinician_id": w.doctor, "start": future(30), "duration_minutes": 30.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let a: Value = res.json().await.unwrap();
+    assert_eq!(a["duration_minutes"], 30);
+    let res = app
+        .authed(Method::POST, "/v1/appointments", &w.admin)
+        .json(&json!({"clinic_id": w.clinic, "patient_id": w.patient, "clinician_id": w.doctor, "start": future(90), "duration_minutes": 30.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(res, 422).await["errors"][0]["pointer"],
+        "/duration_minutes"
+    );
+}
+
+#[tokio::test]
 async fn an_overlapping_slot_for_the_same_clinician_is_409_naming_the_other() {
     let app = spawn_app().await;
     let w = world(&app).await;

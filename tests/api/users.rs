@@ -248,7 +248,7 @@ async fn the_cli_adds_a_user_who_can_then_sign_in() {
 }
 
 #[tokio::test]
-async fn an_admin_cannot_delete_deactivate_or_demote_themselves() {
+async fn an_admin_cannot_delete_deactivate_demote_or_re_password_themselves_as_a_user() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let me: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'admin'")
@@ -265,6 +265,8 @@ async fn an_admin_cannot_delete_deactivate_or_demote_themselves() {
     for (body, pointer) in [
         (r#"{"active":false}"#, "/active"),
         (r#"{"role":"clinician"}"#, "/role"),
+        // Their own password changes at /v1/me/password, which asks for the current one.
+        (r#"{"password":"a-new-long-password"}"#, "/password"),
     ] {
         let res = app
             .authed(Method::PATCH, &path, &admin)
