@@ -75,6 +75,17 @@ pub async fn issue_in(
     priority: Priority,
 ) -> Result<Ticket, ApiError> {
     let day = local_day(clinic);
+    // Its place first: the waiting tickets that have aged to its level or beyond, counted per
+    // priority over an index, not by loading the day's queue. Counted before the day's counter
+    // is taken, because taking it locks the counter until the unit commits (on PostgreSQL every
+    // other issuer of the clinic waits meanwhile): the locked part is kept to two statements.
+    let now = now_ms();
+    let mut ahead = 0;
+    for base in Priority::ALL {
+        let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
+        ahead += conn.count_waiting(&clinic.id, &day, base, bound).await?;
+    }
+    let per_ticket = conn.service_seconds(&clinic.id).await?;
     let seq = conn
         .next_ticket_seq(&clinic.id, &day)
         .await?
@@ -93,21 +104,10 @@ pub async fn issue_in(
         priority,
     })
     .await?;
-    // Its place: the waiting tickets that have aged to its level or beyond, counted per
-    // priority over an index, not by loading the day's queue.
-    let now = now_ms();
-    let mut ahead = 0;
-    for base in Priority::ALL {
-        let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
-        ahead += conn.count_waiting(&clinic.id, &day, base, bound).await?;
-    }
-    // The new ticket counted itself among its own priority.
-    let ahead = ahead.saturating_sub(1);
     let mut ticket = conn
         .find_ticket(&id)
         .await?
         .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-    let per_ticket = conn.service_seconds(&clinic.id).await?;
     ticket.position = Some(ahead as u32 + 1);
     ticket.estimated_wait_seconds = Some(per_ticket * ahead);
     Ok(ticket)
