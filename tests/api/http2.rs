@@ -43,6 +43,20 @@ fn client(http1: bool, addr: SocketAddr) -> reqwest::Client {
     b.build().unwrap()
 }
 
+/// The admin's token, signed in over HTTP/1.1 through TLS.
+async fn admin_token(app: &TestApp, base: &str) -> String {
+    let res = client(true, app.addr)
+        .post(format!("{base}/v1/auth/token"))
+        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    res.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn the_host_rules_hold_on_http2_through_the_authority() {
     let app = tls_app(|c| c.allowed_hosts = vec!["localhost".into()]).await;
@@ -92,19 +106,7 @@ async fn the_host_rules_hold_on_http2_through_the_authority() {
 async fn a_long_target_is_414_and_large_header_fields_431_on_both_protocols() {
     let app = tls_app(|c| c.uri_max_bytes = 1024).await;
     let base = format!("https://localhost:{}", app.addr.port());
-    let token = {
-        let c = client(true, app.addr);
-        let res = c
-            .post(format!("{base}/v1/auth/token"))
-            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        res.json::<serde_json::Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let token = admin_token(&app, &base).await;
     for (http1, version) in PROTOCOLS {
         let c = client(http1, app.addr);
         let long = format!("{base}/v1/patients?name={}", "a".repeat(1100));
@@ -145,19 +147,7 @@ async fn a_long_target_is_414_and_large_header_fields_431_on_both_protocols() {
 async fn a_body_that_stalls_is_408_on_both_protocols() {
     let app = tls_app(|c| c.client_timeout_ms = 600).await;
     let base = format!("https://localhost:{}", app.addr.port());
-    let token = {
-        let c = client(true, app.addr);
-        let res = c
-            .post(format!("{base}/v1/auth/token"))
-            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        res.json::<serde_json::Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let token = admin_token(&app, &base).await;
     for (http1, version) in PROTOCOLS {
         let c = client(http1, app.addr);
         // The first bytes of a body, then nothing for longer than the client timeout.
