@@ -104,6 +104,34 @@ pub struct Config {
     /// terminal, JSON otherwise.
     #[arg(long, env = "CAREQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
+    /// Directory of finished export files. Unset: `NAME-exports/` beside a SQLite database file
+    /// `NAME.db`, or `careq-exports/` in the working directory for PostgreSQL. Several
+    /// processes on one PostgreSQL database must share it.
+    #[arg(long, env = "CAREQ_EXPORT_DIR")]
+    pub export_dir: Option<std::path::PathBuf>,
+    /// Hours an export file is kept after it is finished; then it is removed and its URL
+    /// answers 410.
+    #[arg(long, env = "CAREQ_EXPORT_RETENTION_HOURS", default_value_t = 168)]
+    pub export_retention_hours: u64,
+    /// Seconds a process holds a running export without a heartbeat; a job whose runner died
+    /// is picked up by another (or the next start) once this runs out.
+    #[arg(long, env = "CAREQ_EXPORT_LEASE_SECONDS", default_value_t = 30)]
+    pub export_lease_seconds: u64,
+    /// Rows an export reads per page (tuning; each page is one query in the export's snapshot).
+    #[arg(
+        long,
+        env = "CAREQ_EXPORT_PAGE_ROWS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub export_page_rows: u32,
+    /// Test-only: a retention shorter than an hour. Not settable from the command line.
+    #[arg(skip)]
+    pub export_retention_override: Option<Duration>,
+    /// Test-only: a runner waits for a permit here before it writes a claimed job's rows, so a
+    /// test can hold a job in `running`. Not settable from the command line.
+    #[arg(skip)]
+    pub export_gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     /// Serves test-only routes (a handler that panics). Not settable from the command line.
     #[arg(skip)]
     pub test_routes: bool,
@@ -114,6 +142,34 @@ fn parse_cidr(s: &str) -> Result<crate::auth::client_ip::Cidr, String> {
 }
 
 impl Config {
+    /// Where export files live (see `export_dir`).
+    pub fn export_dir(&self) -> std::path::PathBuf {
+        if let Some(dir) = &self.export_dir {
+            return dir.clone();
+        }
+        let path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p));
+        match path {
+            Some(p) => {
+                let p = std::path::Path::new(p);
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("careq");
+                p.with_file_name(format!("{stem}-exports"))
+            }
+            None => std::path::PathBuf::from("careq-exports"),
+        }
+    }
+
+    /// How long a finished export file is kept.
+    pub fn export_retention(&self) -> Duration {
+        self.export_retention_override
+            .unwrap_or(Duration::from_secs(
+                self.export_retention_hours.saturating_mul(3600),
+            ))
+    }
+
     pub fn client_timeout(&self) -> Duration {
         Duration::from_millis(self.client_timeout_ms)
     }
@@ -167,6 +223,10 @@ impl fmt::Debug for Config {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("log_format", &self.log_format)
+            .field("export_dir", &self.export_dir)
+            .field("export_retention_hours", &self.export_retention_hours)
+            .field("export_lease_seconds", &self.export_lease_seconds)
+            .field("export_page_rows", &self.export_page_rows)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ pub mod clinics;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod exports;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

@@ -71,6 +71,9 @@ mod vocabularies;
         crate::appointments::routes::update,
         crate::appointments::routes::remove,
         crate::appointments::routes::check_in,
+        crate::exports::routes::create,
+        crate::exports::routes::read,
+        crate::exports::routes::file,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),
@@ -82,7 +85,8 @@ mod vocabularies;
          (name = "clinics", description = "Clinics"),
          (name = "patients", description = "Patient records"),
          (name = "queue", description = "The walk-in queue and tickets"),
-         (name = "appointments", description = "Appointments")),
+         (name = "appointments", description = "Appointments"),
+         (name = "exports", description = "Export jobs and their files")),
 )]
 pub struct ApiDoc;
 

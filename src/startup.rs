@@ -16,7 +16,9 @@ use tokio::sync::Semaphore;
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
+use http::{Extensions, HeaderMap, StatusCode, Version};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 
 use crate::error::ApiError;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub notifier: Arc<crate::queue::notify::Notifier>,
     /// Turns true when the server starts shutting down: live sockets close with 1001.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Wakes this process's export runner when a job is queued.
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -77,7 +81,8 @@ pub fn app(state: AppState) -> App {
         .merge(crate::clinics::router())
         .merge(crate::patients::router(&state))
         .merge(crate::queue::router())
-        .merge(crate::appointments::router());
+        .merge(crate::appointments::router())
+        .merge(crate::exports::router());
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))
@@ -98,7 +103,15 @@ pub fn app(state: AppState) -> App {
             crate::http::middleware::request_context,
         ))
         .layer(from_fn(crate::http::conditional::encoded_etags))
-        .layer(CompressionLayer::new())
+        // Files served by byte ranges (`Accept-Ranges: bytes`) go out as stored: a range, a
+        // length and a resumed download must all count the same bytes.
+        .layer(
+            CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                |_: StatusCode, _: Version, h: &HeaderMap, _: &Extensions| {
+                    !h.contains_key(http::header::ACCEPT_RANGES)
+                },
+            )),
+        )
         .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
         .layer(from_fn_with_state(http, crate::http::middleware::guards))
         .layer(from_fn_with_state(state, crate::ops::maintenance::gate))
@@ -199,8 +212,10 @@ impl Application {
             sockets: Arc::default(),
             notifier: Arc::new(crate::queue::notify::Notifier::from_config(&config)?),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            jobs: Arc::new(tokio::sync::Notify::new()),
             config: Arc::new(config),
         };
+        crate::exports::runner::spawn(state.clone());
         tokio::spawn(crate::queue::live::relay_announcements(state.clone()));
         // Histogram samples are folded into buckets now and then; the task ends with the app.
         let metrics = Arc::downgrade(&state.metrics);

@@ -32,6 +32,9 @@ pub enum Action {
     Denied,
     /// Data about the patient sent to the configured notifier (a third party).
     Notify,
+    /// An export file written (one entry per export, naming the job; the job names the kind
+    /// and the rows).
+    Export,
 }
 
 impl Action {
@@ -47,6 +50,7 @@ impl Action {
             Action::Unseal => "unseal",
             Action::Denied => "denied",
             Action::Notify => "notify",
+            Action::Export => "export",
         }
     }
 }

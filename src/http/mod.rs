@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod negotiate;
 pub mod paging;
 pub mod precondition;
+pub mod range;
 pub mod resource;
 pub mod server;
 pub mod tls;

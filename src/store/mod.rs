@@ -405,6 +405,195 @@ pub trait Tx: Send {
     ) -> Result<Option<Outcome>, StoreError>;
     /// The value of a setting, storing `value` first if there is none (the first writer wins).
     async fn setting_or_insert(&mut self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    // Export jobs (`jobs.rs` of each engine).
+    /// `Conflict` when the owner already has a queued or running job.
+    async fn insert_job(&mut self, job: &JobRecord) -> Result<(), StoreError>;
+    async fn find_job(&mut self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Takes the oldest job that is queued, or running under a lease that ran out before
+    /// `now_ms`, for `runner` until `lease_until`; each job is handed to one runner at a time.
+    async fn claim_job(
+        &mut self,
+        runner: &str,
+        now_ms: i64,
+        lease_until: i64,
+    ) -> Result<Option<JobRecord>, StoreError>;
+    /// Records progress and renews the lease; false when `runner` no longer holds the job.
+    async fn job_progress(
+        &mut self,
+        id: &str,
+        runner: &str,
+        progress: &JobProgress,
+    ) -> Result<bool, StoreError>;
+    /// Ends a job `runner` holds (succeeded with its size, or failed with `error`); false when
+    /// it no longer holds it.
+    async fn finish_job(
+        &mut self,
+        id: &str,
+        runner: &str,
+        end: &JobEnd,
+    ) -> Result<bool, StoreError>;
+    /// Succeeded jobs whose file expired before `now_s` and is not yet removed: (id, format).
+    async fn expired_jobs(
+        &mut self,
+        now_s: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError>;
+    /// Turns a read into one consistent snapshot for the reads that follow (an export's), held
+    /// until the read is dropped; the connection is then closed rather than reused.
+    async fn begin_snapshot(&mut self) -> Result<(), StoreError>;
+    /// How many rows an export will write.
+    async fn export_count(&mut self, scope: &ExportScope) -> Result<i64, StoreError>;
+    /// The export's rows after id `after` in id order (keyset), at most `limit`.
+    async fn export_page(
+        &mut self,
+        scope: &ExportScope,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
+}
+
+/// An export job as stored.
+#[derive(Debug, Clone, Default)]
+pub struct JobRecord {
+    pub id: String,
+    pub owner_id: String,
+    pub kind: String,
+    pub format: String,
+    pub scope: ExportScope,
+    pub state: String,
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    pub size_bytes: Option<i64>,
+    pub error: Option<String>,
+    pub runs: i64,
+    pub ip: String,
+    pub request_id: String,
+    pub client_request_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    /// Unix seconds after which the file is removed.
+    pub expires_at: Option<i64>,
+    pub removed_at: Option<String>,
+}
+
+/// Which rows an export takes: one kind, the clinics in scope, sealed records or not, a range
+/// of days.
+#[derive(Debug, Clone, Default)]
+pub struct ExportScope {
+    /// `patients`, `appointments` or `queue`.
+    pub kind: String,
+    /// `None`: every clinic (an admin without `clinic_id`).
+    pub clinic_ids: Option<Vec<String>>,
+    /// Whether sealed patients' records are included (admins only).
+    pub sealed: bool,
+    /// Inclusive `YYYY-MM-DD` bounds on the row's day (created, start, or queue day).
+    pub from_day: Option<String>,
+    pub to_day: Option<String>,
+}
+
+/// One value of an exported row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// One exported row: its id (the paging key) and its cells in the kind's column order.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub id: String,
+    pub cells: Vec<Cell>,
+}
+
+/// How a running job is doing, with its renewed lease.
+#[derive(Debug, Clone)]
+pub struct JobProgress {
+    pub rows_written: i64,
+    pub rows_total: Option<i64>,
+    pub lease_until: i64,
+    pub at: String,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub enum JobEnd {
+    Succeeded {
+        rows: i64,
+        size_bytes: i64,
+        at: String,
+        expires_at: i64,
+    },
+    Failed {
+        error: String,
+        at: String,
+    },
+}
+
+/// The column type of an exported column, as engines decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Int,
+    Real,
+}
+
+/// The columns each kind of export writes, in order; engines select exactly these (`id`
+/// first, the paging key).
+pub fn export_columns(kind: &str) -> &'static [(&'static str, ColumnType)] {
+    use ColumnType::*;
+    match kind {
+        "patients" => &[
+            ("id", Text),
+            ("clinic_id", Text),
+            ("mrn", Text),
+            ("given_name", Text),
+            ("family_name", Text),
+            ("date_of_birth", Text),
+            ("sex", Text),
+            ("phone", Text),
+            ("email", Text),
+            ("address", Text),
+            ("height_cm", Real),
+            ("weight_kg", Real),
+            ("version", Int),
+            ("created_at", Text),
+            ("updated_at", Text),
+        ],
+        "appointments" => &[
+            ("id", Text),
+            ("clinic_id", Text),
+            ("patient_id", Text),
+            ("clinician_id", Text),
+            ("start_at", Text),
+            ("duration_minutes", Int),
+            ("reason", Text),
+            ("status", Text),
+            ("ticket_id", Text),
+            ("version", Int),
+            ("created_at", Text),
+            ("updated_at", Text),
+        ],
+        _ => &[
+            ("id", Text),
+            ("clinic_id", Text),
+            ("day", Text),
+            ("number", Text),
+            ("patient_id", Text),
+            ("priority", Text),
+            ("status", Text),
+            ("counter", Text),
+            ("issued_ms", Int),
+            ("called_ms", Int),
+            ("finished_ms", Int),
+            ("created_at", Text),
+            ("updated_at", Text),
+        ],
+    }
 }
 
 /// What a unit of work returns: a boxed future borrowing the unit's `Tx`.

@@ -134,6 +134,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         allowed_hosts: Vec::new(),
         admin_password: Some(ADMIN_PASSWORD.into()),
         log: "off".into(),
+        export_dir: Some(dir.join("exports")),
         ..Config::default()
     }
 }

@@ -11,6 +11,7 @@
 mod access;
 mod appointments;
 mod clinics;
+mod jobs;
 mod notify;
 mod patients;
 mod queue;

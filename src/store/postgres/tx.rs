@@ -7,7 +7,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
 
 use super::{
-    access, appointments, classify, clinics, is_race, patients, queue, settings, tokens, users,
+    access, appointments, classify, clinics, is_race, jobs, patients, queue, settings, tokens,
+    users,
 };
 use crate::appointments::domain::{Appointment, AppointmentStatus, Filters as AppointmentFilters};
 use crate::appointments::domain::{AppointmentRow, Slot};
@@ -15,6 +16,7 @@ use crate::auth::Role;
 use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::patients::domain::{Patient, SearchFilters, StoredPatient, ValidPatient};
 use crate::queue::domain::{NewTicket, Priority, Status, Ticket};
+use crate::store::{ExportRow, ExportScope, JobEnd, JobProgress, JobRecord};
 use crate::store::{LogEntry, LogFilter, LogRow, Outcome, PatientMark, StoreError, TokenOwner, Tx};
 use crate::users::domain::{StoredUser, User, Username};
 
@@ -470,6 +472,79 @@ impl Tx for PgTx<'_> {
     }
     async fn setting_or_insert(&mut self, key: &str, value: &str) -> Result<String, StoreError> {
         let r = settings::get_or_insert(self.c(), key, value).await;
+        self.done(r)
+    }
+
+    async fn insert_job(&mut self, job: &JobRecord) -> Result<(), StoreError> {
+        let r = jobs::insert(self.c(), job).await;
+        inserted(self.done(r)?)
+    }
+    async fn find_job(&mut self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let r = jobs::find(self.c(), id).await;
+        self.done(r)
+    }
+    async fn claim_job(
+        &mut self,
+        runner: &str,
+        now_ms: i64,
+        lease_until: i64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let r = jobs::claim(self.c(), runner, now_ms, lease_until).await;
+        self.done(r)
+    }
+    async fn job_progress(
+        &mut self,
+        id: &str,
+        runner: &str,
+        progress: &JobProgress,
+    ) -> Result<bool, StoreError> {
+        let r = jobs::progress(self.c(), id, runner, progress).await;
+        self.done(r)
+    }
+    async fn finish_job(
+        &mut self,
+        id: &str,
+        runner: &str,
+        end: &JobEnd,
+    ) -> Result<bool, StoreError> {
+        let r = jobs::finish(self.c(), id, runner, end).await;
+        self.done(r)
+    }
+    async fn expired_jobs(
+        &mut self,
+        now_s: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let r = jobs::expired(self.c(), now_s, limit).await;
+        self.done(r)
+    }
+    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError> {
+        let r = jobs::mark_removed(self.c(), id, at).await;
+        self.done(r)
+    }
+    async fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        match &mut self.conn {
+            // The snapshot lasts until the connection is closed: it never goes back to the pool
+            // with a transaction open.
+            Conn::Pooled(c) => c.close_on_drop(),
+            Conn::Borrowed(_) => {
+                return Err(StoreError::Other("a snapshot is taken on a read".into()))
+            }
+        }
+        let r = jobs::begin_snapshot(self.c()).await;
+        self.done(r)
+    }
+    async fn export_count(&mut self, scope: &ExportScope) -> Result<i64, StoreError> {
+        let r = jobs::count(self.c(), scope).await;
+        self.done(r)
+    }
+    async fn export_page(
+        &mut self,
+        scope: &ExportScope,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let r = jobs::page(self.c(), scope, after, limit).await;
         self.done(r)
     }
 }

@@ -4,6 +4,7 @@
 mod access;
 mod appointments;
 mod clinics;
+mod jobs;
 mod patients;
 mod queue;
 pub mod seed;
@@ -187,6 +188,7 @@ use crate::auth::Role;
 use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::patients::domain::{Patient, SearchFilters, StoredPatient, ValidPatient};
 use crate::queue::domain::{NewTicket, Priority, Status, Ticket};
+use crate::store::{ExportRow, ExportScope, JobEnd, JobProgress, JobRecord};
 use crate::store::{LogEntry, LogFilter, Outcome, PatientMark, TokenOwner};
 use crate::users::domain::{StoredUser, User, Username};
 
@@ -522,6 +524,69 @@ impl Tx for SqliteTx<'_> {
     }
     async fn setting_or_insert(&mut self, key: &str, value: &str) -> Result<String, StoreError> {
         settings::get_or_insert(self.c(), key, value).await
+    }
+
+    async fn insert_job(&mut self, job: &JobRecord) -> Result<(), StoreError> {
+        jobs::insert(self.c(), job).await
+    }
+    async fn find_job(&mut self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        jobs::find(self.c(), id).await
+    }
+    async fn claim_job(
+        &mut self,
+        runner: &str,
+        now_ms: i64,
+        lease_until: i64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        jobs::claim(self.c(), runner, now_ms, lease_until).await
+    }
+    async fn job_progress(
+        &mut self,
+        id: &str,
+        runner: &str,
+        progress: &JobProgress,
+    ) -> Result<bool, StoreError> {
+        jobs::progress(self.c(), id, runner, progress).await
+    }
+    async fn finish_job(
+        &mut self,
+        id: &str,
+        runner: &str,
+        end: &JobEnd,
+    ) -> Result<bool, StoreError> {
+        jobs::finish(self.c(), id, runner, end).await
+    }
+    async fn expired_jobs(
+        &mut self,
+        now_s: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        jobs::expired(self.c(), now_s, limit).await
+    }
+    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError> {
+        jobs::mark_removed(self.c(), id, at).await
+    }
+    async fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        match self {
+            // The snapshot lasts until the connection is closed: it never goes back to the pool
+            // with a transaction open.
+            SqliteTx::Pooled(c) => c.close_on_drop(),
+            SqliteTx::Borrowed(_) => {
+                return Err(StoreError::Other("a snapshot is taken on a read".into()))
+            }
+        }
+        jobs::begin_snapshot(self.c()).await
+    }
+    async fn export_count(&mut self, scope: &ExportScope) -> Result<i64, StoreError> {
+        jobs::count(self.c(), scope).await
+    }
+    async fn export_page(
+        &mut self,
+        scope: &ExportScope,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        jobs::page(self.c(), scope, after, limit).await
     }
 }
 

@@ -1,0 +1,153 @@
+//! Exports: `POST /v1/exports` accepts a job (202), `GET /v1/jobs/{id}` follows it (200, then
+//! 303 to the file), `GET /v1/exports/{id}/file` serves the finished file with byte ranges. The
+//! rules (who may export what, one active export per user, who sees a job) live here; the
+//! runner (`runner.rs`) writes the files; `routes.rs` holds thin handlers.
+pub mod domain;
+pub mod routes;
+pub mod runner;
+
+use std::path::PathBuf;
+
+use crate::auth::{Caller, Role};
+use crate::config::Config;
+use crate::error::{ApiError, FieldError, RateInfo};
+use crate::store::{ExportScope, JobRecord, Store, StoreError};
+use domain::{Format, Job, ValidExport};
+
+pub use routes::router;
+
+/// Seconds a client is told to wait before asking about a job again.
+pub const POLL_SECONDS: u64 = 1;
+
+pub fn job_location(id: &str) -> String {
+    format!("/v1/jobs/{id}")
+}
+
+pub fn file_location(id: &str) -> String {
+    format!("/v1/exports/{id}/file")
+}
+
+/// Where a finished job's file lives.
+pub fn file_path(config: &Config, id: &str, format: &str) -> PathBuf {
+    config.export_dir().join(format!("{id}.{format}"))
+}
+
+/// Where a running job writes, renamed to `file_path` once complete.
+pub fn part_path(config: &Config, id: &str) -> PathBuf {
+    config.export_dir().join(format!("{id}.part"))
+}
+
+/// Accepts an export: the scope is fixed now (the caller's clinics, sealed records for admins
+/// only), and the job is stored queued for a runner. A caller with an active export gets 429.
+pub async fn start(db: &Store, caller: &Caller, v: ValidExport) -> Result<Job, ApiError> {
+    let clinic_ids = match &v.clinic_id {
+        Some(id) => {
+            let seen = db
+                .read()
+                .await?
+                .find_clinic(id)
+                .await?
+                .filter(|c| caller.sees_clinic(&c.id));
+            if seen.is_none() {
+                return Err(ApiError::invalid(vec![FieldError::new(
+                    "/clinic_id",
+                    "no clinic with this id that you belong to",
+                )]));
+            }
+            Some(vec![id.clone()])
+        }
+        None if caller.role == Role::Admin => None,
+        None => Some(caller.clinic_ids.clone()),
+    };
+    let now = crate::clock::now_rfc3339();
+    let record = JobRecord {
+        id: crate::ids::new_id("job"),
+        owner_id: caller.user_id.clone(),
+        kind: v.kind.as_str().into(),
+        format: v.format.as_str().into(),
+        scope: ExportScope {
+            kind: v.kind.as_str().into(),
+            clinic_ids,
+            sealed: caller.role == Role::Admin,
+            from_day: v.from.clone(),
+            to_day: v.to.clone(),
+        },
+        state: "queued".into(),
+        ip: caller.ip.to_string(),
+        request_id: caller.request_id.clone(),
+        client_request_id: caller.client_request_id.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+        ..JobRecord::default()
+    };
+    let stored = db
+        .write_data(move |tx| {
+            let record = record.clone();
+            Box::pin(async move {
+                match tx.insert_job(&record).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict) => return Err(busy()),
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(record)
+            })
+        })
+        .await?;
+    Ok(Job::of(&stored))
+}
+
+/// 429: one export per user at a time.
+fn busy() -> ApiError {
+    ApiError::TooManyRequests {
+        detail: "you have an export queued or running; follow it at /v1/jobs/{id} and try again \
+                 once it has finished"
+            .into(),
+        retry_after: POLL_SECONDS * 5,
+        rate: Some(RateInfo {
+            limit: 1,
+            remaining: 0,
+            reset_seconds: POLL_SECONDS * 5,
+        }),
+    }
+}
+
+/// A job the caller may see: their own, or any for an admin (others: 404, as if absent).
+pub async fn find(db: &Store, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    db.read()
+        .await?
+        .find_job(id)
+        .await?
+        .filter(|j| j.owner_id == caller.user_id || caller.role == Role::Admin)
+        .ok_or_else(|| ApiError::NotFound("no export job with this id".into()))
+}
+
+/// The finished file of a job the caller may see: 404 while it is not finished, 410 once the
+/// retention period removed it.
+pub async fn finished_file(
+    db: &Store,
+    config: &Config,
+    caller: &Caller,
+    id: &str,
+) -> Result<(JobRecord, Format, PathBuf), ApiError> {
+    let job = find(db, caller, id).await?;
+    if job.state != "succeeded" {
+        return Err(ApiError::NotFound(format!(
+            "this export has no file: it is {}; see {}",
+            job.state,
+            job_location(id)
+        )));
+    }
+    let expired = job
+        .expires_at
+        .is_some_and(|at| at <= crate::clock::now_unix());
+    if job.removed_at.is_some() || expired {
+        return Err(gone());
+    }
+    let format = Format::parse(&job.format).ok_or_else(|| ApiError::internal("bad format"))?;
+    let path = file_path(config, &job.id, &job.format);
+    Ok((job, format, path))
+}
+
+pub fn gone() -> ApiError {
+    ApiError::Gone("this export's file was removed after its retention period; export again".into())
+}

@@ -1,0 +1,272 @@
+//! The export runner: one task per process takes queued jobs (and jobs whose runner stopped
+//! renewing its lease) from the store, writes each file from one consistent snapshot in pages,
+//! and removes files past their retention. Jobs are durable rows, so a job queued or running
+//! when a process stops is run again from the start by the next runner that claims it; a file is
+//! written under a temporary name and renamed only once complete.
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use super::domain::{Encoder, Format};
+use crate::access::Action;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::{JobEnd, JobProgress, JobRecord, LogRow};
+
+/// How often an idle runner looks for work other processes queued, or for leases that ran out.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Starts this process's runner; it ends with the process.
+pub fn spawn(state: AppState) {
+    let runner = crate::ids::new_id("run");
+    tokio::spawn(async move {
+        let mut last_sweep: Option<Instant> = None;
+        loop {
+            if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every(&state)) {
+                last_sweep = Some(Instant::now());
+                if let Err(e) = sweep(&state).await {
+                    tracing::warn!(error = ?e.problem().detail, "removing expired exports failed");
+                }
+            }
+            match claim(&state, &runner).await {
+                Ok(Some(job)) => run(&state, &runner, job).await,
+                Ok(None) => {
+                    let wake = state.jobs.notified();
+                    let _ = tokio::time::timeout(idle_wait(&state), wake).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e.problem().detail, "claiming an export job failed");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    });
+}
+
+fn lease(state: &AppState) -> Duration {
+    Duration::from_secs(state.config.export_lease_seconds.max(1))
+}
+
+fn sweep_every(state: &AppState) -> Duration {
+    state
+        .config
+        .export_retention()
+        .clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
+fn idle_wait(state: &AppState) -> Duration {
+    IDLE_POLL.min(sweep_every(state))
+}
+
+async fn claim(state: &AppState, runner: &str) -> Result<Option<JobRecord>, ApiError> {
+    let runner = runner.to_string();
+    let lease_ms = lease(state).as_millis() as i64;
+    state
+        .db
+        .write(move |tx| {
+            let runner = runner.clone();
+            Box::pin(async move {
+                let now = crate::clock::now_ms();
+                Ok(tx.claim_job(&runner, now, now + lease_ms).await?)
+            })
+        })
+        .await
+}
+
+/// Runs one claimed job to its end and records the outcome (and, on success, the access-log
+/// entry) in one unit, only if this runner still holds the job.
+async fn run(state: &AppState, runner: &str, job: JobRecord) {
+    let permit = match &state.config.export_gate {
+        Some(gate) => gate.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let part = super::part_path(&state.config, &job.id);
+    let outcome = write_file(state, runner, &job, &part).await;
+    drop(permit);
+    let at = crate::clock::now_rfc3339();
+    let end = match &outcome {
+        Ok(Written::Done { rows, size }) => {
+            let keep = state.config.export_retention().as_secs() as i64;
+            let ms = state.config.export_retention().subsec_millis();
+            JobEnd::Succeeded {
+                rows: *rows,
+                size_bytes: *size as i64,
+                at,
+                // Rounded up: a retention under a second still lasts until the next second.
+                expires_at: crate::clock::now_unix() + keep + i64::from(ms > 0),
+            }
+        }
+        Ok(Written::LostLease) => return,
+        Err(e) => {
+            tracing::error!(job = %job.id, cause = ?e, "export failed");
+            let _ = tokio::fs::remove_file(&part).await;
+            let problem = ApiError::internal("export failed").problem();
+            JobEnd::Failed {
+                error: serde_json::to_string(&problem).unwrap_or_default(),
+                at,
+            }
+        }
+    };
+    let log = LogRow {
+        at: crate::clock::now_rfc3339(),
+        actor_id: job.owner_id.clone(),
+        action: Action::Export.as_str(),
+        resource_type: "export".into(),
+        resource_id: job.id.clone(),
+        ip: job.ip.clone(),
+        request_id: job.request_id.clone(),
+        patient_id: None,
+        client_request_id: job.client_request_id.clone(),
+    };
+    let (id, runner_id) = (job.id.clone(), runner.to_string());
+    let succeeded = matches!(end, JobEnd::Succeeded { .. });
+    let finished = state
+        .db
+        .write(move |tx| {
+            let (id, runner_id, end, log) =
+                (id.clone(), runner_id.clone(), end.clone(), log.clone());
+            Box::pin(async move {
+                let held = tx.finish_job(&id, &runner_id, &end).await?;
+                if held && succeeded {
+                    tx.append_access(&[&log]).await?;
+                }
+                Ok(held)
+            })
+        })
+        .await;
+    match finished {
+        Ok(true) if succeeded => {
+            tracing::info!(job = %job.id, kind = %job.kind, "export finished")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = ?e.problem().detail, "recording an export's end failed")
+        }
+    }
+}
+
+enum Written {
+    Done {
+        rows: i64,
+        size: u64,
+    },
+    /// Another runner took the job over (this one stalled past its lease): leave it.
+    LostLease,
+}
+
+/// Writes the job's rows to `part` from one snapshot, a page at a time (memory stays flat),
+/// renewing the lease with the progress; renames the file into place once it is complete and
+/// durable.
+async fn write_file(
+    state: &AppState,
+    runner: &str,
+    job: &JobRecord,
+    part: &Path,
+) -> Result<Written, ApiError> {
+    let format = Format::parse(&job.format).ok_or_else(|| ApiError::internal("bad format"))?;
+    if let Some(dir) = part.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let file = tokio::fs::File::create(part)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut read = state.db.read().await?;
+    read.begin_snapshot().await?;
+    let total = read.export_count(&job.scope).await?;
+    if !beat(state, runner, &job.id, 0, total).await? {
+        return Ok(Written::LostLease);
+    }
+    let encoder = Encoder::new(&job.kind, format);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    encoder.header(&mut buf);
+    let (mut after, mut rows) = (String::new(), 0i64);
+    let every = (lease(state) / 3).min(Duration::from_secs(1));
+    let mut last_beat = Instant::now();
+    let page_rows = state.config.export_page_rows.clamp(1, 10_000);
+    loop {
+        let page = read.export_page(&job.scope, &after, page_rows).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        rows += page.len() as i64;
+        for row in &page {
+            encoder.row(row, &mut buf);
+        }
+        out.write_all(&buf).await.map_err(ApiError::internal)?;
+        buf.clear();
+        if last_beat.elapsed() >= every {
+            last_beat = Instant::now();
+            if !beat(state, runner, &job.id, rows, total).await? {
+                return Ok(Written::LostLease);
+            }
+        }
+    }
+    drop(read);
+    out.write_all(&buf).await.map_err(ApiError::internal)?;
+    out.flush().await.map_err(ApiError::internal)?;
+    let file = out.into_inner();
+    file.sync_all().await.map_err(ApiError::internal)?;
+    let size = file.metadata().await.map_err(ApiError::internal)?.len();
+    drop(file);
+    let target = super::file_path(&state.config, &job.id, &job.format);
+    tokio::fs::rename(part, &target)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Written::Done { rows, size })
+}
+
+/// Records progress and renews the lease; false when this runner no longer holds the job.
+async fn beat(
+    state: &AppState,
+    runner: &str,
+    id: &str,
+    rows: i64,
+    total: i64,
+) -> Result<bool, ApiError> {
+    let (id, runner) = (id.to_string(), runner.to_string());
+    let lease_ms = lease(state).as_millis() as i64;
+    state
+        .db
+        .write(move |tx| {
+            let (id, runner) = (id.clone(), runner.clone());
+            Box::pin(async move {
+                let progress = JobProgress {
+                    rows_written: rows,
+                    rows_total: Some(total),
+                    lease_until: crate::clock::now_ms() + lease_ms,
+                    at: crate::clock::now_rfc3339(),
+                };
+                Ok(tx.job_progress(&id, &runner, &progress).await?)
+            })
+        })
+        .await
+}
+
+/// Removes files whose retention ran out; their URLs then answer 410.
+async fn sweep(state: &AppState) -> Result<(), ApiError> {
+    let now = crate::clock::now_unix();
+    let expired = state.db.read().await?.expired_jobs(now, 100).await?;
+    for (id, format) in expired {
+        let path = super::file_path(&state.config, &id, &format);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "removing an expired export failed");
+                continue;
+            }
+        }
+        let at = crate::clock::now_rfc3339();
+        state
+            .db
+            .write(move |tx| {
+                let (id, at) = (id.clone(), at.clone());
+                Box::pin(async move { Ok(tx.mark_job_removed(&id, &at).await?) })
+            })
+            .await?;
+    }
+    Ok(())
+}
