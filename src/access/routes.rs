@@ -28,6 +28,8 @@ pub enum ResourceType {
     Appointment,
     Ticket,
     User,
+    /// An export job (its writing and each download of its file).
+    Export,
 }
 
 impl ResourceType {
@@ -37,6 +39,7 @@ impl ResourceType {
             ResourceType::Appointment => "appointment",
             ResourceType::Ticket => "ticket",
             ResourceType::User => "user",
+            ResourceType::Export => "export",
         }
     }
 }

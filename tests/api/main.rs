@@ -8,6 +8,7 @@ mod cli;
 mod clinics;
 mod compression;
 mod durability;
+mod exports;
 mod fuzz;
 mod global_http;
 mod helpers;
