@@ -60,6 +60,11 @@ fn idle_wait(state: &AppState) -> Duration {
 }
 
 async fn claim(state: &AppState, runner: &str) -> Result<Option<JobRecord>, ApiError> {
+    // Looking is a read; only a job to take costs a write (on SQLite, a commit).
+    let now = crate::clock::now_ms();
+    if !state.db.read().await?.job_waiting(now).await? {
+        return Ok(None);
+    }
     let runner = runner.to_string();
     let lease_ms = lease(state).as_millis() as i64;
     state

@@ -440,6 +440,8 @@ pub trait Tx: Send {
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError>;
     async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError>;
+    /// Whether some job is claimable at `now_ms` (a read: lets an idle runner skip the write).
+    async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError>;
     /// Turns a read into one consistent snapshot for the reads that follow (an export's), held
     /// until the read is dropped; the connection is then closed rather than reused.
     async fn begin_snapshot(&mut self) -> Result<(), StoreError>;

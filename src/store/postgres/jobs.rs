@@ -184,6 +184,17 @@ pub async fn expired(
         .collect())
 }
 
+pub async fn waiting(conn: &mut PgConnection, now_ms: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM jobs
+         WHERE state = 'queued' OR (state = 'running' AND lease_until < $1) LIMIT 1",
+    )
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 pub async fn mark_removed(conn: &mut PgConnection, id: &str, at: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE jobs SET removed_at = $2 WHERE id = $1")
         .bind(id)

@@ -522,6 +522,10 @@ impl Tx for PgTx<'_> {
         let r = jobs::mark_removed(self.c(), id, at).await;
         self.done(r)
     }
+    async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError> {
+        let r = jobs::waiting(self.c(), now_ms).await;
+        self.done(r)
+    }
     async fn begin_snapshot(&mut self) -> Result<(), StoreError> {
         match &mut self.conn {
             // The snapshot lasts until the connection is closed: it never goes back to the pool

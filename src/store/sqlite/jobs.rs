@@ -186,6 +186,17 @@ pub async fn expired(
         .collect())
 }
 
+pub async fn waiting(conn: &mut SqliteConnection, now_ms: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM jobs
+         WHERE state = 'queued' OR (state = 'running' AND lease_until < $1) LIMIT 1",
+    )
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 pub async fn mark_removed(
     conn: &mut SqliteConnection,
     id: &str,

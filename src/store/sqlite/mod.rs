@@ -566,6 +566,9 @@ impl Tx for SqliteTx<'_> {
     async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError> {
         jobs::mark_removed(self.c(), id, at).await
     }
+    async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError> {
+        jobs::waiting(self.c(), now_ms).await
+    }
     async fn begin_snapshot(&mut self) -> Result<(), StoreError> {
         match self {
             // The snapshot lasts until the connection is closed: it never goes back to the pool
