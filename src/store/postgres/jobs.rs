@@ -185,14 +185,14 @@ pub async fn expired(
 }
 
 pub async fn waiting(conn: &mut PgConnection, now_ms: i64) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM jobs
-         WHERE state = 'queued' OR (state = 'running' AND lease_until < $1) LIMIT 1",
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs
+                        WHERE state = 'queued' OR (state = 'running' AND lease_until < $1))",
     )
     .bind(now_ms)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(found.is_some())
+    Ok(found)
 }
 
 pub async fn mark_removed(conn: &mut PgConnection, id: &str, at: &str) -> Result<(), sqlx::Error> {
