@@ -30,7 +30,17 @@ pub fn spawn(state: AppState) {
                 }
             }
             match claim(&state, &runner).await {
-                Ok(Some(job)) => run(&state, &runner, job).await,
+                Ok(Some(job)) => {
+                    // On a task of its own: a job that panics fails alone; the runner goes on
+                    // (the job is run again once its lease runs out).
+                    let (st, r) = (state.clone(), runner.clone());
+                    if tokio::spawn(async move { run(&st, &r, job).await })
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("an export job panicked");
+                    }
+                }
                 Ok(None) => {
                     let wake = state.jobs.notified();
                     let _ = tokio::time::timeout(idle_wait(&state), wake).await;

@@ -340,6 +340,50 @@ async fn a_job_is_seen_by_its_owner_and_admins_only_and_receptionists_may_not_ex
 }
 
 #[tokio::test]
+async fn a_job_that_cannot_write_its_file_fails_with_a_problem_and_frees_its_owner() {
+    let blocked = tempfile::NamedTempFile::new().unwrap();
+    // A directory inside a plain file cannot be made.
+    let dir = blocked.path().join("exports");
+    let app = spawn_app_with(move |c| c.export_dir = Some(dir)).await;
+    let admin = app.admin_token().await;
+    let body = json!({"kind": "patients", "format": "csv"});
+    let job = start_export(&app, &admin, &body).await;
+    let id = job["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let res = app
+            .authed(Method::GET, &format!("/v1/jobs/{id}"), &admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        if body["state"] == "failed" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "never failed: {body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(failed["error"]["status"], 500);
+    assert_eq!(failed["error"]["type"], "/v1/status-codes/500");
+    assert!(
+        failed["error"]["detail"]
+            .as_str()
+            .is_some_and(|d| !d.contains('/')),
+        "no paths"
+    );
+    assert!(failed["file"].is_null());
+    let res = app
+        .authed(Method::GET, &format!("/v1/exports/{id}/file"), &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404).await;
+    // The owner may export again at once.
+    start_export(&app, &admin, &body).await;
+}
+
+#[tokio::test]
 async fn invalid_exports_get_422_with_pointers_and_foreign_clinics_are_refused_alike() {
     let app = spawn_app().await;
     let (admin, clinic) = admin_and_clinic(&app).await;
