@@ -828,3 +828,39 @@ async fn two_processes_on_postgres_run_each_job_exactly_once() {
     drop(conn);
     drop((a, b));
 }
+
+#[tokio::test]
+async fn an_exports_snapshot_sees_one_moment_while_writes_go_on() {
+    let app = spawn_app().await;
+    let (admin, clinic) = admin_and_clinic(&app).await;
+    seed_patients(&app, &admin, &clinic, 5).await;
+    let scope = careq::store::ExportScope {
+        kind: "patients".into(),
+        ..Default::default()
+    };
+    let mut snapshot = app.state.db.read().await.unwrap();
+    snapshot.begin_snapshot().await.unwrap();
+    assert_eq!(snapshot.export_count(&scope).await.unwrap(), 5);
+    let first = snapshot.export_page(&scope, "", 2).await.unwrap();
+
+    // A new patient and a changed one, committed while the snapshot is open.
+    create_patient(&app, &admin, &new_patient_json(&clinic, "Late", "Comer")).await;
+    let changed = first[0].id.clone();
+    let res = app
+        .authed(Method::PATCH, &format!("/v1/patients/{changed}"), &admin)
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", "*")
+        .body(r#"{"given_name": "Renamed"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    assert_eq!(snapshot.export_count(&scope).await.unwrap(), 5);
+    let again = snapshot.export_page(&scope, "", 10).await.unwrap();
+    assert_eq!(again.len(), 5);
+    assert_eq!(again[0].cells, first[0].cells, "the old version, whole");
+    drop(snapshot);
+    let mut fresh = app.state.db.read().await.unwrap();
+    assert_eq!(fresh.export_count(&scope).await.unwrap(), 6);
+}
