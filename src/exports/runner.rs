@@ -116,7 +116,10 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
         Err(e) => {
             tracing::error!(job = %job.id, cause = ?e, "export failed");
             let _ = tokio::fs::remove_file(&part).await;
-            let problem = ApiError::internal("export failed").problem();
+            let mut problem = ApiError::internal("export failed").problem();
+            // The request that asked for the export: the id to quote.
+            problem.request_id = job.request_id.clone();
+            problem.instance = Some(super::job_location(&job.id));
             JobEnd::Failed {
                 error: serde_json::to_string(&problem).unwrap_or_default(),
                 at,

@@ -366,6 +366,9 @@ async fn a_job_that_cannot_write_its_file_fails_with_a_problem_and_frees_its_own
     };
     assert_eq!(failed["error"]["status"], 500);
     assert_eq!(failed["error"]["type"], "/v1/status-codes/500");
+    assert!(failed["error"]["request_id"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
     assert!(
         failed["error"]["detail"]
             .as_str()
