@@ -19,6 +19,7 @@ const RESOURCES: &[(&str, &str)] = &[
     ("Appointment", "/v1/appointments/{id}"),
     ("Ticket", "/v1/tickets/{id}"),
     ("User", "/v1/users/{id}"),
+    ("Job", "/v1/jobs/{id}"),
 ];
 
 /// Operations below a resource that a fresh resource does not serve yet, reached instead by the
@@ -42,6 +43,14 @@ struct ForeignKey {
 
 /// Where an id in a response is taken by another operation.
 const FOREIGN_KEYS: &[ForeignKey] = &[
+    // An export's file has the job's id (303 from the job leads there once it has succeeded).
+    ForeignKey {
+        from: ("post", "/v1/exports", "202"),
+        name: "DownloadExport",
+        to: ("get", "/v1/exports/{id}/file"),
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
     ForeignKey {
         from: ("post", "/v1/clinics", "201"),
         name: "RegisterPatient",
