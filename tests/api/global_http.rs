@@ -373,3 +373,29 @@ async fn every_response_carries_careqs_own_request_id_and_the_clients_beside_it(
         "nosniff"
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_the_request_target_is_400_on_either_engine() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for path in [
+        "/v1/patients?mrn=A%00B",
+        "/v1/patients/pat_%00",
+        "/v1/access-log?resource_type=%00",
+    ] {
+        let res = app
+            .authed(reqwest::Method::GET, path, &admin)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(res, 400).await;
+        assert!(body["detail"].as_str().unwrap().contains("NUL"), "{path}");
+    }
+    // The server goes on serving.
+    let res = app
+        .authed(reqwest::Method::GET, "/v1/patients?mrn=A-1", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -268,6 +268,10 @@ pub fn search_sql(
     after: &str,
     limit: u32,
 ) -> (String, Vec<Bind>) {
+    // A cursor is any position (a forged one included), but PostgreSQL text cannot hold NUL:
+    // U+0001 sorts right after it, and no stored key holds either.
+    let after = after.replace('\0', "\u{1}");
+    let after = after.as_str();
     let mut b = Binds::default();
     // Conditions every branch shares; the lower bound on sort_key is added per branch.
     let mut cond = String::from("deleted_at IS NULL AND merged_into IS NULL");
