@@ -90,10 +90,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Well-formed JSON of the wrong shape answers 422 with a JSON Pointer to the field.
 pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if let Some(pointer) = nul_at(&value, String::new()) {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            pointer,
+            "holds a NUL character (\\u0000), which no field takes",
+        )]));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let pointer = pointer_of(e.path());
         ApiError::invalid(vec![FieldError::new(pointer, clean_message(e.inner()))])
     })
+}
+
+/// The JSON Pointer of the first string (or key) holding NUL: no field careq takes can, and
+/// PostgreSQL's text cannot store or compare one, so it is refused alike on both engines.
+fn nul_at(v: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{at}/{i}"))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let here = format!("{at}/{}", escape(k));
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(item, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn syntax_position(e: &serde_json::Error) -> String {
@@ -159,7 +188,16 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        // A NUL in a value becomes U+0001: neither is in any stored value (text fields refuse
+        // control characters), so the value still finds nothing — as on SQLite — and never
+        // reaches PostgreSQL, whose text cannot hold NUL.
+        let pairs: Vec<(String, String)> = form_urlencoded_parse(query)
+            .map(|(k, v)| (k.into_owned(), v.replace('\0', "\u{1}")))
+            .collect();
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&query));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {

@@ -235,15 +235,11 @@ fn check(state: &HttpState, req: &Request) -> Result<Preference, ApiError> {
             limit: cfg.uri_max_bytes,
         });
     }
-    // No path segment or parameter careq takes can hold NUL, and PostgreSQL's text cannot: a
-    // target that spells one is refused here, the same on both engines.
-    if req
-        .uri()
-        .path_and_query()
-        .is_some_and(|pq| pq.as_str().contains("%00"))
-    {
-        return Err(ApiError::bad_request(
-            "the request target holds a NUL character (%00), which nothing here takes",
+    // No resource's name holds NUL (and PostgreSQL's text cannot): such a path names nothing,
+    // the same on both engines. (Query values: see `ApiQuery`; bodies: `parse_value`.)
+    if req.uri().path().contains("%00") {
+        return Err(ApiError::NotFound(
+            "no resource has a NUL character (%00) in its path".into(),
         ));
     }
     // Counted as on the HTTP/1.1 wire (`name: value` and CRLF), whichever protocol carried them.
