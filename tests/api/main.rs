@@ -9,6 +9,7 @@ mod clinics;
 mod compression;
 mod durability;
 mod exports;
+mod exports_jobs;
 mod fuzz;
 mod global_http;
 mod helpers;
