@@ -171,7 +171,7 @@ catalogue! {
         Produced("Too many failed logins per user and IP, too many requests per token, or a second concurrent export; carries `Retry-After`.");
     HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE = 431, "Request Header Fields Too Large",
         "The request's header fields are too large to process.",
-        Stack("Header fields too large for the HTTP stack (CONTRACT: stack). hyper's and h2's buffer limits are approximate (64 KiB and up, empty body), so careq also applies one exact limit on HTTP/1.1 and HTTP/2 alike: over 32 KiB of header fields is a 431 problem.");
+        Stack("Header fields too large for the HTTP stack. hyper's and h2's buffer limits are approximate (64 KiB and up, empty body), so careq also applies one exact limit on HTTP/1.1 and HTTP/2 alike: over 32 KiB of header fields is a 431 problem.");
     HTTP_451_UNAVAILABLE_FOR_LEGAL_REASONS = 451, "Unavailable For Legal Reasons",
         "Access is refused because of a legal demand.",
         Produced("A non-admin's GET of a patient record sealed by an admin, or of an appointment or ticket of that patient; carries `Link: <…>; rel=\"blocked-by\"`.");
