@@ -4,6 +4,7 @@
 // else changed it, recall it, mark it served, take a number at the kiosk. The pages' CSP stays enforced (a violation is a console error, which
 // fails the test). axe-core checks every page (no serious or critical violation); a
 // screenshot of every page goes to OUT_DIR.
+// Reception also checks in an appointment booked for later today.
 // Usage: node desk.mjs BASE_URL ADMIN_PASSWORD OUT_DIR
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
@@ -39,13 +40,24 @@ const clinic = await api("POST", "/v1/clinics", admin, { name: "Riverside Clinic
 expect(clinic.status === 201, `clinic creation answered ${clinic.status}`);
 const clinicId = clinic.json.id;
 const staffPassword = "desk-test-password-1";
+const staff = {};
 for (const [username, role] of [["reception", "receptionist"], ["doctor", "clinician"]]) {
   const u = await api("POST", "/v1/users", admin, { username, password: staffPassword, role, clinic_ids: [clinicId] });
   expect(u.status === 201, `creating ${username} answered ${u.status}`);
+  staff[username] = u.json.id;
 }
 const existing = await api("POST", "/v1/patients", admin, {
   clinic_id: clinicId, given_name: "Amelia", family_name: "Pond", date_of_birth: "1989-04-01", sex: "female" });
 expect(existing.status === 201, `seed patient answered ${existing.status}`);
+// An appointment later today (the page lists the UTC day's), to check in at reception.
+const start = new Date(Date.now() + 10 * 60 * 1000);
+start.setUTCSeconds(0, 0);
+const sameDay = start.toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10);
+if (sameDay) {
+  const booked = await api("POST", "/v1/appointments", admin, { clinic_id: clinicId, patient_id: existing.json.id,
+    clinician_id: staff.doctor, start: start.toISOString().replace(/\.\d+Z$/, "Z"), duration_minutes: 15, reason: "check-up" });
+  expect(booked.status === 201, `booking answered ${booked.status}: ${JSON.stringify(booked.json)}`);
+}
 const board = await api("POST", `/v1/clinics/${clinicId}/board`, admin);
 const kiosk = await api("POST", `/v1/clinics/${clinicId}/kiosk`, admin);
 expect(board.status === 200 && kiosk.status === 200, "board and kiosk links");
@@ -161,6 +173,18 @@ try {
   expect(!printed.registerShown, "only the receipt is printed");
   await desk.screenshot({ path: `${out}/desk-receipt-print.png`, clip: { x: 0, y: 0, width: 400, height: 400 } });
   await desk.emulateMedia({ media: "screen" });
+  // Check in today's appointment: its ticket (normal priority) is the next number.
+  let nextNumber = 2;
+  if (sameDay) {
+    await desk.waitForFunction(() => document.getElementById("appointments").textContent.includes("Amelia Pond"));
+    await desk.click("#appointments button");
+    await desk.waitForFunction(() => document.getElementById("receipt-number").textContent === "D-002");
+    await desk.waitForFunction(() => document.getElementById("appointments").textContent.includes("checked in"));
+    nextNumber = 3;
+  } else {
+    console.log("  (skipped the check-in: within 10 minutes of midnight UTC)");
+  }
+  const kioskNumber = `D-00${nextNumber}`;
 
   // 4. Board in another tab (the clinic's board key, no staff login).
   const boardPage = await newPage();
@@ -209,6 +233,13 @@ try {
   await counter.waitForFunction(() => document.getElementById("ticket-message").textContent === "D-001 served.");
   const servedTicket = await api("GET", `/v1/clinics/${clinicId}/queue`, admin);
   expect(!servedTicket.json.items.some((t) => t.number === "D-001"), "D-001 left the queue");
+  if (sameDay) {
+    // The checked-in appointment's ticket is next.
+    await counter.click("#call-next");
+    await counter.waitForFunction(() => document.getElementById("current-number").textContent === "D-002");
+    await counter.click("#served");
+    await counter.waitForFunction(() => document.getElementById("ticket-message").textContent === "D-002 served.");
+  }
   await counter.click("#call-next");
   await counter.waitForFunction(() => document.getElementById("counter-message").textContent === "Nobody is waiting.");
 
@@ -217,10 +248,10 @@ try {
   await kioskPage.goto(base + kiosk.json.url);
   await axe(kioskPage, "kiosk");
   await kioskPage.click("#take");
-  await kioskPage.waitForFunction(() => document.getElementById("shown").textContent === "D-002");
+  await kioskPage.waitForFunction((n) => document.getElementById("shown").textContent === n, kioskNumber);
   await shot(kioskPage, "kiosk");
-  await counter.waitForFunction(() => document.getElementById("waiting").textContent.includes("D-002"));
-  await boardPage.waitForFunction(() => document.getElementById("next").textContent.includes("D-002"));
+  await counter.waitForFunction((n) => document.getElementById("waiting").textContent.includes(n), kioskNumber);
+  await boardPage.waitForFunction((n) => document.getElementById("next").textContent.includes(n), kioskNumber);
 
   // The tablet size: nothing wider than the screen.
   await counter.setViewportSize({ width: 768, height: 1024 });
