@@ -1,5 +1,5 @@
 // Browser test of the front desk against a real careq (release binary) in Debian's Chromium:
-// sign in, register a patient (through a field error and a duplicate prompt), issue and print a
+// see the sign-in page's 429 and 401 messages, sign in, register a patient (through a field error and a duplicate prompt), issue and print a
 // ticket, call it at a counter and see it on the board in another tab, meet a 412 when someone
 // else changed it, recall it, mark it served, take a number at the kiosk. The pages' CSP stays enforced (a violation is a console error, which
 // fails the test). axe-core checks every page (no serious or critical violation); a
@@ -121,6 +121,17 @@ try {
   // 1. Sign-in page, with the 401 message on the way.
   const desk = await newPage();
   await desk.goto(base + "/desk");
+  // Too many failed sign-ins for one name from one address: the 429 is shown with its wait.
+  let locked = false;
+  for (let i = 0; i < 12 && !locked; i++) {
+    await desk.fill("#username", "intruder");
+    await desk.fill("#password", `guess ${i}`);
+    await desk.click("#signin-button");
+    await desk.waitForFunction(() => !document.getElementById("signin-button").disabled &&
+      !document.getElementById("signin-message").textContent.startsWith("Signing in"));
+    locked = (await desk.textContent("#signin-message")).startsWith("Too many failed attempts. Try again in");
+  }
+  expect(locked, "repeated failures show the 429 message");
   await axe(desk, "sign-in");
   await shot(desk, "signin");
   await signIn(desk, "reception");
