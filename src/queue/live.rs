@@ -302,7 +302,7 @@ impl Drop for SocketSlot {
 
 /// Live queue events over a WebSocket (101); a plain GET answers 426
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$"), LiveParams),
-    responses((status = 101, description = "Switching to WebSocket; JSON events follow"),
+    responses((status = 101, description = "Switching to WebSocket; JSON events follow. A browser, which cannot set `Authorization` here, may offer its token as the subprotocol `careq.bearer.TOKEN` beside `careq`; the answer picks `careq`"),
         (status = 401, description = "No token or board key, or one that is not (or no longer) valid"),
         (status = 404, description = "No such clinic, or not yours"),
         (status = 426, description = "Not a WebSocket upgrade"),
