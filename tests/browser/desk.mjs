@@ -264,10 +264,14 @@ try {
   await counter.waitForFunction((n) => document.getElementById("waiting").textContent.includes(n), kioskNumber);
   await boardPage.waitForFunction((n) => document.getElementById("next").textContent.includes(n), kioskNumber);
 
-  // The tablet size: nothing wider than the screen.
-  await counter.setViewportSize({ width: 768, height: 1024 });
-  const overflow = await counter.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-  expect(!overflow, "the counter fits a portrait tablet");
+  // Tablet sizes: no page is wider than the screen, portrait or landscape.
+  for (const [name, page] of [["reception", desk], ["counter", counter], ["board", boardPage], ["kiosk", kioskPage]]) {
+    for (const viewport of [{ width: 768, height: 1024 }, { width: 1024, height: 768 }]) {
+      await page.setViewportSize(viewport);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      expect(!overflow, `${name} fits a ${viewport.width}×${viewport.height} tablet`);
+    }
+  }
 
   // Sign-out revokes the token.
   const token = await desk.evaluate(() => sessionStorage.getItem("careq.token"));
