@@ -203,6 +203,11 @@ try {
   await boardPage.waitForFunction(() => document.getElementById("status").textContent === "Live");
   await boardPage.waitForFunction(() => document.getElementById("clinic").textContent === "Riverside Clinic");
   await boardPage.waitForFunction(() => document.getElementById("next").textContent.includes("D-001"));
+  // The chime starts with a tap (browsers refuse sound before one); the call below then plays it
+  // with no autoplay error in the console.
+  await boardPage.click("#chime");
+  expect(await boardPage.getAttribute("#chime", "aria-pressed") === "true", "the chime is on");
+  expect(await boardPage.evaluate(() => document.getElementById("clock").textContent.length === 5), "the clock shows HH:MM");
 
   // 3. Counter: a clinician calls the ticket to counter 2.
   const counter = await newPage();
