@@ -199,6 +199,14 @@ try {
 
   // 4. Board in another tab (the clinic's board key, no staff login).
   const boardPage = await newPage();
+  // The board's socket passes through Playwright, so the test can cut it like a network drop.
+  let dropBoard = false;
+  const boardSockets = [];
+  await boardPage.routeWebSocket(/\/queue\/live/, (ws) => {
+    if (dropBoard) { ws.close(); return; }
+    ws.connectToServer();
+    boardSockets.push(ws);
+  });
   await boardPage.goto(base + board.json.url);
   await boardPage.waitForFunction(() => document.getElementById("status").textContent === "Live");
   await boardPage.waitForFunction(() => document.getElementById("clinic").textContent === "Riverside Clinic");
@@ -277,6 +285,18 @@ try {
       expect(!overflow, `${name} fits a ${viewport.width}×${viewport.height} tablet`);
     }
   }
+
+  // The board's connection drops (and stays down a while): it says it is reconnecting, and
+// comes back live by itself.
+  dropBoard = true;
+  for (const ws of boardSockets) await ws.close();
+  await boardPage.waitForFunction(() => document.body.classList.contains("reconnecting") &&
+    document.getElementById("status").textContent === "Reconnecting…", null, { timeout: 15000 });
+  expect(await boardPage.isVisible("#banner"), "the reconnecting banner is visible");
+  await boardPage.screenshot({ path: `${out}/desk-board-reconnecting.png` });
+  dropBoard = false;
+  await boardPage.waitForFunction(() => document.getElementById("status").textContent === "Live" &&
+    !document.body.classList.contains("reconnecting"), null, { timeout: 20000 });
 
   // Sign-out revokes the token.
   const token = await desk.evaluate(() => sessionStorage.getItem("careq.token"));
