@@ -61,6 +61,12 @@ pub struct Config {
     /// Burst of requests per token before 429.
     #[arg(long, env = "CAREQ_RATE_BURST", default_value_t = 100)]
     pub rate_burst: u32,
+    /// Tickets a kiosk (one kiosk key) may issue per minute, sustained, before 429.
+    #[arg(long, env = "CAREQ_KIOSK_PER_MINUTE", default_value_t = 30)]
+    pub kiosk_per_minute: u32,
+    /// Tickets a kiosk may issue at once before 429.
+    #[arg(long, env = "CAREQ_KIOSK_BURST", default_value_t = 10)]
+    pub kiosk_burst: u32,
     /// Cap on the database size in bytes; reaching it answers 507.
     #[arg(long, env = "CAREQ_DB_MAX_BYTES")]
     pub db_max_bytes: Option<u64>,
@@ -208,6 +214,8 @@ impl fmt::Debug for Config {
             .field("login_attempts", &self.login_attempts)
             .field("rate_per_second", &self.rate_per_second)
             .field("rate_burst", &self.rate_burst)
+            .field("kiosk_per_minute", &self.kiosk_per_minute)
+            .field("kiosk_burst", &self.kiosk_burst)
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("password_hash_slots", &self.password_hash_slots)

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clinics;
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod error;
 pub mod exports;
 pub mod http;

@@ -63,6 +63,8 @@ mod vocabularies;
         crate::queue::routes::read,
         crate::queue::routes::transition,
         crate::queue::routes::rotate_board_key,
+        crate::desk::kiosk::rotate_kiosk_key,
+        crate::desk::kiosk::take_number,
         crate::queue::live::live,
         crate::queue::notify::notify,
         crate::appointments::routes::book,

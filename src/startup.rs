@@ -32,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<RateLimiter>,
+    /// Tickets per kiosk key.
+    pub kiosk_limiter: Arc<RateLimiter>,
     /// Encrypts cursors whose sort keys hold patient names.
     pub cursor_seal: crate::http::cursor_seal::CursorSeal,
     /// Bounds concurrent Argon2 work (sign-in, password changes).
@@ -82,7 +84,8 @@ pub fn app(state: AppState) -> App {
         .merge(crate::patients::router(&state))
         .merge(crate::queue::router())
         .merge(crate::appointments::router())
-        .merge(crate::exports::router());
+        .merge(crate::exports::router())
+        .merge(crate::desk::router());
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))
@@ -202,6 +205,11 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             throttle: Arc::new(LoginThrottle::new(config.login_attempts)),
             limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+            kiosk_limiter: Arc::new(RateLimiter::per_minute(
+                config.kiosk_per_minute,
+                config.kiosk_burst,
+                "this kiosk has issued too many tickets; wait a moment",
+            )),
             cursor_seal,
             hashing: Arc::new(crate::auth::password::HashGate::new(
                 config.password_hash_slots,

@@ -122,8 +122,34 @@ pub fn client_ip(parts: &Parts, trusted: &[client_ip::Cidr]) -> IpAddr {
     client_ip::resolve(peer, &parts.headers, trusted)
 }
 
+/// The subprotocol prefix a browser offers its token under when opening a WebSocket: browsers
+/// cannot set `Authorization` there, and a token must never travel in a URL.
+pub const WS_BEARER_PREFIX: &str = "careq.bearer.";
+
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        return Ok(websocket_bearer(&parts.headers));
+    }
+    bearer_in(&parts.headers)
+}
+
+/// The token offered as a `Sec-WebSocket-Protocol` entry `careq.bearer.<token>`, on an upgrade.
+fn websocket_bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if !headers.contains_key(header::SEC_WEBSOCKET_KEY) {
+        return None;
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX))
+        .filter(|t| !t.is_empty())
+}
+
+/// The credential of an `Authorization: Bearer …` header, if one was sent.
+pub fn bearer_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| invalid_token())?;

@@ -123,10 +123,13 @@ type Keyed = governor::RateLimiter<
 /// `per_second`. Keys whose bucket is full again are forgotten every so often, so a stream of
 /// random tokens cannot grow memory without end.
 pub struct RateLimiter {
-    per_second: u32,
+    /// The time one request's worth of the bucket takes to refill.
+    refill: Duration,
     burst: u32,
     keyed: Keyed,
     checks: AtomicU64,
+    /// What the 429 says.
+    detail: &'static str,
 }
 
 /// Checks between sweeps of forgotten keys.
@@ -135,14 +138,29 @@ const SWEEP_EVERY: u64 = 4096;
 impl RateLimiter {
     pub fn new(per_second: u32, burst: u32) -> Self {
         let per_second = per_second.max(1);
+        Self::with_refill(
+            Duration::from_secs(1) / per_second,
+            burst,
+            "this token has sent too many requests; slow down",
+        )
+    }
+
+    /// A bucket of `burst` refilled at `per_minute` (for slow, public writers such as kiosks).
+    pub fn per_minute(per_minute: u32, burst: u32, detail: &'static str) -> Self {
+        Self::with_refill(Duration::from_secs(60) / per_minute.max(1), burst, detail)
+    }
+
+    fn with_refill(refill: Duration, burst: u32, detail: &'static str) -> Self {
         let burst = burst.max(1);
-        let quota = governor::Quota::per_second(NonZeroU32::new(per_second).expect("non-zero"))
+        let quota = governor::Quota::with_period(refill.max(Duration::from_nanos(1)))
+            .expect("a non-zero period")
             .allow_burst(NonZeroU32::new(burst).expect("non-zero"));
         Self {
-            per_second,
+            refill,
             burst,
             keyed: governor::RateLimiter::keyed(quota).with_middleware(),
             checks: AtomicU64::new(0),
+            detail,
         }
     }
 
@@ -154,18 +172,18 @@ impl RateLimiter {
         match self.keyed.check_key(&key.to_string()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
-                let refill_all = (self.burst - remaining.min(self.burst)).div_ceil(self.per_second);
+                let refill_all = self.refill * (self.burst - remaining.min(self.burst));
                 Ok(RateInfo {
                     limit: self.burst,
                     remaining,
-                    reset_seconds: u64::from(refill_all.max(1)),
+                    reset_seconds: refill_all.as_secs_f64().ceil().max(1.0) as u64,
                 })
             }
             Err(not_until) => {
                 let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
                 let wait = not_until.wait_time_from(now).as_secs_f64().ceil().max(1.0) as u64;
                 Err(ApiError::TooManyRequests {
-                    detail: "this token has sent too many requests; slow down".into(),
+                    detail: self.detail.into(),
                     retry_after: wait,
                     rate: Some(RateInfo {
                         limit: self.burst,

@@ -1,10 +1,13 @@
-// The waiting-room board: listens to the clinic's live queue and shows numbers and counters.
+// The waiting-room board: listens to the clinic's live queue and shows numbers and counters,
+// the last five calls, the clinic's name and a clock; chimes on a new call once a tap allowed it.
 (function () {
   "use strict";
   var clinic = location.pathname.split("/").pop();
   var key = new URLSearchParams(location.search).get("key") || "";
   var statusLine = document.getElementById("status");
   var delay = 1000;
+  var calls = []; // the last five calls, newest first: {number, counter}
+  var audio = null; // an AudioContext, made by the first tap (browsers refuse sound before one)
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -13,14 +16,75 @@
     return e;
   }
 
+  function tick() {
+    var now = new Date();
+    document.getElementById("clock").textContent =
+      String(now.getHours()).padStart(2, "0") + ":" + String(now.getMinutes()).padStart(2, "0");
+  }
+  tick();
+  setInterval(tick, 1000);
+
+  document.getElementById("chime").addEventListener("click", function () {
+    var button = this;
+    if (audio) {
+      audio.close();
+      audio = null;
+      button.textContent = "Tap to turn the chime on";
+      button.setAttribute("aria-pressed", "false");
+      return;
+    }
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) { button.textContent = "No sound on this screen"; return; }
+    audio = new Ctx();
+    button.textContent = "Chime on (tap to turn off)";
+    button.setAttribute("aria-pressed", "true");
+    chime();
+  });
+
+  // Two short tones, made here: no sound file to fetch.
+  function chime() {
+    if (!audio) return;
+    [[660, 0], [880, 0.25]].forEach(function (tone) {
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      var at = audio.currentTime + tone[1];
+      osc.frequency.value = tone[0];
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.3, at + 0.03);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.4);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(at);
+      osc.stop(at + 0.45);
+    });
+  }
+
+  function remember(state) {
+    if (state.kind === "snapshot") {
+      // Start from who is being served now; later calls come one by one.
+      if (!calls.length) {
+        calls = state.now_serving.map(function (t) { return { number: t.number, counter: t.counter }; });
+      }
+    } else if (state.kind === "called" && state.ticket) {
+      calls = calls.filter(function (c) { return c.number !== state.ticket.number; });
+      calls.unshift({ number: state.ticket.number, counter: state.ticket.counter });
+      chime();
+    }
+    calls = calls.slice(0, 5);
+  }
+
   function render(state) {
+    if (state.clinic) {
+      document.getElementById("clinic").textContent = state.clinic;
+      document.title = "Now serving · " + state.clinic;
+    }
+    remember(state);
     var serving = document.getElementById("serving");
     serving.textContent = "";
-    if (!state.now_serving.length) {
+    if (!calls.length) {
       serving.appendChild(el("p", "empty", state.closed ? "The queue is closed for today" : "Please wait to be called"));
     }
-    state.now_serving.forEach(function (t) {
-      var row = el("div", "call");
+    calls.forEach(function (t, i) {
+      var row = el("div", i === 0 && state.kind === "called" ? "call fresh" : "call");
       row.appendChild(el("span", "number", t.number));
       row.appendChild(el("span", "counter", t.counter ? "Counter " + t.counter : ""));
       serving.appendChild(row);
@@ -35,7 +99,11 @@
     var url = scheme + location.host + "/v1/clinics/" + encodeURIComponent(clinic) +
       "/queue/live?board_key=" + encodeURIComponent(key);
     var socket = new WebSocket(url);
-    socket.onopen = function () { statusLine.textContent = "Live"; delay = 1000; };
+    socket.onopen = function () {
+      statusLine.textContent = "Live";
+      document.body.classList.remove("reconnecting");
+      delay = 1000;
+    };
     socket.onmessage = function (m) {
       try { render(JSON.parse(m.data)); } catch (e) { /* ignore a malformed message */ }
     };
@@ -46,6 +114,7 @@
         return;
       }
       statusLine.textContent = "Reconnecting…";
+      document.body.classList.add("reconnecting");
       // 1001: the server is restarting; the next process is up at once, so try right away.
       setTimeout(connect, e.code === 1001 ? 250 : delay);
       delay = e.code === 1001 ? 1000 : Math.min(delay * 2, 30000);

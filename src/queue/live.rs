@@ -125,6 +125,8 @@ const KINDS: &[&str] = &["issued", "called", "updated", "closed", "reopened", RE
 #[derive(Serialize)]
 struct Board<'a> {
     kind: &'a str,
+    /// The clinic's name, for the screen's heading.
+    clinic: &'a str,
     ticket: Option<BoardTicket>,
     /// The most recently called tickets, newest first.
     now_serving: Vec<BoardTicket>,
@@ -150,8 +152,9 @@ async fn board_state(
     called.sort_by(|a, b| b.called_at.cmp(&a.called_at));
     let board = Board {
         kind,
+        clinic: &clinic.name,
         ticket,
-        now_serving: called.into_iter().take(4).map(BoardTicket::from).collect(),
+        now_serving: called.into_iter().take(5).map(BoardTicket::from).collect(),
         next: queue
             .iter()
             .filter(|t| t.status == Status::Waiting)
@@ -238,7 +241,7 @@ async fn authorize(
     ))
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -299,7 +302,7 @@ impl Drop for SocketSlot {
 
 /// Live queue events over a WebSocket (101); a plain GET answers 426
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$"), LiveParams),
-    responses((status = 101, description = "Switching to WebSocket; JSON events follow"),
+    responses((status = 101, description = "Switching to WebSocket; JSON events follow. A browser, which cannot set `Authorization` here, may offer its token as the subprotocol `careq.bearer.TOKEN` beside `careq`; the answer picks `careq`"),
         (status = 401, description = "No token or board key, or one that is not (or no longer) valid"),
         (status = 404, description = "No such clinic, or not yours"),
         (status = 426, description = "Not a WebSocket upgrade"),
@@ -313,7 +316,10 @@ pub async fn live(
 ) -> Result<Response, ApiError> {
     let key = query.ok().and_then(|q| q.0.board_key);
     let (clinic, auth) = authorize(&st, &id, key.as_deref(), caller).await?;
-    let ws = ws.map_err(|_| ApiError::UpgradeRequired)?;
+    // A browser that offered its token as a subprotocol needs one echoed back: `careq`.
+    let ws = ws
+        .map_err(|_| ApiError::UpgradeRequired)?
+        .protocols(["careq"]);
     let slot = SocketCounts::take(&st.sockets, &clinic.id, st.config.max_sockets_per_clinic)
         .ok_or_else(|| ApiError::ServiceUnavailable {
             detail: "this clinic has as many live connections open as it may; try again later"
@@ -413,7 +419,8 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
 
 const BOARD_HTML: &str = include_str!("board.html");
 const BOARD_JS: &str = include_str!("board.js");
-const BOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+const BOARD_CSS: &str = include_str!("board.css");
+const BOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 /// The waiting-room page (open it as `/board/{clinic_id}?key=BOARD_KEY`).
 pub async fn board_page(headers: HeaderMap) -> Response {
@@ -433,4 +440,10 @@ pub async fn board_script(headers: HeaderMap) -> Response {
     )
     .cache("no-cache")
     .respond(&headers)
+}
+
+pub async fn board_style(headers: HeaderMap) -> Response {
+    Representation::new(BOARD_CSS.as_bytes().to_vec(), "text/css; charset=utf-8")
+        .cache("no-cache")
+        .respond(&headers)
 }

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tickets/{id}/notify", post(super::notify::notify))
         .route("/v1/clinics/{id}/board", post(rotate_board_key))
         .route("/board/app.js", get(super::live::board_script))
+        .route("/board/app.css", get(super::live::board_style))
         .route("/board/{clinic_id}", get(super::live::board_page))
 }
 

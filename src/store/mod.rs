@@ -228,6 +228,8 @@ pub trait Tx: Send {
     ) -> Result<bool, StoreError>;
     async fn set_board_key_hash(&mut self, id: &str, hash: &str) -> Result<(), StoreError>;
     async fn board_key_hash(&mut self, id: &str) -> Result<Option<String>, StoreError>;
+    async fn set_kiosk_key_hash(&mut self, id: &str, hash: &str) -> Result<(), StoreError>;
+    async fn kiosk_key_hash(&mut self, id: &str) -> Result<Option<String>, StoreError>;
 
     // Staff accounts and tokens.
     async fn find_user(&mut self, id: &str) -> Result<Option<StoredUser>, StoreError>;

@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod clinics;
 mod compression;
+mod desk;
 mod durability;
 mod exports;
 mod exports_jobs;

@@ -123,3 +123,30 @@ pub async fn update(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Stores the hash of a clinic's new kiosk key (the old one stops working).
+pub async fn set_kiosk_key_hash(
+    conn: &mut PgConnection,
+    id: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE clinics SET kiosk_key_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The hash of a clinic's kiosk key, if it has one.
+pub async fn kiosk_key_hash(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let hash: Option<Option<String>> =
+        sqlx::query_scalar("SELECT kiosk_key_hash FROM clinics WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(hash.flatten())
+}

@@ -203,6 +203,14 @@ impl Tx for PgTx<'_> {
         let r = clinics::board_key_hash(self.c(), id).await;
         self.done(r)
     }
+    async fn set_kiosk_key_hash(&mut self, id: &str, hash: &str) -> Result<(), StoreError> {
+        let r = clinics::set_kiosk_key_hash(self.c(), id, hash).await;
+        self.done(r)
+    }
+    async fn kiosk_key_hash(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        let r = clinics::kiosk_key_hash(self.c(), id).await;
+        self.done(r)
+    }
     async fn find_user(&mut self, id: &str) -> Result<Option<StoredUser>, StoreError> {
         let r = users::find(self.c(), id).await;
         self.done(r)

@@ -293,6 +293,12 @@ impl Tx for SqliteTx<'_> {
     async fn board_key_hash(&mut self, id: &str) -> Result<Option<String>, StoreError> {
         clinics::board_key_hash(self.c(), id).await
     }
+    async fn set_kiosk_key_hash(&mut self, id: &str, hash: &str) -> Result<(), StoreError> {
+        clinics::set_kiosk_key_hash(self.c(), id, hash).await
+    }
+    async fn kiosk_key_hash(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        clinics::kiosk_key_hash(self.c(), id).await
+    }
 
     async fn find_user(&mut self, id: &str) -> Result<Option<StoredUser>, StoreError> {
         users::find(self.c(), id).await
