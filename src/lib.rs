@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod exports;
+pub mod fhir;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

@@ -43,6 +43,48 @@ struct ForeignKey {
 
 /// Where an id in a response is taken by another operation.
 const FOREIGN_KEYS: &[ForeignKey] = &[
+    // The FHIR interface serves the same records under the same ids.
+    ForeignKey {
+        from: ("post", "/v1/patients", "201"),
+        name: "ReadAsFhir",
+        to: ("get", "/fhir/r4/Patient/{id}"),
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    ForeignKey {
+        from: ("post", "/v1/patients", "201"),
+        name: "ReadVersionAsFhir",
+        to: ("get", "/fhir/r4/Patient/{id}/_history/{vid}"),
+        parameters: &[
+            ("path.id", "$response.body#/id"),
+            ("path.vid", "$response.body#/version"),
+        ],
+        body: None,
+    },
+    ForeignKey {
+        from: ("post", "/fhir/r4/Patient", "201"),
+        name: "UpdateAsFhir",
+        to: ("put", "/fhir/r4/Patient/{id}"),
+        parameters: &[
+            ("path.id", "$response.body#/id"),
+            ("header.If-Match", "$response.header.ETag"),
+        ],
+        body: None,
+    },
+    ForeignKey {
+        from: ("post", "/v1/appointments", "201"),
+        name: "ReadAsFhir",
+        to: ("get", "/fhir/r4/Appointment/{id}"),
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    ForeignKey {
+        from: ("post", "/v1/appointments", "201"),
+        name: "ReadClinicianAsFhir",
+        to: ("get", "/fhir/r4/Practitioner/{id}"),
+        parameters: &[("path.id", "$response.body#/clinician_id")],
+        body: None,
+    },
     // An export's file has the job's id (303 from the job leads there once it has succeeded).
     ForeignKey {
         from: ("post", "/v1/exports", "202"),

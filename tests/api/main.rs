@@ -10,6 +10,7 @@ mod compression;
 mod durability;
 mod exports;
 mod exports_jobs;
+mod fhir;
 mod fuzz;
 mod global_http;
 mod helpers;
