@@ -2,7 +2,7 @@
 //! credentials: only the id, the username as an identifier, and whether the account is active).
 use serde_json::{json, Value};
 
-use super::meta;
+use super::{fhir_id, meta};
 use crate::appointments::domain::{Appointment, AppointmentStatus};
 use crate::error::ApiError;
 use crate::users::domain::User;
@@ -64,14 +64,14 @@ pub fn to_fhir(a: &Appointment) -> Value {
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
     let mut r = json!({
         "resourceType": "Appointment",
-        "id": a.id,
+        "id": fhir_id(&a.id),
         "meta": meta(a.version, &a.updated_at),
         "status": status_code(a.status),
         "start": a.start,
         "minutesDuration": a.duration_minutes,
         "participant": [
-            {"actor": {"reference": format!("Patient/{}", a.patient_id)}, "status": "accepted"},
-            {"actor": {"reference": format!("Practitioner/{}", a.clinician_id)}, "status": "accepted"},
+            {"actor": {"reference": format!("Patient/{}", fhir_id(&a.patient_id))}, "status": "accepted"},
+            {"actor": {"reference": format!("Practitioner/{}", fhir_id(&a.clinician_id))}, "status": "accepted"},
         ],
     });
     if let Some(end) = end {
@@ -86,7 +86,7 @@ pub fn to_fhir(a: &Appointment) -> Value {
 pub fn practitioner(u: &User) -> Value {
     json!({
         "resourceType": "Practitioner",
-        "id": u.id,
+        "id": fhir_id(&u.id),
         "meta": meta(u.version, &u.updated_at),
         "identifier": [{"system": USERNAME_SYSTEM, "value": u.username}],
         "active": u.active,

@@ -37,6 +37,20 @@ pub const PATIENT_PARAMS: &[&str] = &[
 ];
 pub const APPOINTMENT_PARAMS: &[&str] = &["patient", "practitioner", "date", "status"];
 
+/// A careq id as a FHIR id: FHIR ids allow no `_`, so `pat_3f…` is served as `pat-3f…`.
+pub fn fhir_id(native: &str) -> String {
+    native.replacen('_', "-", 1)
+}
+
+/// The careq id a FHIR id (or a careq id as it is) names.
+pub fn native_id(id: &str) -> String {
+    if id.contains('_') {
+        id.to_string()
+    } else {
+        id.replacen('-', "_", 1)
+    }
+}
+
 /// `meta` of a versioned resource: careq's version is FHIR's `versionId`.
 pub fn meta(version: i64, updated_at: &str) -> Value {
     json!({"versionId": version.to_string(), "lastUpdated": updated_at})
@@ -103,7 +117,7 @@ pub async fn patient_filters(
             None => return Ok(None),
         }
     }
-    Ok(Some((f, q.get("_id").map(str::to_string))))
+    Ok(Some((f, q.get("_id").map(native_id))))
 }
 
 /// Whether a patient meets the filters (used when `_id` names the one candidate).
@@ -207,10 +221,10 @@ pub fn appointment_filters(
     let mut f = crate::appointments::domain::Filters {
         patient_id: q
             .get("patient")
-            .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_string()),
+            .map(|p| native_id(p.strip_prefix("Patient/").unwrap_or(p))),
         clinician_id: q
             .get("practitioner")
-            .map(|p| p.strip_prefix("Practitioner/").unwrap_or(p).to_string()),
+            .map(|p| native_id(p.strip_prefix("Practitioner/").unwrap_or(p))),
         ..Default::default()
     };
     let (mut from, mut to) = (i64::MIN, i64::MAX);

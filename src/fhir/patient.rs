@@ -2,7 +2,7 @@
 //! elements of `Patient`: they are not shown here, and a FHIR update keeps them as they are.
 use serde_json::{json, Map, Value};
 
-use super::{meta, MRN_SYSTEM};
+use super::{fhir_id, meta, native_id, MRN_SYSTEM};
 use crate::error::{ApiError, FieldError};
 use crate::patients::domain::{NewPatient, Patient, PatientFields, Sex};
 
@@ -13,7 +13,7 @@ pub const CLINIC_SYSTEM: &str = "urn:careq:clinic";
 pub fn to_fhir(p: &Patient) -> Value {
     let mut r = json!({
         "resourceType": "Patient",
-        "id": p.id,
+        "id": fhir_id(&p.id),
         "meta": meta(p.version, &p.updated_at),
         "identifier": [{"use": "usual", "system": MRN_SYSTEM, "value": p.mrn}],
         "active": true,
@@ -42,8 +42,7 @@ pub fn to_fhir(p: &Patient) -> Value {
 pub fn replaced(p: &Patient, survivor: &str) -> Value {
     let mut r = to_fhir(p);
     r["active"] = json!(false);
-    r["link"] =
-        json!([{"other": {"reference": format!("Patient/{survivor}")}, "type": "replaced-by"}]);
+    r["link"] = json!([{"other": {"reference": format!("Patient/{}", fhir_id(survivor))}, "type": "replaced-by"}]);
     r
 }
 
@@ -169,7 +168,7 @@ pub fn parse(doc: &Value) -> Result<Parsed, ApiError> {
                 .and_then(|r| r.strip_prefix("Organization/"))
         })
         .map(str::to_string);
-    let id = obj.get("id").and_then(Value::as_str).map(str::to_string);
+    let id = obj.get("id").and_then(Value::as_str).map(native_id);
     Ok(Parsed {
         fields: f,
         clinic_id,

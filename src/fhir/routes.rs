@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use serde_json::Value;
 
 use super::bundle::{self, Query};
-use super::{appointment, base_url, patient, FHIR_JSON};
+use super::{appointment, base_url, fhir_id, native_id, patient, FHIR_JSON};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require, Role};
 use crate::config::Config;
@@ -122,7 +122,7 @@ pub async fn read_patient(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (body, version, updated) = patient_now(&st, &caller, &id).await?;
+    let (body, version, updated) = patient_now(&st, &caller, &native_id(&id)).await?;
     Ok(versioned(&body, version, &updated, &headers).respond(&headers))
 }
 
@@ -170,7 +170,7 @@ pub async fn vread_patient(
     Path((id, vid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (body, version, updated) = patient_now(&st, &caller, &id).await?;
+    let (body, version, updated) = patient_now(&st, &caller, &native_id(&id)).await?;
     if vid != version.to_string() {
         return Err(ApiError::NotFound(format!(
             "careq keeps only the current version of a record (now {version})"
@@ -204,7 +204,7 @@ pub async fn search_patients(
     let entries = page
         .items
         .iter()
-        .map(|p| (format!("{url}/{}", p.id), patient::to_fhir(p)))
+        .map(|p| (format!("{url}/{}", fhir_id(&p.id)), patient::to_fhir(p)))
         .collect();
     let next = page.next_cursor.as_deref().map(|c| q.url(&url, Some(c)));
     Ok(bundle_response(&bundle::searchset(
@@ -291,7 +291,7 @@ pub async fn create_patient(
         let location = format!(
             "{}/Patient/{}/_history/{}",
             base_url(&st, &headers),
-            p.id,
+            fhir_id(&p.id),
             p.version
         );
         Ok(created(&body, p.version, &p.updated_at, &location))
@@ -315,7 +315,7 @@ pub async fn update_patient(
     if_match: IfMatch,
     FhirBody(doc): FhirBody,
 ) -> Result<Response, ApiError> {
-    let (caller, if_match) = (caller.0, if_match.weak_as_version());
+    let (caller, if_match, id) = (caller.0, if_match.weak_as_version(), native_id(&id));
     st.db
         .write_data(move |conn| {
             let (caller, id, if_match, doc) =
@@ -326,7 +326,7 @@ pub async fn update_patient(
                         let into = to.rsplit('/').next().unwrap_or_default().to_string();
                         return Ok(redirect(
                             StatusCode::MOVED_PERMANENTLY,
-                            &format!("/fhir/r4/Patient/{into}"),
+                            &format!("/fhir/r4/Patient/{}", fhir_id(&into)),
                         ));
                     }
                     Resolved::Live(s) => s,
@@ -361,7 +361,7 @@ pub async fn read_appointment(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let a = crate::appointments::visible(&mut *conn, &caller, &id).await?;
+    let a = crate::appointments::visible(&mut *conn, &caller, &native_id(&id)).await?;
     let sealed = crate::patients::check_seal(
         &mut *conn,
         &caller,
@@ -439,7 +439,7 @@ pub async fn search_appointments(
     let entries = page
         .items
         .iter()
-        .map(|a| (format!("{url}/{}", a.id), appointment::to_fhir(a)))
+        .map(|a| (format!("{url}/{}", fhir_id(&a.id)), appointment::to_fhir(a)))
         .collect();
     let next = page.next_cursor.as_deref().map(|c| q.url(&url, Some(c)));
     Ok(bundle_response(&bundle::searchset(
@@ -463,7 +463,7 @@ pub async fn read_practitioner(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
-    let u = crate::users::get(&mut *conn, &id).await?;
+    let u = crate::users::get(&mut *conn, &native_id(&id)).await?;
     drop(conn);
     // Clinicians (and admins, who may hold appointments anywhere) of the caller's clinics.
     let shares = u.clinic_ids.iter().any(|c| caller.sees_clinic(c));

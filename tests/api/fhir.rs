@@ -89,6 +89,11 @@ async fn fhir(
     }
 }
 
+/// The careq id a FHIR id names (FHIR ids have `-` where careq's have `_`).
+fn native(id: &str) -> String {
+    id.replacen('-', "_", 1)
+}
+
 fn amy(family: &str, given: &str, mrn: Option<&str>) -> Value {
     let mut p = json!({
         "resourceType": "Patient",
@@ -192,6 +197,7 @@ async fn a_patient_is_created_read_vread_and_updated_by_version() {
     assert_eq!(made.status, 201, "{}", made.body);
     assert_eq!(made.header("etag"), "W/\"1\"");
     let id = made.body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("pat-"), "{id}");
     assert_eq!(
         made.header("location"),
         app.url(&format!("/fhir/r4/Patient/{id}/_history/1"))
@@ -205,7 +211,11 @@ async fn a_patient_is_created_read_vread_and_updated_by_version() {
 
     // The native API returns the same record.
     let native: Value = app
-        .authed(Method::GET, &format!("/v1/patients/{id}"), &w.nurse)
+        .authed(
+            Method::GET,
+            &format!("/v1/patients/{}", native(&id)),
+            &w.nurse,
+        )
         .send()
         .await
         .unwrap()
@@ -511,7 +521,7 @@ async fn patient_search_pages_by_keyset_with_total_and_absolute_next_links() {
 async fn deleted_merged_sealed_and_foreign_patients_answer_as_natively() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    let id_of = |a: Answer| a.body["id"].as_str().unwrap().to_string();
+    let id_of = |a: Answer| native(a.body["id"].as_str().unwrap());
     let gone = id_of(create(&app, &w.admin, &json!({"resourceType": "Patient", "name": [{"family": "Gone", "given": ["G"]}], "birthDate": "1970-01-01", "managingOrganization": {"reference": format!("Organization/{}", w.clinic)}})).await);
     let old = id_of(create(&app, &w.nurse, &amy("Old", "O", None)).await);
     let survivor = id_of(create(&app, &w.nurse, &amy("Survivor", "S", None)).await);
@@ -574,7 +584,7 @@ async fn deleted_merged_sealed_and_foreign_patients_answer_as_natively() {
     assert_eq!(merged.body["link"][0]["type"], "replaced-by");
     assert_eq!(
         merged.body["link"][0]["other"]["reference"],
-        format!("Patient/{survivor}")
+        format!("Patient/{}", survivor.replacen('_', "-", 1))
     );
     let s = fhir(
         &app,
@@ -662,7 +672,7 @@ async fn appointments_and_practitioners_resolve_with_mapped_statuses() {
     for day in ["2099-01-01", "2099-01-02", "2099-01-03"] {
         let res = app
             .authed(Method::POST, "/v1/appointments", &w.nurse)
-            .json(&json!({"clinic_id": w.clinic, "patient_id": pat, "clinician_id": w.doctor_id, "start": format!("{day}T09:00:00Z"), "duration_minutes": 30, "reason": "check-up"}))
+            .json(&json!({"clinic_id": w.clinic, "patient_id": native(&pat), "clinician_id": w.doctor_id, "start": format!("{day}T09:00:00Z"), "duration_minutes": 30, "reason": "check-up"}))
             .send()
             .await
             .unwrap();
