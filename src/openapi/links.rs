@@ -43,48 +43,6 @@ struct ForeignKey {
 
 /// Where an id in a response is taken by another operation.
 const FOREIGN_KEYS: &[ForeignKey] = &[
-    // The FHIR interface serves the same records under the same ids.
-    ForeignKey {
-        from: ("post", "/v1/patients", "201"),
-        name: "ReadAsFhir",
-        to: ("get", "/fhir/r4/Patient/{id}"),
-        parameters: &[("path.id", "$response.body#/id")],
-        body: None,
-    },
-    ForeignKey {
-        from: ("post", "/v1/patients", "201"),
-        name: "ReadVersionAsFhir",
-        to: ("get", "/fhir/r4/Patient/{id}/_history/{vid}"),
-        parameters: &[
-            ("path.id", "$response.body#/id"),
-            ("path.vid", "$response.body#/version"),
-        ],
-        body: None,
-    },
-    ForeignKey {
-        from: ("post", "/fhir/r4/Patient", "201"),
-        name: "UpdateAsFhir",
-        to: ("put", "/fhir/r4/Patient/{id}"),
-        parameters: &[
-            ("path.id", "$response.body#/id"),
-            ("header.If-Match", "$response.header.ETag"),
-        ],
-        body: None,
-    },
-    ForeignKey {
-        from: ("post", "/v1/appointments", "201"),
-        name: "ReadAsFhir",
-        to: ("get", "/fhir/r4/Appointment/{id}"),
-        parameters: &[("path.id", "$response.body#/id")],
-        body: None,
-    },
-    ForeignKey {
-        from: ("post", "/v1/appointments", "201"),
-        name: "ReadClinicianAsFhir",
-        to: ("get", "/fhir/r4/Practitioner/{id}"),
-        parameters: &[("path.id", "$response.body#/clinician_id")],
-        body: None,
-    },
     // An export's file has the job's id (303 from the job leads there once it has succeeded).
     ForeignKey {
         from: ("post", "/v1/exports", "202"),
@@ -379,7 +337,12 @@ mod tests {
             }
         }
         // The catalogue's `{code}` is a status code anyone can type, not a record.
-        for (path, item) in paths.iter().filter(|(p, _)| p.contains("{id}")) {
+        // FHIR operations are left out of schemathesis (scripts/schemathesis.sh says why), so
+        // no stateful walk needs to reach them.
+        for (path, item) in paths
+            .iter()
+            .filter(|(p, _)| p.contains("{id}") && !p.starts_with("/fhir/"))
+        {
             for (method, op) in item.as_object().unwrap() {
                 let id = op["operationId"].as_str().unwrap();
                 assert!(targets.contains(id), "no link leads to {method} {path}");
