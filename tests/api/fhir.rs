@@ -237,6 +237,24 @@ async fn a_patient_is_created_read_vread_and_updated_by_version() {
     assert_eq!(read.status, 200);
     assert_eq!(read.header("etag"), "W/\"1\"");
     assert_eq!(read.body["name"][0]["family"], "Pond");
+    let cached = fhir(
+        &app,
+        Method::GET,
+        &format!("/Patient/{id}"),
+        Some(&w.nurse),
+        None,
+        &[("if-none-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(cached.status, 304);
+    assert_eq!(cached.header("etag"), "W/\"1\"");
+    let mut extra = amy("Smith", "Jo", None);
+    extra["photo"] = json!([]);
+    let refused = create(&app, &w.nurse, &extra).await;
+    assert_eq!(
+        refused.assert_outcome(422)["issue"][1]["location"][0],
+        "/photo"
+    );
     let v1 = fhir(
         &app,
         Method::GET,
@@ -585,6 +603,22 @@ async fn deleted_merged_sealed_and_foreign_patients_answer_as_natively() {
     assert_eq!(
         merged.body["link"][0]["other"]["reference"],
         format!("Patient/{}", survivor.replacen('_', "-", 1))
+    );
+    let mut update = merged.body.clone();
+    update.as_object_mut().unwrap().remove("link");
+    let moved = fhir(
+        &app,
+        Method::PUT,
+        &format!("/Patient/{old}"),
+        Some(&w.nurse),
+        Some(&update),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("location"),
+        format!("/fhir/r4/Patient/{}", survivor.replacen('_', "-", 1))
     );
     let s = fhir(
         &app,
