@@ -6,7 +6,9 @@ pub mod bundle;
 pub mod capability;
 pub mod outcome;
 pub mod patient;
+pub mod respond;
 pub mod routes;
+pub mod schedule;
 
 use serde_json::{json, Value};
 

@@ -1,22 +1,19 @@
 //! `/fhir/r4` handlers: extract (the native extractors), call the services, answer in FHIR.
-use axum::extract::{FromRef, FromRequest, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use http::header::{self, HeaderValue};
 use serde_json::Value;
 
 use super::bundle::{self, Query};
-use super::{appointment, base_url, fhir_id, native_id, patient, FHIR_JSON};
+use super::respond::{bundle_response, created, versioned, FhirBody};
+use super::{base_url, fhir_id, native_id, patient, schedule};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require, Role};
-use crate::config::Config;
-use crate::error::{ApiError, BodyMethod};
-use crate::http::conditional::Representation;
-use crate::http::extract::{parse_json, read_body};
+use crate::error::ApiError;
 use crate::http::middleware::redirect;
-use crate::http::precondition::{version_etag, IfMatch};
+use crate::http::precondition::IfMatch;
 use crate::patients::{resolve, Resolved};
 use crate::startup::AppState;
 
@@ -32,73 +29,12 @@ pub fn router() -> Router<AppState> {
             get(read_patient).put(update_patient),
         )
         .route("/fhir/r4/Patient/{id}/_history/{vid}", get(vread_patient))
-        .route("/fhir/r4/Appointment", get(search_appointments))
-        .route("/fhir/r4/Appointment/{id}", get(read_appointment))
-        .route("/fhir/r4/Practitioner/{id}", get(read_practitioner))
-}
-
-/// A FHIR resource body: `application/fhir+json` or `application/json`, read within the same
-/// limits and with the same errors as every JSON body.
-pub struct FhirBody(pub Value);
-
-impl<S> FromRequest<S> for FhirBody
-where
-    S: Send + Sync,
-    std::sync::Arc<Config>: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let config = std::sync::Arc::<Config>::from_ref(state);
-        let media = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        if !matches!(media.as_deref(), Some(FHIR_JSON) | Some("application/json")) {
-            let method = if req.method() == http::Method::PUT {
-                BodyMethod::Put
-            } else {
-                BodyMethod::Post
-            };
-            return Err(ApiError::UnsupportedMediaType {
-                accept: FHIR_JSON,
-                method,
-            });
-        }
-        let bytes = read_body(req.into_body(), &config).await?;
-        parse_json::<Value>(&bytes).map(FhirBody)
-    }
-}
-
-/// A versioned resource's answer: `ETag` from the version (weak once it leaves), `Last-Modified`,
-/// and 304 on a matching `If-None-Match`.
-fn versioned(body: &Value, version: i64, updated_at: &str, req: &HeaderMap) -> Representation {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut rep = Representation::new(bytes, FHIR_JSON).modified(crate::clock::unix_of(updated_at));
-    rep.etag = version_etag(version);
-    let _ = req;
-    rep
-}
-
-fn created(body: &Value, version: i64, updated_at: &str, location: &str) -> Response {
-    let mut rep =
-        versioned(body, version, updated_at, &HeaderMap::new()).status(StatusCode::CREATED);
-    if let Ok(v) = HeaderValue::from_str(location) {
-        rep.extra.insert(header::LOCATION, v);
-    }
-    rep.respond(&HeaderMap::new())
-}
-
-fn bundle_response(b: &Value) -> Response {
-    Representation::new(serde_json::to_vec(b).unwrap_or_default(), FHIR_JSON)
-        .respond(&HeaderMap::new())
+        .route("/fhir/r4/Appointment", get(schedule::search_appointments))
+        .route("/fhir/r4/Appointment/{id}", get(schedule::read_appointment))
+        .route(
+            "/fhir/r4/Practitioner/{id}",
+            get(schedule::read_practitioner),
+        )
 }
 
 /// The server's CapabilityStatement
@@ -123,7 +59,7 @@ pub async fn read_patient(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (body, version, updated) = patient_now(&st, &caller, &native_id(&id)).await?;
-    Ok(versioned(&body, version, &updated, &headers).respond(&headers))
+    Ok(versioned(&body, version, &updated).respond(&headers))
 }
 
 /// The patient as FHIR, its version and time of change; the read is access-logged.
@@ -176,7 +112,7 @@ pub async fn vread_patient(
             "careq keeps only the current version of a record (now {version})"
         )));
     }
-    Ok(versioned(&body, version, &updated, &headers).respond(&headers))
+    Ok(versioned(&body, version, &updated).respond(&headers))
 }
 
 /// Search Patients
@@ -296,7 +232,7 @@ pub async fn create_patient(
         );
         Ok(created(&body, p.version, &p.updated_at, &location))
     } else {
-        Ok(versioned(&body, p.version, &p.updated_at, &headers).respond(&HeaderMap::new()))
+        Ok(versioned(&body, p.version, &p.updated_at).respond(&HeaderMap::new()))
     }
 }
 
@@ -336,152 +272,9 @@ pub async fn update_patient(
                     crate::patients::replace(conn, &caller, &stored.patient, &if_match, &fields)
                         .await
                         .map_err(patient::repoint)?;
-                Ok(versioned(
-                    &patient::to_fhir(&p),
-                    p.version,
-                    &p.updated_at,
-                    &HeaderMap::new(),
-                )
-                .respond(&HeaderMap::new()))
+                Ok(versioned(&patient::to_fhir(&p), p.version, &p.updated_at)
+                    .respond(&HeaderMap::new()))
             })
         })
         .await
-}
-
-/// Read an Appointment
-#[utoipa::path(get, path = "/fhir/r4/Appointment/{id}", tag = "fhir", params(("id" = String, Path)),
-    responses((status = 200, description = "Appointment", content_type = "application/fhir+json", body = Object,
-            headers(("ETag" = String), ("Last-Modified" = String))),
-        (status = 304, description = "Not modified"), (status = 404, description = "No such appointment, or not yours"),
-        (status = 410, description = "Deleted"), (status = 451, description = "The patient's record is sealed")))]
-pub async fn read_appointment(
-    State(st): State<AppState>,
-    caller: Require<perm::ReadPatients>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let a = crate::appointments::visible(&mut *conn, &caller, &native_id(&id)).await?;
-    let sealed = crate::patients::check_seal(
-        &mut *conn,
-        &caller,
-        &a.patient_id,
-        crate::patients::Use::Read,
-    )
-    .await;
-    drop(conn);
-    let touch = crate::appointments::touch(&a);
-    if let Err(e) = sealed {
-        return Err(crate::patients::log_denial(&st.db, &caller, e, touch).await);
-    }
-    access::record_now(
-        &st.db,
-        &caller,
-        Action::Read,
-        &[crate::appointments::touch(&a)],
-    )
-    .await?;
-    Ok(versioned(
-        &appointment::to_fhir(&a),
-        a.version,
-        &a.updated_at,
-        &headers,
-    )
-    .respond(&headers))
-}
-
-/// Search Appointments
-#[utoipa::path(get, path = "/fhir/r4/Appointment", tag = "fhir",
-    params(("patient" = Option<String>, Query), ("practitioner" = Option<String>, Query),
-        ("date" = Option<String>, Query, description = "eq/ge/le + YYYY-MM-DD"), ("status" = Option<String>, Query),
-        ("_count" = Option<u32>, Query, minimum = 1, maximum = 200), ("_cursor" = Option<String>, Query),
-        ("Prefer" = Option<String>, Header, description = "`handling=lenient` ignores unknown parameters")),
-    responses((status = 200, description = "searchset Bundle", content_type = "application/fhir+json", body = Object)))]
-pub async fn search_appointments(
-    State(st): State<AppState>,
-    caller: Require<perm::ReadPatients>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let q = Query::parse(
-        uri.query(),
-        super::APPOINTMENT_PARAMS,
-        bundle::lenient(&headers),
-    )?;
-    let limit = q.count()?;
-    let after = match q.get("_cursor") {
-        Some(c) => crate::http::paging::decode_cursor(c)
-            .map_err(|_| ApiError::bad_param("_cursor", "not a valid cursor"))?,
-        None => String::new(),
-    };
-    let (start, after_id) = match after.split_once('|') {
-        Some((s, id)) => (s.parse::<i64>().unwrap_or(i64::MIN), id.to_string()),
-        None => (after.parse::<i64>().unwrap_or(i64::MIN), String::new()),
-    };
-    let rows = match super::appointment_filters(&q)? {
-        Some(f) => {
-            let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
-            crate::appointments::list(&st.db, member, &f, (start, &after_id), limit).await?
-        }
-        None => Vec::new(),
-    };
-    let page = crate::http::paging::Page::from_rows(rows, limit, |a| {
-        let t = a
-            .start
-            .parse::<jiff::Timestamp>()
-            .map(|t| t.as_second())
-            .unwrap_or(0);
-        format!("{t}|{}", a.id)
-    });
-    let touched: Vec<Touch> = page.items.iter().map(crate::appointments::touch).collect();
-    access::record_now(&st.db, &caller, Action::Search, &touched).await?;
-    let url = format!("{}/Appointment", base_url(&st, &headers));
-    let entries = page
-        .items
-        .iter()
-        .map(|a| (format!("{url}/{}", fhir_id(&a.id)), appointment::to_fhir(a)))
-        .collect();
-    let next = page.next_cursor.as_deref().map(|c| q.url(&url, Some(c)));
-    Ok(bundle_response(&bundle::searchset(
-        &q.url(&url, None),
-        next,
-        None,
-        entries,
-    )))
-}
-
-/// Read a Practitioner (a clinician; no credentials)
-#[utoipa::path(get, path = "/fhir/r4/Practitioner/{id}", tag = "fhir", params(("id" = String, Path)),
-    responses((status = 200, description = "Practitioner", content_type = "application/fhir+json", body = Object,
-            headers(("ETag" = String), ("Last-Modified" = String))),
-        (status = 304, description = "Not modified"),
-        (status = 404, description = "No such clinician in your clinics"), (status = 410, description = "Deleted")))]
-pub async fn read_practitioner(
-    State(st): State<AppState>,
-    caller: Require<perm::ReadPatients>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let u = crate::users::get(&mut *conn, &native_id(&id)).await?;
-    drop(conn);
-    // Clinicians (and admins, who may hold appointments anywhere) of the caller's clinics.
-    let shares = u.clinic_ids.iter().any(|c| caller.sees_clinic(c));
-    let visible = match u.role {
-        Role::Admin => true,
-        Role::Clinician => shares,
-        Role::Receptionist => false,
-    };
-    if !visible {
-        return Err(ApiError::NotFound(
-            "no clinician with this id in your clinics".into(),
-        ));
-    }
-    Ok(versioned(
-        &appointment::practitioner(&u),
-        u.version,
-        &u.updated_at,
-        &headers,
-    )
-    .respond(&headers))
 }

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 const FHIR_JSON: &str = "application/fhir+json";
 static CAPTURED: AtomicUsize = AtomicUsize::new(0);
@@ -906,4 +906,23 @@ async fn concurrent_fhir_creates_and_a_reset_client_leave_the_server_reading_and
     let after = create(&app, &w.nurse, &amy("After", "A", None)).await;
     assert_eq!(after.status, 201);
     app.assert_no_transaction_left_open().await;
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_as_an_outcome_with_retry_after() {
+    let app = spawn_app_with(|c| {
+        c.rate_per_second = 1;
+        c.rate_burst = 3;
+    })
+    .await;
+    let token = app.admin_token().await;
+    for _ in 0..3 {
+        let ok = fhir(&app, Method::GET, "/Patient", Some(&token), None, &[]).await;
+        assert_eq!(ok.status, 200);
+    }
+    let limited = fhir(&app, Method::GET, "/Patient", Some(&token), None, &[]).await;
+    limited.assert_outcome(429);
+    assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert_eq!(limited.header("ratelimit-remaining"), "0");
+    assert_eq!(limited.body["issue"][0]["code"], "throttled");
 }
