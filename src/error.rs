@@ -76,6 +76,9 @@ pub enum ApiError {
     PreconditionFailed {
         current_etag: String,
     },
+    /// A conditional request's search (FHIR `If-None-Exist`) matched more than one resource, so
+    /// there is no single current version to name.
+    AmbiguousCondition(String),
     PayloadTooLarge(String),
     UriTooLong {
         limit: usize,
@@ -190,7 +193,9 @@ impl ApiError {
             Conflict { .. } => &status::HTTP_409_CONFLICT,
             Gone(_) => &status::HTTP_410_GONE,
             LengthRequired(_) => &status::HTTP_411_LENGTH_REQUIRED,
-            PreconditionFailed { .. } => &status::HTTP_412_PRECONDITION_FAILED,
+            PreconditionFailed { .. } | AmbiguousCondition(_) => {
+                &status::HTTP_412_PRECONDITION_FAILED
+            }
             PayloadTooLarge(_) => &status::HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             UriTooLong { .. } => &status::HTTP_414_REQUEST_URI_TOO_LONG,
             HeaderFieldsTooLarge { .. } => &status::HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -224,9 +229,17 @@ impl ApiError {
             | Unprocessable { detail, .. }
             | TooManyRequests { detail, .. }
             | ServiceUnavailable { detail, .. } => detail.clone(),
-            Forbidden(d) | NotFound(d) | Gone(d) | LengthRequired(d) | PayloadTooLarge(d)
-            | Locked(d) | FailedDependency(d) | NotImplemented(d) | BadGateway(d)
-            | GatewayTimeout(d) => d.clone(),
+            Forbidden(d)
+            | NotFound(d)
+            | Gone(d)
+            | LengthRequired(d)
+            | PayloadTooLarge(d)
+            | Locked(d)
+            | FailedDependency(d)
+            | NotImplemented(d)
+            | BadGateway(d)
+            | GatewayTimeout(d)
+            | AmbiguousCondition(d) => d.clone(),
             MethodNotAllowed => "this resource does not support that method; see Allow".into(),
             NotAcceptable { available } => format!(
                 "none of the media types in Accept can be produced; available: {}",
@@ -482,6 +495,7 @@ mod tests {
                 },
                 412,
             ),
+            (ApiError::AmbiguousCondition("x".into()), 412),
             (ApiError::PayloadTooLarge("x".into()), 413),
             (ApiError::UriTooLong { limit: 1 }, 414),
             (ApiError::HeaderFieldsTooLarge { limit: 1 }, 431),

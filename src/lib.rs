@@ -13,6 +13,7 @@ pub mod config;
 pub mod desk;
 pub mod error;
 pub mod exports;
+pub mod fhir;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

@@ -76,6 +76,15 @@ mod vocabularies;
         crate::exports::routes::create,
         crate::exports::routes::read,
         crate::exports::routes::file,
+        crate::fhir::routes::metadata,
+        crate::fhir::routes::read_patient,
+        crate::fhir::routes::vread_patient,
+        crate::fhir::routes::search_patients,
+        crate::fhir::routes::create_patient,
+        crate::fhir::routes::update_patient,
+        crate::fhir::schedule::read_appointment,
+        crate::fhir::schedule::search_appointments,
+        crate::fhir::schedule::read_practitioner,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     security(("bearer" = [])),
@@ -88,7 +97,8 @@ mod vocabularies;
          (name = "patients", description = "Patient records"),
          (name = "queue", description = "The walk-in queue and tickets"),
          (name = "appointments", description = "Appointments"),
-         (name = "exports", description = "Export jobs and their files")),
+         (name = "exports", description = "Export jobs and their files"),
+         (name = "fhir", description = "HL7 FHIR R4 (application/fhir+json): Patient, Appointment, Practitioner; errors are OperationOutcome")),
 )]
 pub struct ApiDoc;
 
@@ -170,7 +180,28 @@ fn string_schema() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 
+/// The media type of error bodies on `path`: FHIR answers errors as `OperationOutcome`.
+fn error_media(path: &str) -> (&'static str, RefOr<utoipa::openapi::schema::Schema>) {
+    if path.starts_with("/fhir/") {
+        (
+            crate::fhir::FHIR_JSON,
+            RefOr::T(utoipa::openapi::schema::Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("An OperationOutcome"))
+                    .build(),
+            )),
+        )
+    } else {
+        (PROBLEM_JSON, Ref::from_schema_name("Problem").into())
+    }
+}
+
 fn complete(code: u16, existing: Option<Response>) -> Response {
+    complete_at("/", code, existing)
+}
+
+fn complete_at(path: &str, code: u16, existing: Option<Response>) -> Response {
     let entry = lookup(code);
     let mut res = existing.unwrap_or_else(|| {
         ResponseBuilder::new()
@@ -183,10 +214,9 @@ fn complete(code: u16, existing: Option<Response>) -> Response {
         }
     }
     if code >= 400 {
-        res.content.insert(
-            PROBLEM_JSON.to_string(),
-            Content::new(Some(Ref::from_schema_name("Problem"))),
-        );
+        let (media, schema) = error_media(path);
+        res.content
+            .insert(media.to_string(), Content::new(Some(schema)));
     }
     for (name, description) in required_headers(code) {
         res.headers.entry(name.to_string()).or_insert_with(|| {
@@ -206,7 +236,7 @@ fn complete(code: u16, existing: Option<Response>) -> Response {
 }
 
 /// PUT and PATCH require `If-Match` (428 without it): the spec says so, so clients know.
-fn require_if_match(op: &mut Operation) {
+fn require_if_match(op: &mut Operation, path: &str) {
     let param = ParameterBuilder::new()
         .name("If-Match")
         .parameter_in(ParameterIn::Header)
@@ -223,11 +253,11 @@ fn require_if_match(op: &mut Operation) {
         op.responses
             .responses
             .entry(code.to_string())
-            .or_insert_with(|| RefOr::T(complete(code, None)));
+            .or_insert_with(|| RefOr::T(complete_at(path, code, None)));
     }
 }
 
-fn apply(op: &mut Operation, method: &str) {
+fn apply(op: &mut Operation, method: &str, path: &str) {
     let mut codes: Vec<u16> = EVERY_OPERATION.to_vec();
     let has_body = op
         .request_body
@@ -248,7 +278,7 @@ fn apply(op: &mut Operation, method: &str) {
         op.responses
             .responses
             .entry(code.to_string())
-            .or_insert_with(|| RefOr::T(complete(code, None)));
+            .or_insert_with(|| RefOr::T(complete_at(path, code, None)));
     }
     let keys: Vec<String> = op.responses.responses.keys().cloned().collect();
     for key in keys {
@@ -258,7 +288,7 @@ fn apply(op: &mut Operation, method: &str) {
         if let Some(RefOr::T(r)) = op.responses.responses.remove(&key) {
             op.responses
                 .responses
-                .insert(key, RefOr::T(complete(code, Some(r))));
+                .insert(key, RefOr::T(complete_at(path, code, Some(r))));
         }
     }
     // A 415 names what the endpoint takes in the header made for its method.
@@ -326,7 +356,7 @@ impl Modify for Conventions {
                 }
             }
             for op in [&mut item.put, &mut item.patch].into_iter().flatten() {
-                require_if_match(op);
+                require_if_match(op, path);
             }
             if shadows_static_sibling(path, &all_paths) {
                 for op in [
@@ -356,7 +386,7 @@ impl Modify for Conventions {
                 ("trace", &mut item.trace),
             ] {
                 if let Some(op) = op {
-                    apply(op, method);
+                    apply(op, method, path);
                 }
             }
         }

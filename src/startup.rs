@@ -85,7 +85,8 @@ pub fn app(state: AppState) -> App {
         .merge(crate::queue::router())
         .merge(crate::appointments::router())
         .merge(crate::exports::router())
-        .merge(crate::desk::router());
+        .merge(crate::desk::router())
+        .merge(crate::fhir::router());
     if state.config.test_routes {
         routes = routes
             .route("/v1/_test/panic", axum::routing::get(deliberate_panic))
@@ -116,6 +117,8 @@ pub fn app(state: AppState) -> App {
             )),
         )
         .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+        // FHIR answers (errors from the guards below included) leave as FHIR.
+        .layer(from_fn(crate::fhir::outcome::render))
         .layer(from_fn_with_state(http, crate::http::middleware::guards))
         .layer(from_fn_with_state(state, crate::ops::maintenance::gate))
         .service(router)

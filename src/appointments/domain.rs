@@ -220,6 +220,7 @@ pub struct Filters {
     pub patient_id: Option<String>,
     /// Unix seconds [from, to) of the day asked for.
     pub between: Option<(i64, i64)>,
+    pub status: Option<AppointmentStatus>,
 }
 
 #[cfg(test)]

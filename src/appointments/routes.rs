@@ -114,6 +114,7 @@ pub async fn list(
         clinician_id: p.clinician_id,
         patient_id: p.patient_id,
         between,
+        status: None,
     };
     let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
     // Sealed patients' appointments are left out for non-admins, as in the patient search.

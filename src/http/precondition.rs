@@ -37,6 +37,19 @@ impl IfMatch {
             Err(stale(version))
         }
     }
+
+    /// The same precondition with weak tags read as version tags (`W/"3"` names version 3):
+    /// FHIR's version validators are weak by definition (`ETag: W/"3"`, `If-Match: W/"3"`).
+    pub fn weak_as_version(self) -> IfMatch {
+        match self {
+            IfMatch::Any => IfMatch::Any,
+            IfMatch::Tags(tags) => IfMatch::Tags(
+                tags.into_iter()
+                    .map(|t| t.strip_prefix("W/").map(str::to_string).unwrap_or(t))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// The 412 for a resource now at `version`.

@@ -337,7 +337,12 @@ mod tests {
             }
         }
         // The catalogue's `{code}` is a status code anyone can type, not a record.
-        for (path, item) in paths.iter().filter(|(p, _)| p.contains("{id}")) {
+        // FHIR operations are left out of schemathesis (scripts/schemathesis.sh says why), so
+        // no stateful walk needs to reach them.
+        for (path, item) in paths
+            .iter()
+            .filter(|(p, _)| p.contains("{id}") && !p.starts_with("/fhir/"))
+        {
             for (method, op) in item.as_object().unwrap() {
                 let id = op["operationId"].as_str().unwrap();
                 assert!(targets.contains(id), "no link leads to {method} {path}");

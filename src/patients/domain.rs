@@ -433,13 +433,30 @@ pub struct StoredPatient {
 }
 
 /// Search filters (all optional, combined with AND).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SearchFilters {
     pub q: Option<String>,
     pub date_of_birth: Option<String>,
     pub mrn: Option<String>,
     pub phone: Option<String>,
     pub clinic_id: Option<String>,
+    /// Prefix of the family name alone (FHIR `family`), folded as `q` is.
+    pub family: Option<String>,
+    /// Prefix of the given name alone (FHIR `given`), folded as `q` is.
+    pub given: Option<String>,
+}
+
+impl SearchFilters {
+    /// A name prefix folded for comparison with the stored keys (`None` when nothing is left).
+    pub fn folded(raw: Option<&str>) -> Option<String> {
+        raw.map(|q| {
+            fold(q)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
+        .filter(|q| !q.is_empty())
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub async fn list(
         mrn: p.mrn,
         phone,
         clinic_id: p.clinic_id,
+        ..Filters::default()
     };
     let rows = super::search(&st.db, &caller, &filters, &after, limit).await?;
     let page = Page::from_rows_by(rows, limit, |(key, _)| st.cursor_seal.seal(key))

@@ -207,6 +207,13 @@ pub trait Tx: Send {
         after: &str,
         limit: u32,
     ) -> Result<Vec<(String, Patient)>, StoreError>;
+    /// How many patients `search_patients` would find from the start, counting at most `cap`.
+    async fn count_patients(
+        &mut self,
+        member_of: Option<&[String]>,
+        f: &SearchFilters,
+        cap: u32,
+    ) -> Result<i64, StoreError>;
     /// Moves a merged patient's appointments and tickets to the survivor.
     async fn move_patient_records(&mut self, from: &str, to: &str) -> Result<(), StoreError>;
 

@@ -11,6 +11,7 @@ mod desk;
 mod durability;
 mod exports;
 mod exports_jobs;
+mod fhir;
 mod fuzz;
 mod global_http;
 mod helpers;

@@ -161,6 +161,7 @@ pub async fn list(
         ("clinic_id", &f.clinic_id),
         ("clinician_id", &f.clinician_id),
         ("patient_id", &f.patient_id),
+        ("status", &f.status.map(|s| s.as_str().to_string())),
     ] {
         if let Some(v) = v {
             binds.push(Bind::Text(v.clone()));

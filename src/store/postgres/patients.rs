@@ -286,6 +286,18 @@ pub fn search_sql(
             )),
         }
     }
+    // FHIR's `family` and `given`: a range of the sort key (which starts with the folded
+    // family name) and of the folded given name.
+    if let Some(family) = SearchFilters::folded(f.family.as_deref()) {
+        let (start, end) = (b.text(&family), b.text(&prefix_end(&family)));
+        cond.push_str(&format!(" AND sort_key >= {start} AND sort_key < {end}"));
+    }
+    if let Some(given) = SearchFilters::folded(f.given.as_deref()) {
+        let (start, end) = (b.text(&given), b.text(&prefix_end(&given)));
+        cond.push_str(&format!(
+            " AND given_norm >= {start} AND given_norm < {end}"
+        ));
+    }
     let mut narrow = false;
     for (col, val) in [
         ("mrn", &f.mrn),
@@ -347,6 +359,26 @@ pub fn search_sql(
         }
     };
     (sql, b.0)
+}
+
+/// How many live patients match (at most `cap`: the count reads no more rows than that).
+pub async fn count(
+    conn: &mut PgConnection,
+    member_of: Option<&[String]>,
+    f: &SearchFilters,
+    cap: u32,
+) -> Result<i64, sqlx::Error> {
+    let (sql, binds) = search_sql(member_of, f, "", cap.saturating_sub(1));
+    let sql = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
+    let mut query = sqlx::query_scalar::<_, i64>(&sql);
+    for b in binds {
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Texts(t) => query.bind(t),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    query.fetch_one(conn).await
 }
 
 /// Live patients in name order after `after`, at most `limit + 1`, each with its stored sort

@@ -165,6 +165,15 @@ impl Tx for PgTx<'_> {
         let r = patients::search(self.c(), member_of, f, after, limit).await;
         self.done(r)
     }
+    async fn count_patients(
+        &mut self,
+        member_of: Option<&[String]>,
+        f: &SearchFilters,
+        cap: u32,
+    ) -> Result<i64, StoreError> {
+        let r = patients::count(self.c(), member_of, f, cap).await;
+        self.done(r)
+    }
     async fn move_patient_records(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
         let r = appointments::move_patient(self.c(), from, to).await;
         self.done(r)

@@ -261,6 +261,14 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Vec<(String, Patient)>, StoreError> {
         patients::search(self.c(), member_of, f, after, limit).await
     }
+    async fn count_patients(
+        &mut self,
+        member_of: Option<&[String]>,
+        f: &SearchFilters,
+        cap: u32,
+    ) -> Result<i64, StoreError> {
+        patients::count(self.c(), member_of, f, cap).await
+    }
     async fn move_patient_records(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
         appointments::move_patient(self.c(), from, to).await
     }

@@ -253,6 +253,18 @@ pub fn search_sql(
             }
         }
     }
+    // FHIR's `family` and `given`: a range of the sort key (which starts with the folded
+    // family name) and of the folded given name.
+    if let Some(family) = SearchFilters::folded(f.family.as_deref()) {
+        cond.push_str(" AND sort_key >= ? AND sort_key < ?");
+        binds.push(family.clone());
+        binds.push(prefix_end(&family));
+    }
+    if let Some(given) = SearchFilters::folded(f.given.as_deref()) {
+        cond.push_str(" AND given_norm >= ? AND given_norm < ?");
+        binds.push(given.clone());
+        binds.push(prefix_end(&given));
+    }
     // The most selective filter present picks the index; the others are checked on its rows.
     let mut index = None;
     for (col, val, idx) in [
@@ -350,6 +362,25 @@ pub async fn search(
         .iter()
         .map(|r| (r.get("sort_key"), patient_of(r)))
         .collect())
+}
+
+/// How many live patients match (at most `cap`: the count reads no more rows than that).
+pub async fn count(
+    conn: &mut SqliteConnection,
+    member_of: Option<&[String]>,
+    f: &SearchFilters,
+    cap: u32,
+) -> Result<i64, StoreError> {
+    let (sql, binds) = search_sql(member_of, f, "");
+    let sql = format!("SELECT COUNT(*) FROM ({sql})");
+    let mut query = sqlx::query_scalar::<_, i64>(&sql);
+    for b in binds {
+        query = match b {
+            Some(text) => query.bind(text),
+            None => query.bind(cap as i64),
+        };
+    }
+    Ok(query.bind(cap as i64).fetch_one(conn).await?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,271 @@
+//! FHIR R4 at `/fhir/r4`: a thin mapping over the patients, appointments and users services
+//! (never their routes), with the same extractors, rules, access log and `ApiError`s as the
+//! native API; `outcome.rs` renders every answer as FHIR.
+pub mod appointment;
+pub mod bundle;
+pub mod capability;
+pub mod outcome;
+pub mod patient;
+pub mod respond;
+pub mod routes;
+pub mod schedule;
+
+use serde_json::{json, Value};
+
+use crate::access::{self, Action, Touch};
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::patients::domain::{fold, Patient, SearchFilters};
+use crate::startup::AppState;
+use bundle::Query;
+
+pub use routes::router;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+/// The identifier system of careq's medical record numbers.
+pub const MRN_SYSTEM: &str = "urn:careq:mrn";
+/// The most matches a search counts for `Bundle.total`; beyond it `total` is left out.
+pub const TOTAL_CAP: u32 = 10_000;
+
+pub const PATIENT_PARAMS: &[&str] = &[
+    "name",
+    "family",
+    "given",
+    "birthdate",
+    "identifier",
+    "telecom",
+    "phone",
+    "_id",
+];
+pub const APPOINTMENT_PARAMS: &[&str] = &["patient", "practitioner", "date", "status"];
+
+/// A careq id as a FHIR id: FHIR ids allow no `_`, so `pat_3f…` is served as `pat-3f…`.
+pub fn fhir_id(native: &str) -> String {
+    native.replacen('_', "-", 1)
+}
+
+/// The careq id a FHIR id (or a careq id as it is) names.
+pub fn native_id(id: &str) -> String {
+    if id.contains('_') {
+        id.to_string()
+    } else {
+        id.replacen('-', "_", 1)
+    }
+}
+
+/// `meta` of a versioned resource: careq's version is FHIR's `versionId`.
+pub fn meta(version: i64, updated_at: &str) -> Value {
+    json!({"versionId": version.to_string(), "lastUpdated": updated_at})
+}
+
+/// The absolute base of this server's FHIR API, from the request's `Host`.
+pub fn base_url(st: &AppState, headers: &http::HeaderMap) -> String {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if st.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}/fhir/r4")
+}
+
+/// A search's filters: `None` when it can match nobody (an identifier of another system, a
+/// phone that is no number). `_id` is returned beside them.
+pub async fn patient_filters(
+    st: &AppState,
+    caller: &Caller,
+    q: &Query,
+) -> Result<Option<(SearchFilters, Option<String>)>, ApiError> {
+    let mut f = SearchFilters {
+        q: q.get("name").map(str::to_string),
+        family: q.get("family").map(str::to_string),
+        given: q.get("given").map(str::to_string),
+        ..SearchFilters::default()
+    };
+    if let Some(d) = q.get("birthdate") {
+        let d = d.strip_prefix("eq").unwrap_or(d);
+        crate::http::extract::query_date("birthdate", d)?;
+        f.date_of_birth = Some(d.to_string());
+    }
+    if let Some(i) = q.get("identifier") {
+        let value = match i.split_once('|') {
+            Some((system, v)) if system.is_empty() || system == MRN_SYSTEM => v,
+            Some(_) => return Ok(None),
+            None => i,
+        };
+        f.mrn = Some(value.to_string());
+    }
+    let phone = match (q.get("phone"), q.get("telecom")) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_param("telecom", "give phone or telecom")),
+        (Some(p), None) => Some(p),
+        (None, Some(t)) => match t.split_once('|') {
+            Some(("phone", v)) => Some(v),
+            Some(_) => {
+                return Err(ApiError::bad_param(
+                    "telecom",
+                    "careq searches phone numbers only (phone|NUMBER)",
+                ))
+            }
+            None => Some(t),
+        },
+        (None, None) => None,
+    };
+    if let Some(p) = phone {
+        match crate::patients::phone_query(&st.db, caller, p, None).await? {
+            Some(e164) => f.phone = Some(e164),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((f, q.get("_id").map(native_id))))
+}
+
+/// Whether a patient meets the filters (used when `_id` names the one candidate).
+fn meets(p: &Patient, f: &SearchFilters) -> bool {
+    let prefix = |field: &str, q: &Option<String>| {
+        SearchFilters::folded(q.as_deref()).is_none_or(|q| fold(field).starts_with(&q))
+    };
+    let q_ok = SearchFilters::folded(f.q.as_deref()).is_none_or(|q| {
+        fold(&p.family_name).starts_with(&q) || fold(&p.given_name).starts_with(&q)
+    });
+    q_ok && prefix(&p.family_name, &f.family)
+        && prefix(&p.given_name, &f.given)
+        && f.date_of_birth
+            .as_ref()
+            .is_none_or(|d| *d == p.date_of_birth)
+        && f.mrn.as_ref().is_none_or(|m| *m == p.mrn)
+        && f.phone
+            .as_ref()
+            .is_none_or(|ph| Some(ph) == p.phone.as_ref())
+}
+
+/// The one patient `_id` names, if the caller may find it in a search and it meets the rest.
+pub async fn by_id(
+    conn: &mut dyn crate::store::Tx,
+    caller: &Caller,
+    id: &str,
+    f: &SearchFilters,
+) -> Result<Option<Patient>, ApiError> {
+    Ok(conn.find_patient(id).await?.and_then(|s| {
+        let visible = caller.sees_clinic(&s.patient.clinic_id)
+            && !s.deleted
+            && s.merged_into.is_none()
+            && (!s.sealed || caller.role == Role::Admin);
+        (visible && meets(&s.patient, f)).then_some(s.patient)
+    }))
+}
+
+/// One page of a patient search: the matches, the next cursor, and the total when counted.
+pub struct PatientPage {
+    pub items: Vec<Patient>,
+    pub next_cursor: Option<String>,
+    pub total: Option<i64>,
+}
+
+pub async fn search_patients(
+    st: &AppState,
+    caller: &Caller,
+    q: &Query,
+) -> Result<PatientPage, ApiError> {
+    let limit = q.count()?;
+    let after = match q.get("_cursor") {
+        Some(c) => st
+            .cursor_seal
+            .open(c)
+            .map_err(|_| ApiError::bad_param("_cursor", "not a valid cursor"))?,
+        None => String::new(),
+    };
+    let empty = PatientPage {
+        items: Vec::new(),
+        next_cursor: None,
+        total: Some(0),
+    };
+    let Some((f, id)) = patient_filters(st, caller, q).await? else {
+        return Ok(empty);
+    };
+    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
+    let mut conn = st.db.read().await?;
+    let page = if let Some(id) = id {
+        let items: Vec<Patient> = by_id(&mut *conn, caller, &id, &f)
+            .await?
+            .into_iter()
+            .collect();
+        let total = Some(items.len() as i64);
+        PatientPage {
+            items,
+            next_cursor: None,
+            total,
+        }
+    } else {
+        let rows = conn.search_patients(member_of, &f, &after, limit).await?;
+        let total = conn.count_patients(member_of, &f, TOTAL_CAP).await?;
+        let page = crate::http::paging::Page::from_rows_by(rows, limit, |(key, _)| {
+            st.cursor_seal.seal(key)
+        });
+        PatientPage {
+            items: page.items.into_iter().map(|(_, p)| p).collect(),
+            next_cursor: page.next_cursor,
+            total: (total < TOTAL_CAP as i64).then_some(total),
+        }
+    };
+    drop(conn);
+    let touched: Vec<Touch> = page.items.iter().map(|p| Touch::patient(&p.id)).collect();
+    access::record_now(&st.db, caller, Action::Search, &touched).await?;
+    Ok(page)
+}
+
+/// Appointment search filters; `None` when the status asked for is one careq never holds.
+pub fn appointment_filters(
+    q: &Query,
+) -> Result<Option<crate::appointments::domain::Filters>, ApiError> {
+    let mut f = crate::appointments::domain::Filters {
+        patient_id: q
+            .get("patient")
+            .map(|p| native_id(p.strip_prefix("Patient/").unwrap_or(p))),
+        clinician_id: q
+            .get("practitioner")
+            .map(|p| native_id(p.strip_prefix("Practitioner/").unwrap_or(p))),
+        ..Default::default()
+    };
+    let (mut from, mut to) = (i64::MIN, i64::MAX);
+    let mut dated = false;
+    for d in q.all("date") {
+        let (prefix, day) = if d.len() > 2 && d.as_bytes()[0].is_ascii_alphabetic() {
+            d.split_at(2)
+        } else {
+            ("eq", d)
+        };
+        let start = crate::http::extract::query_date("date", day)?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(ApiError::internal)?
+            .timestamp()
+            .as_second();
+        match prefix {
+            "eq" => {
+                from = from.max(start);
+                to = to.min(start + 86_400);
+            }
+            "ge" => from = from.max(start),
+            "le" => to = to.min(start + 86_400),
+            _ => {
+                return Err(ApiError::bad_param(
+                    "date",
+                    "prefixes eq, ge and le on a date YYYY-MM-DD",
+                ))
+            }
+        }
+        dated = true;
+    }
+    if dated {
+        f.between = Some((from, to));
+    }
+    if let Some(s) = q.get("status") {
+        match appointment::status_of(s)? {
+            Some(status) => f.status = Some(status),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(f))
+}

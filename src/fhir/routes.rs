@@ -1,0 +1,280 @@
+//! `/fhir/r4` handlers: extract (the native extractors), call the services, answer in FHIR.
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::Value;
+
+use super::bundle::{self, Query};
+use super::respond::{bundle_response, created, versioned, FhirBody};
+use super::{base_url, fhir_id, native_id, patient, schedule};
+use crate::access::{self, Action, Touch};
+use crate::auth::{perm, Require, Role};
+use crate::error::ApiError;
+use crate::http::middleware::redirect;
+use crate::http::precondition::IfMatch;
+use crate::patients::{resolve, Resolved};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/fhir/r4/metadata", get(metadata))
+        .route(
+            "/fhir/r4/Patient",
+            get(search_patients).post(create_patient),
+        )
+        .route(
+            "/fhir/r4/Patient/{id}",
+            get(read_patient).put(update_patient),
+        )
+        .route("/fhir/r4/Patient/{id}/_history/{vid}", get(vread_patient))
+        .route("/fhir/r4/Appointment", get(schedule::search_appointments))
+        .route("/fhir/r4/Appointment/{id}", get(schedule::read_appointment))
+        .route(
+            "/fhir/r4/Practitioner/{id}",
+            get(schedule::read_practitioner),
+        )
+}
+
+/// The server's CapabilityStatement
+#[utoipa::path(get, path = "/fhir/r4/metadata", tag = "fhir", security(()),
+    responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = Object)))]
+pub async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let body = super::capability::statement(&base_url(&st, &headers), &crate::clock::now_rfc3339());
+    bundle_response(&body)
+}
+
+/// Read a Patient
+#[utoipa::path(get, path = "/fhir/r4/Patient/{id}", tag = "fhir", params(("id" = String, Path)),
+    responses((status = 200, description = "Patient (a merged one has `link` replaced-by)", content_type = "application/fhir+json", body = Object,
+            headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "No such patient, or not in your clinics"),
+        (status = 410, description = "Deleted"), (status = 451, description = "Sealed")))]
+pub async fn read_patient(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (body, version, updated) = patient_now(&st, &caller, &native_id(&id)).await?;
+    Ok(versioned(&body, version, &updated).respond(&headers))
+}
+
+/// The patient as FHIR, its version and time of change; the read is access-logged.
+async fn patient_now(
+    st: &AppState,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<(Value, i64, String), ApiError> {
+    let mut conn = st.db.read().await?;
+    let found = match resolve(&mut *conn, caller, id, false).await {
+        Ok(Resolved::Live(s)) => {
+            let p = s.patient;
+            (patient::to_fhir(&p), p.version, p.updated_at)
+        }
+        Ok(Resolved::Moved(_)) => {
+            let s = conn
+                .find_patient(id)
+                .await?
+                .ok_or_else(|| ApiError::internal("patient vanished"))?;
+            let survivor = s.merged_into.clone().unwrap_or_default();
+            let p = s.patient;
+            (patient::replaced(&p, &survivor), p.version, p.updated_at)
+        }
+        Err(e) => {
+            drop(conn);
+            return Err(crate::patients::log_denial(&st.db, caller, e, Touch::patient(id)).await);
+        }
+    };
+    drop(conn);
+    access::record_now(&st.db, caller, Action::Read, &[Touch::patient(id)]).await?;
+    Ok(found)
+}
+
+/// Read a version of a Patient (careq keeps the current one)
+#[utoipa::path(get, path = "/fhir/r4/Patient/{id}/_history/{vid}", tag = "fhir", params(("id" = String, Path), ("vid" = String, Path)),
+    responses((status = 200, description = "Patient at that version", content_type = "application/fhir+json", body = Object,
+            headers(("ETag" = String), ("Last-Modified" = String))),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "No such patient or version"),
+        (status = 410, description = "Deleted"), (status = 451, description = "Sealed")))]
+pub async fn vread_patient(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    Path((id, vid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (body, version, updated) = patient_now(&st, &caller, &native_id(&id)).await?;
+    if vid != version.to_string() {
+        return Err(ApiError::NotFound(format!(
+            "careq keeps only the current version of a record (now {version})"
+        )));
+    }
+    Ok(versioned(&body, version, &updated).respond(&headers))
+}
+
+/// Search Patients
+#[utoipa::path(get, path = "/fhir/r4/Patient", tag = "fhir",
+    params(("name" = Option<String>, Query), ("family" = Option<String>, Query), ("given" = Option<String>, Query),
+        ("birthdate" = Option<String>, Query), ("identifier" = Option<String>, Query),
+        ("telecom" = Option<String>, Query), ("phone" = Option<String>, Query), ("_id" = Option<String>, Query),
+        ("_count" = Option<u32>, Query, minimum = 1, maximum = 200), ("_cursor" = Option<String>, Query),
+        ("Prefer" = Option<String>, Header, description = "`handling=lenient` ignores unknown parameters")),
+    responses((status = 200, description = "searchset Bundle", content_type = "application/fhir+json", body = Object)))]
+pub async fn search_patients(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadPatients>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(
+        uri.query(),
+        super::PATIENT_PARAMS,
+        bundle::lenient(&headers),
+    )?;
+    let page = super::search_patients(&st, &caller, &q).await?;
+    let base = base_url(&st, &headers);
+    let url = format!("{base}/Patient");
+    let entries = page
+        .items
+        .iter()
+        .map(|p| (format!("{url}/{}", fhir_id(&p.id)), patient::to_fhir(p)))
+        .collect();
+    let next = page.next_cursor.as_deref().map(|c| q.url(&url, Some(c)));
+    Ok(bundle_response(&bundle::searchset(
+        &q.url(&url, None),
+        next,
+        page.total,
+        entries,
+    )))
+}
+
+/// Create a Patient (conditional with If-None-Exist)
+#[utoipa::path(post, path = "/fhir/r4/Patient", tag = "fhir",
+    params(("If-None-Exist" = Option<String>, Header, description = "A Patient search: 0 matches create, 1 answers it, more 412")),
+    request_body(content = Object, content_type = "application/fhir+json"),
+    responses((status = 201, description = "Created", content_type = "application/fhir+json", body = Object),
+        (status = 200, description = "If-None-Exist matched one patient", content_type = "application/fhir+json", body = Object, headers(("ETag" = String))),
+        (status = 404, description = "A conditional search's id is not yours to see"),
+        (status = 409, description = "Duplicate (MRN, or names and birth date)"),
+        (status = 412, description = "If-None-Exist matched more than one patient")))]
+pub async fn create_patient(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    headers: HeaderMap,
+    FhirBody(doc): FhirBody,
+) -> Result<Response, ApiError> {
+    let new = patient::new_patient(&doc, &caller.clinic_ids)?;
+    let condition = match headers.get("if-none-exist") {
+        Some(v) => {
+            let raw = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("If-None-Exist is not a query string"))?;
+            let raw = raw.rsplit_once('?').map(|(_, q)| q).unwrap_or(raw);
+            let q = Query::parse(Some(raw), super::PATIENT_PARAMS, false)?;
+            Some(super::patient_filters(&st, &caller, &q).await?)
+        }
+        None => None,
+    };
+    let caller = caller.0;
+    let (p, made) = st
+        .db
+        .write_data(move |conn| {
+            let (caller, new, condition) = (caller.clone(), new.clone(), condition.clone());
+            Box::pin(async move {
+                if let Some(cond) = condition {
+                    let found = match cond {
+                        None => Vec::new(),
+                        Some((f, Some(id))) => super::by_id(conn, &caller, &id, &f)
+                            .await?
+                            .into_iter()
+                            .collect(),
+                        Some((f, None)) => {
+                            let member_of = (caller.role != Role::Admin)
+                                .then_some(caller.clinic_ids.as_slice());
+                            conn.search_patients(member_of, &f, "", 2)
+                                .await?
+                                .into_iter()
+                                .map(|(_, p)| p)
+                                .collect()
+                        }
+                    };
+                    match found.as_slice() {
+                        [] => {}
+                        [one] => {
+                            access::record(conn, &caller, Action::Read, "patient", &one.id).await?;
+                            return Ok((one.clone(), false));
+                        }
+                        _ => {
+                            return Err(ApiError::AmbiguousCondition(
+                                "If-None-Exist matched more than one patient; make it narrower"
+                                    .into(),
+                            ))
+                        }
+                    }
+                }
+                let p = crate::patients::create(conn, &caller, &new)
+                    .await
+                    .map_err(patient::repoint)?;
+                Ok((p, true))
+            })
+        })
+        .await?;
+    let body = patient::to_fhir(&p);
+    if made {
+        let location = format!(
+            "{}/Patient/{}/_history/{}",
+            base_url(&st, &headers),
+            fhir_id(&p.id),
+            p.version
+        );
+        Ok(created(&body, p.version, &p.updated_at, &location))
+    } else {
+        Ok(versioned(&body, p.version, &p.updated_at).respond(&HeaderMap::new()))
+    }
+}
+
+/// Update a Patient (needs If-Match: W/"version")
+#[utoipa::path(put, path = "/fhir/r4/Patient/{id}", tag = "fhir", params(("id" = String, Path)),
+    request_body(content = Object, content_type = "application/fhir+json"),
+    responses((status = 200, description = "Updated", content_type = "application/fhir+json", body = Object, headers(("ETag" = String))),
+        (status = 301, description = "Merged into another patient"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
+        (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
+pub async fn update_patient(
+    State(st): State<AppState>,
+    caller: Require<perm::WritePatients>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    FhirBody(doc): FhirBody,
+) -> Result<Response, ApiError> {
+    let (caller, if_match, id) = (caller.0, if_match.weak_as_version(), native_id(&id));
+    st.db
+        .write_data(move |conn| {
+            let (caller, id, if_match, doc) =
+                (caller.clone(), id.clone(), if_match.clone(), doc.clone());
+            Box::pin(async move {
+                let stored = match resolve(conn, &caller, &id, true).await? {
+                    Resolved::Moved(to) => {
+                        let into = to.rsplit('/').next().unwrap_or_default().to_string();
+                        return Ok(redirect(
+                            StatusCode::MOVED_PERMANENTLY,
+                            &format!("/fhir/r4/Patient/{}", fhir_id(&into)),
+                        ));
+                    }
+                    Resolved::Live(s) => s,
+                };
+                let fields = patient::replacement(&doc, &id, &stored.patient)?;
+                let p =
+                    crate::patients::replace(conn, &caller, &stored.patient, &if_match, &fields)
+                        .await
+                        .map_err(patient::repoint)?;
+                Ok(versioned(&patient::to_fhir(&p), p.version, &p.updated_at)
+                    .respond(&HeaderMap::new()))
+            })
+        })
+        .await
+}
