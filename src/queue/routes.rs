@@ -94,6 +94,7 @@ pub async fn issue(
                     &clinic,
                     req.patient_id.as_deref(),
                     req.priority,
+                    caller.now,
                 )
                 .await
             })
@@ -279,6 +280,9 @@ pub struct ReportParams {
     /// The clinic's local day, `YYYY-MM-DD` (default: today).
     #[param(format = Date)]
     pub date: Option<String>,
+    /// The same as `date` (the name the appointment list uses); `date` wins when both are given.
+    #[param(format = Date)]
+    pub day: Option<String>,
 }
 
 /// A day's queue figures
@@ -292,8 +296,12 @@ pub async fn report(
 ) -> Result<Json<DayReport>, ApiError> {
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
-    let date = match p.date {
-        Some(d) => crate::http::extract::query_date("date", &d)?.to_string(),
+    let (name, given) = match (p.date, p.day) {
+        (Some(d), _) => ("date", Some(d)),
+        (None, d) => ("day", d),
+    };
+    let date = match given {
+        Some(d) => crate::http::extract::query_date(name, &d)?.to_string(),
         None => local_day(&clinic),
     };
     let rows = conn.day_tickets(&clinic.id, &date).await?;
