@@ -66,7 +66,7 @@ pub struct SearchParams {
     /// As typed: international (`+43 664 1234567`), or national in the country of `clinic_id`
     /// (or of your one clinic).
     /// A `+` sent unencoded (it arrives as a space) is read as the `+` it was.
-    #[param(pattern = "^[+0-9 ][0-9 ().\\-]{2,39}$")]
+    #[param(pattern = "^([+0-9][0-9 ().\\-]{2,39}| [0-9][0-9 ().\\-]{1,38})$")]
     pub phone: Option<String>,
     /// The whole address; case is ignored.
     pub email: Option<String>,
@@ -96,34 +96,28 @@ pub enum SortParam {
     BirthDate,
 }
 
-/// A cursor's position, marked with the order it belongs to (name cursors are unmarked, as
-/// they were before other orders existed).
+/// A cursor's position, marked with the order it belongs to.
 fn cursor_key(sort: Sort, key: &str) -> String {
-    match sort {
-        Sort::Name => key.to_string(),
-        other => format!("\u{1e}{}\u{1e}{key}", other.as_str()),
-    }
+    format!("\u{1e}{}\u{1e}{key}", sort.as_str())
 }
 
-/// The position in a cursor made for `sort`; 400 for one made for another order.
+/// The position in a cursor made for `sort`; 400 for one made for another order. Any other
+/// well-formed cursor is some position in the order asked for (as the spec's pattern promises).
 fn cursor_position(sort: Sort, opened: String) -> Result<String, ApiError> {
-    let (made_for, key) = match opened.strip_prefix('\u{1e}') {
-        Some(rest) => match rest.split_once('\u{1e}') {
-            Some((s, key)) => (Sort::parse(s), key.to_string()),
-            None => (None, String::new()),
-        },
-        None => (Some(Sort::Name), opened),
-    };
-    match made_for {
-        Some(s) if s == sort => Ok(key),
-        Some(s) => Err(ApiError::bad_param(
+    let tagged = opened
+        .strip_prefix('\u{1e}')
+        .and_then(|rest| rest.split_once('\u{1e}'))
+        .and_then(|(s, key)| Some((Sort::parse(s)?, key)));
+    match tagged {
+        Some((made, key)) if made == sort => Ok(key.to_string()),
+        Some((made, _)) => Err(ApiError::bad_param(
             "cursor",
             format!(
                 "this cursor belongs to sort={}; page with the same sort, or start again without a cursor",
-                s.as_str()
+                made.as_str()
             ),
         )),
-        None => Err(crate::http::paging::bad_cursor()),
+        None => Ok(opened),
     }
 }
 
@@ -459,8 +453,8 @@ pub async fn merge(
 #[into_params(parameter_in = Query)]
 pub struct LookupParams {
     /// A phone number as typed (`+43 664 1234567`; a national number when you belong to one
-    /// clinic with a country set).
-    #[param(pattern = "^[+0-9][0-9 ().\\-]{2,39}$")]
+    /// clinic with a country set); a `+` sent unencoded (it arrives as a space) is read as `+`.
+    #[param(pattern = "^([+0-9][0-9 ().\\-]{2,39}| [0-9][0-9 ().\\-]{1,38})$")]
     pub phone: String,
 }
 

@@ -4,10 +4,9 @@
 //! no patient ids. A consumer that falls behind is dropped; the queue never waits for one.
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -307,11 +306,11 @@ impl Drop for SocketSlot {
 pub async fn live(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<LiveParams>, QueryRejection>,
+    crate::http::extract::ApiQuery(query): crate::http::extract::ApiQuery<LiveParams>,
     caller: Result<Caller, ApiError>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let key = query.ok().and_then(|q| q.0.board_key);
+    let key = query.board_key;
     let (clinic, auth) = authorize(&st, &id, key.as_deref(), caller).await?;
     let ws = ws.map_err(|_| ApiError::UpgradeRequired)?;
     let slot = SocketCounts::take(&st.sockets, &clinic.id, st.config.max_sockets_per_clinic)

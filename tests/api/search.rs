@@ -284,6 +284,28 @@ async fn a_cursor_made_for_one_sort_is_refused_under_another_with_400() {
             .unwrap()
             .contains("sort=created"));
     }
+    // And a name cursor under another order.
+    let res = app
+        .authed(Method::GET, "/v1/patients?limit=1", &d.admin)
+        .send()
+        .await
+        .unwrap();
+    let page: Value = res.json().await.unwrap();
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let res = app
+        .authed(
+            Method::GET,
+            &format!("/v1/patients?sort=birth_date&limit=1&cursor={cursor}"),
+            &d.admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 400).await;
+    assert!(problem["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("sort=name"));
     let res = app
         .authed(Method::GET, "/v1/patients?sort=age", &d.admin)
         .send()
