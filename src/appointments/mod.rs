@@ -299,7 +299,17 @@ pub async fn check_in(
         )
         .await?
     {
-        return Err(stale(a.version + 1));
+        // Another check-in (or change) committed meanwhile (PostgreSQL runs units side by
+        // side): this unit, its ticket included, is undone. No If-Match was sent, so this is
+        // the state conflict a later request would get, not a 412.
+        let now = visible(conn, &caller, &id).await?;
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "only a booked appointment can be checked in; this one is {}",
+                now.status.as_str()
+            ),
+            existing: Some(location(&id)),
+        });
     }
     log(conn, &caller, Action::Update, &a).await?;
     Ok(ticket)

@@ -255,3 +255,77 @@ async fn the_openapi_schema_describes_local_times_and_day_parameters() {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_check_ins_with_resetting_clients_issue_one_ticket_on_the_local_day() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    // 23:20 UTC on 1 March is 00:20 on 2 March in Vienna; the appointment is at 00:40 there.
+    set_clock(&app, "2030-03-01T23:20:00Z");
+    let a = book(&app, &w, &w.vienna, "2030-03-01T23:40:00Z").await;
+    let path = format!("/v1/appointments/{}/check-in", a["id"].as_str().unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (client, url, token) = (app.client.clone(), app.url(&path), w.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = client.post(url).bearer_auth(token).send().await.unwrap();
+            res.status().as_u16()
+        }));
+    }
+    for _ in 0..3 {
+        use tokio::io::AsyncWriteExt;
+        let mut s = app.connect().await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+            w.admin
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+        #[allow(deprecated)] // the blocking drop is what a reset needs here, and it is instant
+        let _ = s.set_linger(Some(std::time::Duration::ZERO));
+        drop(s);
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert!(created <= 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    // Exactly one ticket, on the Vienna day, whoever's request made it (a vanished one may have).
+    let tickets: Vec<(String,)> = sqlx::query_as("SELECT day FROM tickets WHERE clinic_id = $1")
+        .bind(&w.vienna)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(tickets, [("2030-03-02".to_string(),)]);
+    let res = app
+        .authed(
+            Method::GET,
+            &format!("/v1/appointments/{}", a["id"].as_str().unwrap()),
+            &w.admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    let now: Value = res.json().await.unwrap();
+    assert_eq!(now["status"], "checked_in");
+    // The server still writes: a walk-in gets the next number of that day.
+    let res = app
+        .authed(
+            Method::POST,
+            &format!("/v1/clinics/{}/queue/tickets", w.vienna),
+            &w.admin,
+        )
+        .json(&json!({"priority": "normal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let t: Value = res.json().await.unwrap();
+    assert_eq!(t["number"], "W-002");
+    app.assert_no_transaction_left_open().await;
+}
