@@ -497,6 +497,12 @@ pub fn search_key(name: &str) -> String {
     fold(name).chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
+/// The list order by name and a name cursor's position: family key, given key, id (unique;
+/// U+001F sorts below every letter and digit, so "young" comes before "youngs").
+pub fn sort_key_of(family_key: &str, given_key: &str, id: &str) -> String {
+    format!("{family_key}\u{1f}{given_key}\u{1f}{id}")
+}
+
 /// The words of a name query (split on spaces and commas), each as a search key. A patient
 /// matches when every word is a prefix of the given or the family name's key, in any order
 /// ("john smith", "smith, john", "jo sm"), or when the words run together are a prefix of one

@@ -3,8 +3,8 @@ use sqlx::{PgConnection, Row};
 
 use crate::clock::now_rfc3339;
 use crate::patients::domain::{
-    bmi, fold, search_key, search_words, Patient, SearchFilters, Sex, Sort, StoredPatient,
-    ValidPatient,
+    bmi, fold, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
+    StoredPatient, ValidPatient,
 };
 use crate::store::PatientMark;
 
@@ -130,11 +130,7 @@ pub async fn same_person(
 }
 
 fn sort_key(v: &ValidPatient, id: &str) -> String {
-    crate::store::sqlite::patients::sort_key_of(
-        &search_key(&v.family_name),
-        &search_key(&v.given_name),
-        id,
-    )
+    sort_key_of(&search_key(&v.family_name), &search_key(&v.given_name), id)
 }
 
 pub async fn insert(
@@ -415,7 +411,7 @@ pub async fn backfill_search_keys(conn: &mut PgConnection) -> Result<u64, sqlx::
             )
             .bind(&g)
             .bind(&f)
-            .bind(crate::store::sqlite::patients::sort_key_of(&f, &g, id))
+            .bind(sort_key_of(&f, &g, id))
             .bind(id)
             .execute(&mut *tx)
             .await?;

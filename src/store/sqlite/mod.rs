@@ -5,7 +5,7 @@ mod access;
 mod appointments;
 mod clinics;
 mod jobs;
-pub(crate) mod patients;
+mod patients;
 mod queue;
 pub mod seed;
 mod settings;

@@ -3,8 +3,8 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::clock::now_rfc3339;
 use crate::patients::domain::{
-    bmi, fold, search_key, search_words, Patient, SearchFilters, Sex, Sort, StoredPatient,
-    ValidPatient,
+    bmi, fold, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
+    StoredPatient, ValidPatient,
 };
 use crate::store::{PatientMark, StoreError};
 
@@ -113,11 +113,6 @@ pub async fn same_person(
 
 fn sort_key(v: &ValidPatient, id: &str) -> String {
     sort_key_of(&search_key(&v.family_name), &search_key(&v.given_name), id)
-}
-
-/// The list order by name and the name cursor's position: family key, given key, id.
-pub fn sort_key_of(family_key: &str, given_key: &str, id: &str) -> String {
-    format!("{family_key}\u{1f}{given_key}\u{1f}{id}")
 }
 
 pub async fn insert(
