@@ -139,9 +139,10 @@ async fn board_state(
     ticket: Option<BoardTicket>,
 ) -> Result<String, ApiError> {
     let mut conn = st.db.read().await?;
-    let day = super::local_day(clinic);
+    let now = st.config.clock.now();
+    let day = super::local_day_at(clinic, now);
     let closed = conn.is_day_closed(&clinic.id, &day).await?;
-    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic).await?;
+    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic, now).await?;
     let mut called: Vec<&Ticket> = queue
         .iter()
         .filter(|t| t.status == Status::Called)

@@ -31,8 +31,9 @@ pub async fn queue_of(
     aging_minutes: u64,
     conn: &mut dyn Tx,
     clinic: &Clinic,
+    at: jiff::Timestamp,
 ) -> Result<Vec<Ticket>, ApiError> {
-    let day = local_day(clinic);
+    let day = local_day_at(clinic, at);
     let open = conn.open_tickets(&clinic.id, &day).await?;
     let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
         open.into_iter().partition(|t| t.status == Status::Waiting);
@@ -128,7 +129,7 @@ pub async fn next_to_call(
     caller: &Caller,
     clinic: &Clinic,
 ) -> Result<Option<Ticket>, ApiError> {
-    let day = local_day(clinic);
+    let day = local_day_at(clinic, caller.now);
     let mut heads = conn.head_of_each_priority(&clinic.id, &day).await?;
     order(&mut heads, now_ms(), aging_minutes);
     let Some(first) = heads.into_iter().next() else {
@@ -137,7 +138,7 @@ pub async fn next_to_call(
     if readable(conn, caller, &first).await? {
         return Ok(Some(first));
     }
-    let queue = queue_of(aging_minutes, conn, clinic).await?;
+    let queue = queue_of(aging_minutes, conn, clinic, caller.now).await?;
     for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
         if readable(conn, caller, &t).await? {
             return Ok(Some(t));

@@ -225,6 +225,19 @@ async fn check_in_is_allowed_only_on_the_appointments_local_day_and_its_ticket_i
     let ticket: Value = res.json().await.unwrap();
     assert_eq!(ticket["day"], "2030-03-02");
     assert_eq!(ticket["number"], "W-001");
+    // The clinic's queue of that day holds it.
+    let res = app
+        .authed(
+            Method::GET,
+            &format!("/v1/clinics/{}/queue", w.vienna),
+            &w.admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    let queue: Value = res.json().await.unwrap();
+    assert_eq!(queue["day"], "2030-03-02");
+    assert_eq!(queue["items"][0]["id"], ticket["id"]);
 
     // West: 23:00 UTC on 1 March is 18:00 in New York; 04:30 UTC on 2 March is 23:30 there.
     set_clock(&app, "2030-03-01T23:00:00Z");
