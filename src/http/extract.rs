@@ -197,12 +197,12 @@ where
         // A parameter the endpoint does not take is a mistake to report, not to ignore: a
         // misspelt filter (`family_name=`) would otherwise answer the unfiltered list.
         let known = fields_of::<T>();
-        let mut unknown: Vec<&str> = pairs
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| !known.contains(k))
-            .collect();
-        unknown.dedup();
+        let mut unknown: Vec<&str> = Vec::new();
+        for (k, _) in &pairs {
+            if !known.contains(&k.as_str()) && !unknown.contains(&k.as_str()) {
+                unknown.push(k);
+            }
+        }
         if !unknown.is_empty() {
             let takes = if known.is_empty() {
                 "none".to_string()

@@ -325,6 +325,7 @@ async fn unknown_query_parameters_answer_400_naming_them_on_every_endpoint_with_
     let cases: &[(&str, &[&str])] = &[
         ("/v1/patients?family_name=Smith", &["family_name"]),
         ("/v1/patients?q=smith&Q=x&limt=2", &["Q", "limt"]),
+        ("/v1/patients?x=1&q=smith&x=2", &["x"]),
         ("/v1/patients/lookup?phone=%2B436641234567&x=1", &["x"]),
         ("/v1/appointments?day=2030-01-01&clinic=1", &["clinic"]),
         ("/v1/users?page=2", &["page"]),
