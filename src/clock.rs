@@ -22,3 +22,36 @@ pub fn now_ms() -> i64 {
 pub fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
 }
+
+/// The clock day-based rules read (what "today" and "in the future" mean for a request): the
+/// system clock, which a test may move to any moment (the server's other times stay real).
+#[derive(Clone, Default)]
+pub struct Clock {
+    /// Milliseconds added to the system clock; 0 outside tests.
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> jiff::Timestamp {
+        let ms = jiff::Timestamp::now().as_millisecond()
+            + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed);
+        jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::MAX)
+    }
+
+    /// Test-only: from now on this clock reads `at` (and runs on from there).
+    pub fn set(&self, at: jiff::Timestamp) {
+        let offset = at.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+        self.offset_ms
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The calendar date at `at` in the IANA zone `tz` (UTC when the zone is unknown).
+pub fn local_date(at: jiff::Timestamp, tz: &str) -> jiff::civil::Date {
+    at.to_zoned(zone(tz)).date()
+}
+
+/// The IANA zone `tz`, or UTC when it is unknown.
+pub fn zone(tz: &str) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC)
+}

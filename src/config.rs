@@ -141,6 +141,9 @@ pub struct Config {
     /// Serves test-only routes (a handler that panics). Not settable from the command line.
     #[arg(skip)]
     pub test_routes: bool,
+    /// The clock day-based rules read; a test may move it. Not settable from the command line.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 fn parse_cidr(s: &str) -> Result<crate::auth::client_ip::Cidr, String> {

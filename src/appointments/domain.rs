@@ -48,7 +48,14 @@ pub struct Appointment {
     pub patient_id: String,
     pub clinician_id: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime, example = "2026-02-28T23:30:00Z")]
     pub start: String,
+    /// The same moment on the clinic's clock: RFC 3339 with the clinic's UTC offset then.
+    #[schema(format = DateTime, example = "2026-03-01T00:30:00+01:00")]
+    pub start_local: String,
+    /// The clinic's IANA time zone, which `start_local`, `day=` and check-in days follow.
+    #[schema(example = "Europe/Vienna")]
+    pub timezone: String,
     pub duration_minutes: i64,
     pub reason: Option<String>,
     pub status: AppointmentStatus,
@@ -57,6 +64,26 @@ pub struct Appointment {
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// `start` (RFC 3339 UTC) on the clock of the IANA zone `tz`, with its offset then.
+pub fn local_time(start: &str, tz: &str) -> String {
+    match start.parse::<jiff::Timestamp>() {
+        Ok(t) => t
+            .to_zoned(crate::clock::zone(tz))
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        Err(_) => start.to_string(),
+    }
+}
+
+/// The instants `[from, to)` (Unix seconds) of the calendar day `day` in the zone `tz`: 23 or
+/// 25 hours on the days clocks change.
+pub fn day_bounds(day: jiff::civil::Date, tz: &str) -> Result<(i64, i64), jiff::Error> {
+    let zone = crate::clock::zone(tz);
+    let from = day.to_zoned(zone.clone())?.timestamp().as_second();
+    let to = day.tomorrow()?.to_zoned(zone)?.timestamp().as_second();
+    Ok((from, to))
 }
 
 impl Versioned for Appointment {
@@ -169,7 +196,8 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn parse(start: &str, minutes: i64) -> Result<Self, Vec<FieldError>> {
+    /// A slot starting after `now` (the request's moment).
+    pub fn parse(start: &str, minutes: i64, now: jiff::Timestamp) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let parsed = start.parse::<jiff::Timestamp>();
         match &parsed {
@@ -177,9 +205,7 @@ impl Slot {
                 "/start",
                 "an RFC 3339 time such as 2030-01-02T09:30:00Z",
             )),
-            Ok(t) if *t <= jiff::Timestamp::now() => {
-                errors.push(FieldError::new("/start", "must be in the future"))
-            }
+            Ok(t) if *t <= now => errors.push(FieldError::new("/start", "must be in the future")),
             Ok(_) => {}
         }
         if !(5..=720).contains(&minutes) {
@@ -218,9 +244,18 @@ pub struct Filters {
     pub clinic_id: Option<String>,
     pub clinician_id: Option<String>,
     pub patient_id: Option<String>,
-    /// Unix seconds [from, to) of the day asked for.
-    pub between: Option<(i64, i64)>,
+    /// The day asked for, as instants per time zone: an appointment matches when it starts in
+    /// `[from, to)` of one range whose clinics (`None`: any) include its clinic.
+    pub between: Option<Vec<DayRange>>,
     pub status: Option<AppointmentStatus>,
+}
+
+/// One clinic day as instants: Unix seconds `[from, to)` for the clinics listed (`None`: all).
+#[derive(Debug, Clone)]
+pub struct DayRange {
+    pub clinic_ids: Option<Vec<String>>,
+    pub from: i64,
+    pub to: i64,
 }
 
 #[cfg(test)]
@@ -229,16 +264,46 @@ mod tests {
 
     #[test]
     fn slots_must_be_in_the_future_and_5_to_720_minutes() {
-        assert!(Slot::parse("2999-01-01T10:00:00Z", 30).is_ok());
+        assert!(Slot::parse("2999-01-01T10:00:00Z", 30, jiff::Timestamp::now()).is_ok());
         assert_eq!(
-            Slot::parse("2000-01-01T10:00:00Z", 30).err().unwrap()[0].pointer,
+            Slot::parse("2000-01-01T10:00:00Z", 30, jiff::Timestamp::now())
+                .err()
+                .unwrap()[0]
+                .pointer,
             "/start"
         );
         assert_eq!(
-            Slot::parse("2999-01-01T10:00:00Z", 4).err().unwrap()[0].pointer,
+            Slot::parse("2999-01-01T10:00:00Z", 4, jiff::Timestamp::now())
+                .err()
+                .unwrap()[0]
+                .pointer,
             "/duration_minutes"
         );
-        assert_eq!(Slot::parse("tomorrow", 800).err().unwrap().len(), 2);
+        assert_eq!(
+            Slot::parse("tomorrow", 800, jiff::Timestamp::now())
+                .err()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn local_times_and_days_follow_the_clinic_zone() {
+        assert_eq!(
+            local_time("2026-02-28T23:30:00Z", "Europe/Vienna"),
+            "2026-03-01T00:30:00+01:00"
+        );
+        assert_eq!(
+            local_time("2026-03-01T04:30:00Z", "America/New_York"),
+            "2026-02-28T23:30:00-05:00"
+        );
+        let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        let (from, to) = day_bounds(day("2026-03-01"), "Europe/Vienna").unwrap();
+        assert_eq!(to - from, 86_400);
+        // The day clocks go forward in Vienna has 23 hours.
+        let (from, to) = day_bounds(day("2026-03-29"), "Europe/Vienna").unwrap();
+        assert_eq!(to - from, 23 * 3600);
     }
 
     #[test]

@@ -189,6 +189,7 @@ pub async fn update(
         Slot::parse(
             patch.start.as_deref().unwrap_or(&current.start),
             patch.duration_minutes.unwrap_or(current.duration_minutes),
+            caller.now,
         )
         .map_err(ApiError::invalid)?
     } else {
@@ -260,12 +261,27 @@ pub async fn check_in(
         .find_clinic(&a.clinic_id)
         .await?
         .ok_or_else(|| ApiError::internal("clinic vanished"))?;
+    // Check-in is for the appointment's own day on the clinic's clock, so its ticket joins
+    // that day's queue (never today's queue for tomorrow's appointment).
+    let start: jiff::Timestamp = a.start.parse().map_err(ApiError::internal)?;
+    let on = crate::clock::local_date(start, &clinic.timezone);
+    let today = crate::clock::local_date(caller.now, &clinic.timezone);
+    if on != today {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "this appointment is on {on} ({}); it can be checked in on that day only, and                  today there is {today}",
+                clinic.timezone
+            ),
+            existing: Some(location(&id)),
+        });
+    }
     let ticket = crate::queue::issue_in(
         aging_minutes,
         conn,
         &clinic,
         Some(&a.patient_id),
         crate::queue::domain::Priority::Normal,
+        caller.now,
     )
     .await?;
     let slot = Slot {
@@ -283,10 +299,68 @@ pub async fn check_in(
         )
         .await?
     {
-        return Err(stale(a.version + 1));
+        // Another check-in (or change) committed meanwhile (PostgreSQL runs units side by
+        // side): this unit, its ticket included, is undone. No If-Match was sent, so this is
+        // the state conflict a later request would get, not a 412.
+        let now = visible(conn, &caller, &id).await?;
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "only a booked appointment can be checked in; this one is {}",
+                now.status.as_str()
+            ),
+            existing: Some(location(&id)),
+        });
     }
     log(conn, &caller, Action::Update, &a).await?;
     Ok(ticket)
+}
+
+/// The instants of calendar day `day` on the clock of each clinic searched: the clinic named by
+/// `clinic_id`, else the caller's clinics (an admin's: all), one range per time zone.
+pub async fn day_ranges(
+    db: &Store,
+    caller: &Caller,
+    clinic_id: Option<&str>,
+    day: jiff::civil::Date,
+) -> Result<Vec<domain::DayRange>, ApiError> {
+    let mut conn = db.read().await?;
+    let mut clinics = Vec::new();
+    if let Some(id) = clinic_id {
+        clinics.extend(conn.find_clinic(id).await?);
+    } else if caller.role == Role::Admin {
+        let mut after = String::new();
+        loop {
+            let page = conn.list_clinics(None, &after, 200).await?;
+            let more = page.len() > 200;
+            clinics.extend(page.into_iter().take(200));
+            match clinics.last() {
+                Some(last) if more => after = last.id.clone(),
+                _ => break,
+            }
+        }
+    } else {
+        for id in &caller.clinic_ids {
+            clinics.extend(conn.find_clinic(id).await?);
+        }
+    }
+    drop(conn);
+    let mut zones: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in clinics {
+        zones.entry(c.timezone).or_default().push(c.id);
+    }
+    let one_zone = zones.len() == 1;
+    zones
+        .into_iter()
+        .map(|(tz, ids)| {
+            let (from, to) = domain::day_bounds(day, &tz).map_err(ApiError::internal)?;
+            Ok(domain::DayRange {
+                // With one zone the other filters (and the caller's scope) say which clinics.
+                clinic_ids: (!one_zone).then_some(ids),
+                from,
+                to,
+            })
+        })
+        .collect()
 }
 
 /// Live appointments in start order after the (start, id) key, at most `limit + 1`;

@@ -40,7 +40,8 @@ pub async fn book(
     caller: Require<perm::WritePatients>,
     JsonBody(new): JsonBody<NewAppointment>,
 ) -> Result<Response, ApiError> {
-    let slot = Slot::parse(&new.start, new.duration_minutes).map_err(ApiError::invalid)?;
+    let slot =
+        Slot::parse(&new.start, new.duration_minutes, caller.now).map_err(ApiError::invalid)?;
     // The content is judged first: a broken reason is 422 whatever else holds.
     super::domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
     let caller = caller.0;
@@ -60,7 +61,8 @@ pub struct ListParams {
     pub clinic_id: Option<String>,
     pub clinician_id: Option<String>,
     pub patient_id: Option<String>,
-    /// A UTC day, `YYYY-MM-DD`.
+    /// A day, `YYYY-MM-DD`, on each clinic's own clock (its time zone): an appointment at
+    /// 00:30 in Vienna is on that Vienna day, whatever the UTC date.
     #[param(format = Date)]
     pub day: Option<String>,
     #[param(minimum = 1, maximum = 200)]
@@ -97,16 +99,12 @@ pub async fn list(
         Some((s, id)) => (s.parse::<i64>().unwrap_or(i64::MIN), id.to_string()),
         None => (after.parse::<i64>().unwrap_or(i64::MIN), String::new()),
     };
-    let between = match &p.day {
-        Some(d) => {
-            let date = crate::http::extract::query_date("day", d)?;
-            let from = date
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .map_err(ApiError::internal)?
-                .timestamp()
-                .as_second();
-            Some((from, from + 86_400))
-        }
+    let day = match &p.day {
+        Some(d) => Some(crate::http::extract::query_date("day", d)?),
+        None => None,
+    };
+    let between = match day {
+        Some(day) => Some(super::day_ranges(&st.db, &caller, p.clinic_id.as_deref(), day).await?),
         None => None,
     };
     let filters = Filters {
@@ -204,7 +202,7 @@ pub async fn remove(
 /// Check the patient in: puts them into the clinic's queue (201 with the ticket)
 #[utoipa::path(post, path = "/v1/appointments/{id}/check-in", tag = "appointments", params(("id" = String, Path, pattern = "^apt_[0-9a-f]{20}$")),
     responses((status = 201, description = "The ticket", body = crate::queue::domain::Ticket),
-        (status = 404, description = "No such appointment"), (status = 409, description = "Not booked (already checked in, cancelled…)"),
+        (status = 404, description = "No such appointment"), (status = 409, description = "Not booked (already checked in, cancelled…), or not the appointment's day on the clinic's clock (the problem names that day)"),
         (status = 410, description = "Deleted"), (status = 423, description = "The queue is closed for today, or the patient's record is sealed")))]
 pub async fn check_in(
     State(st): State<AppState>,

@@ -102,6 +102,9 @@ pub struct Caller {
     pub request_id: String,
     /// The client's own `X-Request-Id`, when it sent a plain one.
     pub client_request_id: Option<String>,
+    /// The moment the request is judged at: "today" and "in the future" for day-based rules
+    /// (the app's clock, which tests may move).
+    pub now: jiff::Timestamp,
 }
 
 impl Caller {
@@ -190,9 +193,10 @@ where
             invalid_token: false,
         })?;
         let ip = client_ip(parts, &app.config.trusted_proxies);
-        let caller = tokens::authenticate(&app.db, token, ip)
+        let mut caller = tokens::authenticate(&app.db, token, ip)
             .await?
             .ok_or_else(invalid_token)?;
+        caller.now = app.config.clock.now();
         app.limiter.check(&caller.token_hash)?;
         parts.extensions.insert(caller.clone());
         Ok(caller)

@@ -71,5 +71,6 @@ pub async fn caller_of(db: &Store, hash: String, ip: IpAddr) -> Result<Option<Ca
         clinic_ids: owner.clinic_ids,
         token_hash: hash,
         ip,
+        now: jiff::Timestamp::now(),
     }))
 }

@@ -92,12 +92,14 @@ pub async fn take_number(
     st.kiosk_limiter.check(&key_hash)?;
     let aging = st.config.queue_aging_minutes;
     let issued_for = clinic.clone();
+    // The moment whose local day the ticket belongs to (the clock tests may move).
+    let at = st.config.clock.now();
     let ticket = st
         .db
         .write_data(move |conn| {
             let clinic = issued_for.clone();
             Box::pin(async move {
-                crate::queue::issue_in(aging, conn, &clinic, None, Priority::Normal).await
+                crate::queue::issue_in(aging, conn, &clinic, None, Priority::Normal, at).await
             })
         })
         .await?;

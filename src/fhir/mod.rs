@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::patients::domain::{fold, Patient, SearchFilters};
+use crate::patients::domain::{name_matches, search_key, Patient, SearchFilters};
 use crate::startup::AppState;
 use bundle::Query;
 
@@ -125,11 +125,11 @@ pub async fn patient_filters(
 /// Whether a patient meets the filters (used when `_id` names the one candidate).
 fn meets(p: &Patient, f: &SearchFilters) -> bool {
     let prefix = |field: &str, q: &Option<String>| {
-        SearchFilters::folded(q.as_deref()).is_none_or(|q| fold(field).starts_with(&q))
+        SearchFilters::key_prefix(q.as_deref()).is_none_or(|q| search_key(field).starts_with(&q))
     };
-    let q_ok = SearchFilters::folded(f.q.as_deref()).is_none_or(|q| {
-        fold(&p.family_name).starts_with(&q) || fold(&p.given_name).starts_with(&q)
-    });
+    let q_ok =
+        f.q.as_deref()
+            .is_none_or(|q| name_matches(q, &p.given_name, &p.family_name));
     q_ok && prefix(&p.family_name, &f.family)
         && prefix(&p.given_name, &f.given)
         && f.date_of_birth
@@ -217,7 +217,10 @@ pub async fn search_patients(
 }
 
 /// Appointment search filters; `None` when the status asked for is one careq never holds.
-pub fn appointment_filters(
+/// `date` names days on each clinic's own clock, as the native `day=` does.
+pub async fn appointment_filters(
+    st: &AppState,
+    caller: &Caller,
     q: &Query,
 ) -> Result<Option<crate::appointments::domain::Filters>, ApiError> {
     let mut f = crate::appointments::domain::Filters {
@@ -229,37 +232,61 @@ pub fn appointment_filters(
             .map(|p| native_id(p.strip_prefix("Practitioner/").unwrap_or(p))),
         ..Default::default()
     };
-    let (mut from, mut to) = (i64::MIN, i64::MAX);
-    let mut dated = false;
+    // The first and last day asked for (`eq` is both).
+    let (mut first, mut last): (Option<jiff::civil::Date>, Option<jiff::civil::Date>) =
+        (None, None);
     for d in q.all("date") {
         let (prefix, day) = if d.len() > 2 && d.as_bytes()[0].is_ascii_alphabetic() {
             d.split_at(2)
         } else {
             ("eq", d)
         };
-        let start = crate::http::extract::query_date("date", day)?
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map_err(ApiError::internal)?
-            .timestamp()
-            .as_second();
-        match prefix {
-            "eq" => {
-                from = from.max(start);
-                to = to.min(start + 86_400);
-            }
-            "ge" => from = from.max(start),
-            "le" => to = to.min(start + 86_400),
+        let day = crate::http::extract::query_date("date", day)?;
+        let (ge, le) = match prefix {
+            "eq" => (true, true),
+            "ge" => (true, false),
+            "le" => (false, true),
             _ => {
                 return Err(ApiError::bad_param(
                     "date",
                     "prefixes eq, ge and le on a date YYYY-MM-DD",
                 ))
             }
+        };
+        if ge {
+            first = Some(first.map_or(day, |f| f.max(day)));
         }
-        dated = true;
+        if le {
+            last = Some(last.map_or(day, |l| l.min(day)));
+        }
     }
-    if dated {
-        f.between = Some((from, to));
+    if first.is_some() || last.is_some() {
+        // One range per time zone of the clinics searched, from the first day's start to the
+        // last day's end on that zone's clock (both lists come in the same zone order).
+        let starts = match first {
+            Some(day) => Some(crate::appointments::day_ranges(&st.db, caller, None, day).await?),
+            None => None,
+        };
+        let ends = match last {
+            Some(day) => Some(crate::appointments::day_ranges(&st.db, caller, None, day).await?),
+            None => None,
+        };
+        let zones = starts
+            .as_ref()
+            .or(ends.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        f.between = Some(
+            zones
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut range)| {
+                    range.from = starts.as_ref().map_or(i64::MIN, |s| s[i].from);
+                    range.to = ends.as_ref().map_or(i64::MAX, |e| e[i].to);
+                    range
+                })
+                .collect(),
+        );
     }
     if let Some(s) = q.get("status") {
         match appointment::status_of(s)? {

@@ -76,7 +76,7 @@ pub async fn search_appointments(
         Some((s, id)) => (s.parse::<i64>().unwrap_or(i64::MIN), id.to_string()),
         None => (after.parse::<i64>().unwrap_or(i64::MIN), String::new()),
     };
-    let rows = match super::appointment_filters(&q)? {
+    let rows = match super::appointment_filters(&st, &caller, &q).await? {
         Some(f) => {
             let member = (caller.role != Role::Admin).then_some(caller.user_id.as_str());
             crate::appointments::list(&st.db, member, &f, (start, &after_id), limit).await?

@@ -194,6 +194,38 @@ where
         let pairs: Vec<(String, String)> = form_urlencoded_parse(query)
             .map(|(k, v)| (k.into_owned(), v.replace('\0', "\u{1}")))
             .collect();
+        // A parameter the endpoint does not take is a mistake to report, not to ignore: a
+        // misspelt filter (`family_name=`) would otherwise answer the unfiltered list.
+        let known = fields_of::<T>();
+        let mut unknown: Vec<&str> = Vec::new();
+        for (k, _) in &pairs {
+            if !known.contains(&k.as_str()) && !unknown.contains(&k.as_str()) {
+                unknown.push(k);
+            }
+        }
+        if !unknown.is_empty() {
+            let takes = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            return Err(ApiError::BadRequest {
+                detail: format!(
+                    "unknown query parameter{}: {}; this endpoint takes {takes}",
+                    if unknown.len() == 1 { "" } else { "s" },
+                    unknown.join(", ")
+                ),
+                errors: unknown
+                    .iter()
+                    .map(|k| {
+                        FieldError::new(
+                            format!("query/{k}"),
+                            format!("not a parameter of this endpoint (it takes {takes})"),
+                        )
+                    })
+                    .collect(),
+            });
+        }
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&pairs)
             .finish();
@@ -214,6 +246,38 @@ where
                 }
             })
     }
+}
+
+/// The field names a query struct declares (after serde renames), read from its derived
+/// `Deserialize`: it hands them to `deserialize_struct`, where this deserializer stops.
+fn fields_of<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields(Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut f = Fields(None);
+    let _ = T::deserialize(&mut f);
+    f.0.unwrap_or(&[])
 }
 
 fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
@@ -238,6 +302,19 @@ mod tests {
     struct Item {
         name: String,
         tags: Vec<u8>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Params {
+        q: Option<String>,
+        #[serde(rename = "page-size")]
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn a_query_struct_names_its_fields() {
+        assert_eq!(fields_of::<Params>(), ["q", "page-size"]);
     }
 
     #[test]

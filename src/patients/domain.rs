@@ -192,15 +192,13 @@ fn name(raw: &str, pointer: &str, errors: &mut Vec<FieldError>) -> String {
     })
 }
 
-/// A date of birth: a real date, not in the future, not over 130 years ago.
-pub fn date_of_birth(raw: &str) -> Result<String, &'static str> {
+/// A date of birth: a real date, not after `today` (the clinic's local date), not over 130
+/// years ago.
+pub fn date_of_birth(raw: &str, today: jiff::civil::Date) -> Result<String, &'static str> {
     let d: jiff::civil::Date = raw.parse().map_err(|_| "a date as YYYY-MM-DD")?;
     if raw.len() != 10 {
         return Err("a date as YYYY-MM-DD");
     }
-    let today = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::UTC)
-        .date();
     if d > today {
         return Err("must not be in the future");
     }
@@ -219,6 +217,16 @@ pub fn phone_shaped(raw: &str) -> bool {
     (3..=40).contains(&raw.len())
         && chars.next().is_some_and(|c| c == '+' || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_digit() || " ().-".contains(c))
+}
+
+/// A phone number in a query string as it was typed: a `+` sent unencoded arrives decoded as a
+/// space (`?phone=+43 660…`), and no number starts with a space, so a leading space before a
+/// digit is read back as the `+` it was.
+pub fn phone_as_typed(raw: &str) -> String {
+    match raw.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => raw.to_string(),
+    }
 }
 
 /// A phone number as people type it — spaces, dashes, dots, parentheses, `00` for `+`, or a
@@ -289,13 +297,22 @@ fn in_range(
 
 impl ValidPatient {
     /// Checks every field and reports every broken rule at once; phone numbers must be
-    /// international (`+…`).
+    /// international (`+…`), and "today" is the UTC date (no clinic, no zone).
     pub fn parse(f: &PatientFields) -> Result<Self, Vec<FieldError>> {
-        Self::parse_in(f, None)
+        Self::parse_in(
+            f,
+            None,
+            crate::clock::local_date(jiff::Timestamp::now(), "UTC"),
+        )
     }
 
-    /// `parse`, reading a national phone number as one of `region` (the clinic's country).
-    pub fn parse_in(f: &PatientFields, region: Option<&str>) -> Result<Self, Vec<FieldError>> {
+    /// `parse`, reading a national phone number as one of `region` (the clinic's country), and
+    /// judging the date of birth against `today`, the clinic's local date.
+    pub fn parse_in(
+        f: &PatientFields,
+        region: Option<&str>,
+        today: jiff::civil::Date,
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let given_name = name(&f.given_name, "/given_name", &mut errors);
         let family_name = name(&f.family_name, "/family_name", &mut errors);
@@ -306,7 +323,7 @@ impl ValidPatient {
                 None
             }
         };
-        let dob = check(date_of_birth(&f.date_of_birth), "/date_of_birth");
+        let dob = check(date_of_birth(&f.date_of_birth, today), "/date_of_birth");
         let mrn_v = f.mrn.as_deref().and_then(|m| check(mrn(m), "/mrn"));
         let phone_v = f
             .phone
@@ -432,30 +449,88 @@ pub struct StoredPatient {
     pub sealed: bool,
 }
 
-/// Search filters (all optional, combined with AND).
+/// Search filters (all optional, combined with AND) and the order of the list.
 #[derive(Debug, Default, Clone)]
 pub struct SearchFilters {
+    /// Words as typed; see [`search_words`] for how they match.
     pub q: Option<String>,
     pub date_of_birth: Option<String>,
     pub mrn: Option<String>,
     pub phone: Option<String>,
+    /// Lower case, as stored.
+    pub email: Option<String>,
     pub clinic_id: Option<String>,
-    /// Prefix of the family name alone (FHIR `family`), folded as `q` is.
+    /// Prefix of the family name alone (FHIR `family`), compared as a search key.
     pub family: Option<String>,
-    /// Prefix of the given name alone (FHIR `given`), folded as `q` is.
+    /// Prefix of the given name alone (FHIR `given`), compared as a search key.
     pub given: Option<String>,
+    pub sort: Sort,
+}
+
+/// The order of a patient list; each is a keyset order that ends in the id, so paging is exact.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Family name, then given name (search keys), then id.
+    #[default]
+    Name,
+    /// Registration time, then id.
+    Created,
+    /// Date of birth, then id.
+    BirthDate,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 3] = [Sort::Name, Sort::Created, Sort::BirthDate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Name => "name",
+            Sort::Created => "created",
+            Sort::BirthDate => "birth_date",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// The key a name is searched by: folded (case, accents, compatibility forms), then only
+/// letters and digits kept, so "O'Brien", "o brien" and "OBRIEN" all become "obrien".
+pub fn search_key(name: &str) -> String {
+    fold(name).chars().filter(|c| c.is_alphanumeric()).collect()
+}
+
+/// The list order by name and a name cursor's position: family key, given key, id (unique;
+/// U+001F sorts below every letter and digit, so "young" comes before "youngs").
+pub fn sort_key_of(family_key: &str, given_key: &str, id: &str) -> String {
+    format!("{family_key}\u{1f}{given_key}\u{1f}{id}")
+}
+
+/// The words of a name query (split on spaces and commas), each as a search key. A patient
+/// matches when every word is a prefix of the given or the family name's key, in any order
+/// ("john smith", "smith, john", "jo sm"), or when the words run together are a prefix of one
+/// of them ("van der berg" finds "van der Berg"; "obrien" and "o'brien" find "O'Brien").
+pub fn search_words(q: &str) -> Vec<String> {
+    q.split(|c: char| c.is_whitespace() || c == ',')
+        .map(search_key)
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Whether a patient with these names is found by the name query `q`, by the rule of
+/// [`search_words`] (what the stores' search SQL checks).
+pub fn name_matches(q: &str, given_name: &str, family_name: &str) -> bool {
+    let (given, family) = (search_key(given_name), search_key(family_name));
+    let either = |w: &str| given.starts_with(w) || family.starts_with(w);
+    let words = search_words(q);
+    words.iter().all(|w| either(w)) || (words.len() > 1 && either(&words.concat()))
 }
 
 impl SearchFilters {
-    /// A name prefix folded for comparison with the stored keys (`None` when nothing is left).
-    pub fn folded(raw: Option<&str>) -> Option<String> {
-        raw.map(|q| {
-            fold(q)
-                .chars()
-                .filter(|c| !c.is_control())
-                .collect::<String>()
-        })
-        .filter(|q| !q.is_empty())
+    /// A name prefix as a search key (`None` when nothing searchable is left).
+    pub fn key_prefix(raw: Option<&str>) -> Option<String> {
+        raw.map(search_key).filter(|k| !k.is_empty())
     }
 }
 
@@ -497,10 +572,21 @@ mod tests {
 
     #[test]
     fn dates_of_birth_are_bounded() {
-        assert!(date_of_birth("1900-13-01").is_err());
-        assert!(date_of_birth("1850-01-01").is_err());
-        assert!(date_of_birth("2001-02-29").is_err());
-        assert!(date_of_birth("2000-02-29").is_ok());
+        assert!(date_of_birth("1900-13-01", jiff::civil::date(2026, 1, 1)).is_err());
+        assert!(date_of_birth("1850-01-01", jiff::civil::date(2026, 1, 1)).is_err());
+        assert!(date_of_birth("2001-02-29", jiff::civil::date(2026, 1, 1)).is_err());
+        assert!(date_of_birth("2000-02-29", jiff::civil::date(2026, 1, 1)).is_ok());
+    }
+
+    #[test]
+    fn search_keys_ignore_punctuation_case_and_accents() {
+        assert_eq!(search_key("O'Brien"), "obrien");
+        assert_eq!(search_key("van der Berg"), "vanderberg");
+        assert_eq!(search_key("Smith-Jones"), "smithjones");
+        assert_eq!(search_key("Núñez"), "nunez");
+        assert_eq!(search_words("smith,  John"), ["smith", "john"]);
+        assert_eq!(search_words("o'brien ,"), ["obrien"]);
+        assert!(search_words(" ,' ").is_empty());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub async fn phone_query(
     raw: &str,
     clinic_id: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
+    let typed = domain::phone_as_typed(raw);
+    let raw = typed.as_str();
     if !domain::phone_shaped(raw) {
         return Err(ApiError::bad_param(
             "phone",
@@ -193,10 +195,13 @@ pub async fn create(
         .find_clinic(&new.clinic_id)
         .await?
         .filter(|c| caller.sees_clinic(&c.id));
-    // National phone numbers are read in the clinic's country.
+    // National phone numbers are read in the clinic's country; "today" is the clinic's date
+    // (UTC when the clinic is not one the caller may use: the body is refused anyway).
     let region = clinic.as_ref().and_then(|c| c.country.clone());
-    let valid =
-        ValidPatient::parse_in(&new.fields(), region.as_deref()).map_err(ApiError::invalid)?;
+    let zone = clinic.as_ref().map_or("UTC", |c| c.timezone.as_str());
+    let today = crate::clock::local_date(caller.now, zone);
+    let valid = ValidPatient::parse_in(&new.fields(), region.as_deref(), today)
+        .map_err(ApiError::invalid)?;
     let clinic = clinic.ok_or_else(|| {
         ApiError::invalid(vec![FieldError::new(
             "/clinic_id",
@@ -299,11 +304,12 @@ pub async fn replace(
     fields: &domain::PatientFields,
 ) -> Result<Patient, ApiError> {
     // The content is judged first: a broken body is 422 whatever the precondition says.
-    let region = tx
-        .find_clinic(&current.clinic_id)
-        .await?
-        .and_then(|c| c.country);
-    let valid = ValidPatient::parse_in(fields, region.as_deref()).map_err(ApiError::invalid)?;
+    let clinic = tx.find_clinic(&current.clinic_id).await?;
+    let region = clinic.as_ref().and_then(|c| c.country.clone());
+    let zone = clinic.as_ref().map_or("UTC", |c| c.timezone.as_str());
+    let today = crate::clock::local_date(caller.now, zone);
+    let valid =
+        ValidPatient::parse_in(fields, region.as_deref(), today).map_err(ApiError::invalid)?;
     if_match.check(current.version)?;
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {

@@ -8,7 +8,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{merge_patch, NewPatient, Patient, PatientFields, SearchFilters as Filters};
+use super::domain::{
+    merge_patch, NewPatient, Patient, PatientFields, SearchFilters as Filters, Sort,
+};
 use super::{location, resolve, Resolved};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
@@ -53,7 +55,9 @@ pub struct PatientPage {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Prefix of the given or family name; case and accents are ignored.
+    /// Name words, as people type them: each word (split on spaces and commas) is a prefix of
+    /// the given or the family name, in any order (`john smith`, `smith, john`, `jo sm`); case,
+    /// accents, apostrophes and punctuation are ignored (`obrien` finds O'Brien).
     pub q: Option<String>,
     /// `YYYY-MM-DD`.
     #[param(format = Date)]
@@ -61,15 +65,60 @@ pub struct SearchParams {
     pub mrn: Option<String>,
     /// As typed: international (`+43 664 1234567`), or national in the country of `clinic_id`
     /// (or of your one clinic).
-    #[param(pattern = "^[+0-9][0-9 ().\\-]{2,39}$")]
+    /// A `+` sent unencoded (it arrives as a space) is read as the `+` it was.
+    #[param(pattern = "^([+0-9][0-9 ().\\-]{2,39}| [0-9][0-9 ().\\-]{1,38})$")]
     pub phone: Option<String>,
+    /// The whole address; case is ignored.
+    pub email: Option<String>,
     pub clinic_id: Option<String>,
+    /// The order: `name` (family, then given name; the default), `created` (registration
+    /// time) or `birth_date`; ties by id. A cursor belongs to the order it was made in.
+    #[param(inline, value_type = Option<SortParam>)]
+    pub sort: Option<String>,
     /// Items per page, 1–200.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor` (sealed: it does not reveal names).
     #[param(pattern = "^(s([0-9a-f]{2}){16,})?$")]
     pub cursor: Option<String>,
+}
+
+/// The orders a patient list offers (`sort=`).
+#[derive(utoipa::ToSchema)]
+#[schema(as = PatientSort)]
+#[allow(dead_code)]
+pub enum SortParam {
+    #[schema(rename = "name")]
+    Name,
+    #[schema(rename = "created")]
+    Created,
+    #[schema(rename = "birth_date")]
+    BirthDate,
+}
+
+/// A cursor's position, marked with the order it belongs to.
+fn cursor_key(sort: Sort, key: &str) -> String {
+    format!("\u{1e}{}\u{1e}{key}", sort.as_str())
+}
+
+/// The position in a cursor made for `sort`; 400 for one made for another order. Any other
+/// well-formed cursor is some position in the order asked for (as the spec's pattern promises).
+fn cursor_position(sort: Sort, opened: String) -> Result<String, ApiError> {
+    let tagged = opened
+        .strip_prefix('\u{1e}')
+        .and_then(|rest| rest.split_once('\u{1e}'))
+        .and_then(|(s, key)| Some((Sort::parse(s)?, key)));
+    match tagged {
+        Some((made, key)) if made == sort => Ok(key.to_string()),
+        Some((made, _)) => Err(ApiError::bad_param(
+            "cursor",
+            format!(
+                "this cursor belongs to sort={}; page with the same sort, or start again without a cursor",
+                made.as_str()
+            ),
+        )),
+        None => Ok(opened),
+    }
 }
 
 /// Records one access-log entry per patient, committed before the answer leaves.
@@ -108,25 +157,36 @@ pub async fn list(
         ),
         None => None,
     };
+    let sort = match p.sort.as_deref() {
+        None => Sort::Name,
+        Some(s) => Sort::parse(s)
+            .ok_or_else(|| ApiError::bad_param("sort", "one of name, created, birth_date"))?,
+    };
     let paging = PageParams {
         limit: p.limit,
         cursor: p.cursor.clone(),
     };
     let limit = paging.limit()?;
-    let after = paging
-        .after_by(|c| st.cursor_seal.open(c))?
-        .unwrap_or_default();
+    let after = match paging.after_by(|c| st.cursor_seal.open(c))? {
+        Some(opened) => cursor_position(sort, opened)?,
+        None => String::new(),
+    };
     let filters = Filters {
         q: p.q,
         date_of_birth: p.date_of_birth,
         mrn: p.mrn,
         phone,
+        // Addresses are stored in lower case.
+        email: p.email.map(|e| e.trim().to_lowercase()),
         clinic_id: p.clinic_id,
+        sort,
         ..Filters::default()
     };
     let rows = super::search(&st.db, &caller, &filters, &after, limit).await?;
-    let page = Page::from_rows_by(rows, limit, |(key, _)| st.cursor_seal.seal(key))
-        .map(|(_, patient)| patient);
+    let page = Page::from_rows_by(rows, limit, |(key, _)| {
+        st.cursor_seal.seal(&cursor_key(sort, key))
+    })
+    .map(|(_, patient)| patient);
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
     let res = if pref.wants_csv() {
@@ -394,8 +454,8 @@ pub async fn merge(
 #[into_params(parameter_in = Query)]
 pub struct LookupParams {
     /// A phone number as typed (`+43 664 1234567`; a national number when you belong to one
-    /// clinic with a country set).
-    #[param(pattern = "^[+0-9][0-9 ().\\-]{2,39}$")]
+    /// clinic with a country set); a `+` sent unencoded (it arrives as a space) is read as `+`.
+    #[param(pattern = "^([+0-9][0-9 ().\\-]{2,39}| [0-9][0-9 ().\\-]{1,38})$")]
     pub phone: String,
 }
 

@@ -4,10 +4,9 @@
 //! no patient ids. A consumer that falls behind is dropped; the queue never waits for one.
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -142,9 +141,10 @@ async fn board_state(
     ticket: Option<BoardTicket>,
 ) -> Result<String, ApiError> {
     let mut conn = st.db.read().await?;
-    let day = super::local_day(clinic);
+    let now = st.config.clock.now();
+    let day = super::local_day_at(clinic, now);
     let closed = conn.is_day_closed(&clinic.id, &day).await?;
-    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic).await?;
+    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic, now).await?;
     let mut called: Vec<&Ticket> = queue
         .iter()
         .filter(|t| t.status == Status::Called)
@@ -310,11 +310,11 @@ impl Drop for SocketSlot {
 pub async fn live(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<LiveParams>, QueryRejection>,
+    crate::http::extract::ApiQuery(query): crate::http::extract::ApiQuery<LiveParams>,
     caller: Result<Caller, ApiError>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let key = query.ok().and_then(|q| q.0.board_key);
+    let key = query.board_key;
     let (clinic, auth) = authorize(&st, &id, key.as_deref(), caller).await?;
     // A browser that offered its token as a subprotocol needs one echoed back: `careq`.
     let ws = ws

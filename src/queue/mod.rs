@@ -18,8 +18,12 @@ pub use routes::router;
 
 /// The clinic's local calendar day now.
 pub fn local_day(clinic: &Clinic) -> String {
-    let tz = jiff::tz::TimeZone::get(&clinic.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    jiff::Timestamp::now().to_zoned(tz).date().to_string()
+    local_day_at(clinic, jiff::Timestamp::now())
+}
+
+/// The clinic's local calendar day at `at`.
+pub fn local_day_at(clinic: &Clinic, at: jiff::Timestamp) -> String {
+    crate::clock::local_date(at, &clinic.timezone).to_string()
 }
 
 /// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
@@ -27,8 +31,9 @@ pub async fn queue_of(
     aging_minutes: u64,
     conn: &mut dyn Tx,
     clinic: &Clinic,
+    at: jiff::Timestamp,
 ) -> Result<Vec<Ticket>, ApiError> {
-    let day = local_day(clinic);
+    let day = local_day_at(clinic, at);
     let open = conn.open_tickets(&clinic.id, &day).await?;
     let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
         open.into_iter().partition(|t| t.status == Status::Waiting);
@@ -66,15 +71,17 @@ pub async fn waiting_per_clinic(db: &crate::store::Store) -> Result<Vec<(String,
 }
 
 /// Issues a ticket inside the caller's unit of work: the next number of the clinic's day, 423 when the
-/// day is closed. Shared by walk-ins and appointment check-ins.
+/// day is closed. Shared by walk-ins and appointment check-ins. The day is the clinic's local
+/// day at `at` (the request's moment).
 pub async fn issue_in(
     aging_minutes: u64,
     conn: &mut dyn Tx,
     clinic: &Clinic,
     patient_id: Option<&str>,
     priority: Priority,
+    at: jiff::Timestamp,
 ) -> Result<Ticket, ApiError> {
-    let day = local_day(clinic);
+    let day = local_day_at(clinic, at);
     // Its place first: the waiting tickets that have aged to its level or beyond, counted per
     // priority over an index, not by loading the day's queue. Counted before the day's counter
     // is taken, because taking it locks the counter until the unit commits (on PostgreSQL every
@@ -122,7 +129,7 @@ pub async fn next_to_call(
     caller: &Caller,
     clinic: &Clinic,
 ) -> Result<Option<Ticket>, ApiError> {
-    let day = local_day(clinic);
+    let day = local_day_at(clinic, caller.now);
     let mut heads = conn.head_of_each_priority(&clinic.id, &day).await?;
     order(&mut heads, now_ms(), aging_minutes);
     let Some(first) = heads.into_iter().next() else {
@@ -131,7 +138,7 @@ pub async fn next_to_call(
     if readable(conn, caller, &first).await? {
         return Ok(Some(first));
     }
-    let queue = queue_of(aging_minutes, conn, clinic).await?;
+    let queue = queue_of(aging_minutes, conn, clinic, caller.now).await?;
     for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
         if readable(conn, caller, &t).await? {
             return Ok(Some(t));

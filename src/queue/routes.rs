@@ -7,7 +7,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{may_move, DayReport, Priority, Status, Ticket};
-use super::{issue_in, local_day, next_to_call, queue_of, readable, usable_ticket, visible_ticket};
+use super::{
+    issue_in, local_day_at, next_to_call, queue_of, readable, usable_ticket, visible_ticket,
+};
 use crate::access::Touch;
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
@@ -95,6 +97,7 @@ pub async fn issue(
                     &clinic,
                     req.patient_id.as_deref(),
                     req.priority,
+                    caller.now,
                 )
                 .await
             })
@@ -127,10 +130,17 @@ pub async fn view(
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
-    let day = local_day(&clinic);
+    let day = local_day_at(&clinic, caller.now);
     let closed = conn.is_day_closed(&clinic.id, &day).await?;
     let mut items = Vec::new();
-    for t in queue_of(st.config.queue_aging_minutes, &mut *conn, &clinic).await? {
+    for t in queue_of(
+        st.config.queue_aging_minutes,
+        &mut *conn,
+        &clinic,
+        caller.now,
+    )
+    .await?
+    {
         if readable(&mut *conn, &caller, &t).await? {
             items.push(t);
         }
@@ -212,7 +222,7 @@ pub async fn now_serving(
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
     let last = conn
-        .last_called(&clinic.id, &local_day(&clinic))
+        .last_called(&clinic.id, &local_day_at(&clinic, caller.now))
         .await?
         .ok_or_else(|| ApiError::NotFound("no ticket has been called today".into()))?;
     Ok(redirect(StatusCode::FOUND, &format!("/v1/tickets/{last}")))
@@ -237,7 +247,7 @@ async fn set_closed(
             let (caller, id) = (caller.clone(), id.clone());
             Box::pin(async move {
                 let clinic = clinic(conn, &caller, &id).await?;
-                let day = local_day(&clinic);
+                let day = local_day_at(&clinic, caller.now);
                 conn.set_day_closed(&clinic.id, &day, closed).await?;
                 Ok((clinic.id, day))
             })
@@ -280,6 +290,9 @@ pub struct ReportParams {
     /// The clinic's local day, `YYYY-MM-DD` (default: today).
     #[param(format = Date)]
     pub date: Option<String>,
+    /// The same as `date` (the name the appointment list uses); `date` wins when both are given.
+    #[param(format = Date)]
+    pub day: Option<String>,
 }
 
 /// A day's queue figures
@@ -293,9 +306,13 @@ pub async fn report(
 ) -> Result<Json<DayReport>, ApiError> {
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
-    let date = match p.date {
-        Some(d) => crate::http::extract::query_date("date", &d)?.to_string(),
-        None => local_day(&clinic),
+    let (name, given) = match (p.date, p.day) {
+        (Some(d), _) => ("date", Some(d)),
+        (None, d) => ("day", d),
+    };
+    let date = match given {
+        Some(d) => crate::http::extract::query_date(name, &d)?.to_string(),
+        None => local_day_at(&clinic, caller.now),
     };
     let rows = conn.day_tickets(&clinic.id, &date).await?;
     Ok(Json(DayReport::of(date, &rows)))

@@ -109,13 +109,13 @@ async fn a_long_target_is_414_and_large_header_fields_431_on_both_protocols() {
     let token = admin_token(&app, &base).await;
     for (http1, version) in PROTOCOLS {
         let c = client(http1, app.addr);
-        let long = format!("{base}/v1/patients?name={}", "a".repeat(1100));
+        let long = format!("{base}/v1/patients?q={}", "a".repeat(1100));
         let res = c.get(&long).bearer_auth(&token).send().await.unwrap();
         assert_eq!(res.version(), version);
         let body = assert_problem(res, 414).await;
         assert!(body["detail"].as_str().unwrap().contains("1024"));
         // Just under the limit is served.
-        let fits = format!("{base}/v1/patients?name={}", "a".repeat(900));
+        let fits = format!("{base}/v1/patients?q={}", "a".repeat(900));
         let res = c.get(&fits).bearer_auth(&token).send().await.unwrap();
         assert_eq!(res.status(), 200);
 

@@ -1,20 +1,27 @@
 //! Appointments in PostgreSQL.
 use sqlx::{PgConnection, Row};
 
+use crate::appointments::domain::local_time;
 use crate::appointments::domain::{Appointment, AppointmentRow, AppointmentStatus, Filters, Slot};
 use crate::clock::now_rfc3339;
 
 const COLUMNS: &str =
     "id, clinic_id, patient_id, clinician_id, start_at, duration_minutes, reason, status,
-    ticket_id, version, created_at, updated_at, deleted_at, start_unix";
+    ticket_id, version, created_at, updated_at, deleted_at, start_unix,
+    (SELECT timezone FROM clinics WHERE clinics.id = appointments.clinic_id) AS timezone";
 
 fn of(r: &sqlx::postgres::PgRow) -> Appointment {
+    let timezone: String = r
+        .get::<Option<String>, _>("timezone")
+        .unwrap_or_else(|| "UTC".into());
     Appointment {
         id: r.get("id"),
         clinic_id: r.get("clinic_id"),
         patient_id: r.get("patient_id"),
         clinician_id: r.get("clinician_id"),
         start: r.get("start_at"),
+        start_local: local_time(r.get("start_at"), &timezone),
+        timezone,
         duration_minutes: r.get("duration_minutes"),
         reason: r.get("reason"),
         status: AppointmentStatus::parse(r.get("status")).unwrap_or(AppointmentStatus::Booked),
@@ -168,14 +175,34 @@ pub async fn list(
             sql.push_str(&format!(" AND {col} = ${}", binds.len()));
         }
     }
-    if let Some((from, to)) = f.between {
-        binds.push(Bind::Int(from));
-        binds.push(Bind::Int(to));
-        sql.push_str(&format!(
-            " AND start_unix >= ${} AND start_unix < ${}",
-            binds.len() - 1,
-            binds.len()
-        ));
+    if let Some(ranges) = &f.between {
+        // One range per time zone of the clinics searched; none at all matches nothing.
+        let mut any = Vec::new();
+        for r in ranges {
+            binds.push(Bind::Int(r.from));
+            binds.push(Bind::Int(r.to));
+            let mut one = format!(
+                "(start_unix >= ${} AND start_unix < ${}",
+                binds.len() - 1,
+                binds.len()
+            );
+            if let Some(ids) = &r.clinic_ids {
+                let marks: Vec<String> = ids
+                    .iter()
+                    .map(|i| {
+                        binds.push(Bind::Text(i.clone()));
+                        format!("${}", binds.len())
+                    })
+                    .collect();
+                one.push_str(&format!(" AND clinic_id IN ({})", marks.join(", ")));
+            }
+            one.push(')');
+            any.push(one);
+        }
+        if any.is_empty() {
+            any.push("1 = 0".into());
+        }
+        sql.push_str(&format!(" AND ({})", any.join(" OR ")));
     }
     sql.push_str(&format!(
         " ORDER BY start_unix, id LIMIT ${}",

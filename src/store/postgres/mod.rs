@@ -88,6 +88,9 @@ impl PgEngine {
             .run(&mut conn)
             .await
             .context("migrating the database")?;
+        patients::backfill_search_keys(&mut conn)
+            .await
+            .context("giving stored patients their search keys")?;
         let _ = conn.close().await;
         let size = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 4)

@@ -3,7 +3,8 @@ use sqlx::{PgConnection, Row};
 
 use crate::clock::now_rfc3339;
 use crate::patients::domain::{
-    bmi, fold, Patient, SearchFilters, Sex, StoredPatient, ValidPatient,
+    bmi, fold, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
+    StoredPatient, ValidPatient,
 };
 use crate::store::PatientMark;
 
@@ -129,12 +130,7 @@ pub async fn same_person(
 }
 
 fn sort_key(v: &ValidPatient, id: &str) -> String {
-    format!(
-        "{}\u{1f}{}\u{1f}{}",
-        fold(&v.family_name),
-        fold(&v.given_name),
-        id
-    )
+    sort_key_of(&search_key(&v.family_name), &search_key(&v.given_name), id)
 }
 
 pub async fn insert(
@@ -148,8 +144,9 @@ pub async fn insert(
     // holder up), as a refused insert does on SQLite.
     let done = sqlx::query(
         "INSERT INTO patients (id, clinic_id, mrn, given_name, family_name, date_of_birth, sex, phone,
-             email, address, height_cm, weight_kg, given_norm, family_norm, sort_key, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+             email, address, height_cm, weight_kg, given_norm, family_norm, sort_key, created_at, updated_at,
+             given_key, family_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18)
          ON CONFLICT DO NOTHING",
     )
     .bind(id)
@@ -168,6 +165,8 @@ pub async fn insert(
     .bind(fold(&v.family_name))
     .bind(sort_key(v, id))
     .bind(now_rfc3339())
+    .bind(search_key(&v.given_name))
+    .bind(search_key(&v.family_name))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -184,7 +183,8 @@ pub async fn update(
     let done = sqlx::query(
         "UPDATE patients SET mrn = $1, given_name = $2, family_name = $3, date_of_birth = $4, sex = $5,
              phone = $6, email = $7, address = $8, height_cm = $9, weight_kg = $10, given_norm = $11,
-             family_norm = $12, sort_key = $13, version = version + 1, updated_at = $14
+             family_norm = $12, sort_key = $13, version = version + 1, updated_at = $14,
+             given_key = $17, family_key = $18
          WHERE id = $15 AND version = $16 AND deleted_at IS NULL AND merged_into IS NULL",
     )
     .bind(mrn)
@@ -203,6 +203,8 @@ pub async fn update(
     .bind(now_rfc3339())
     .bind(id)
     .bind(version)
+    .bind(search_key(&v.given_name))
+    .bind(search_key(&v.family_name))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -258,10 +260,10 @@ impl Binds {
     }
 }
 
-/// A search as SQL and its binds. Every filter kind is served by a btree that also yields the
-/// sort_key order (checked by a plan test); a name prefix is the union of a family-name range
-/// (a range of sort_key itself, which starts with the folded family name) and a given-name
-/// range, each already in order and cut at the limit.
+/// A search as SQL and its binds. Every filter kind is served by a btree (checked by a plan
+/// test); a name query is the union of two index ranges on its first word — the family key's
+/// (for the name order a range of sort_key itself, which starts with it) and the given key's —
+/// each cut at the limit, with every word checked on the rows found.
 pub fn search_sql(
     member_of: Option<&[String]>,
     f: &SearchFilters,
@@ -272,8 +274,9 @@ pub fn search_sql(
     // U+0001 sorts right after it, and no stored key holds either.
     let after = after.replace('\0', "\u{1}");
     let after = after.as_str();
+    let words = search_words(f.q.as_deref().unwrap_or(""));
     let mut b = Binds::default();
-    // Conditions every branch shares; the lower bound on sort_key is added per branch.
+    // Conditions every branch shares; the keyset bound is added per branch.
     let mut cond = String::from("deleted_at IS NULL AND merged_into IS NULL");
     if let Some(clinics) = member_of {
         // A member sees their clinics' records, sealed ones left out.
@@ -286,22 +289,21 @@ pub fn search_sql(
             )),
         }
     }
-    // FHIR's `family` and `given`: a range of the sort key (which starts with the folded
-    // family name) and of the folded given name.
-    if let Some(family) = SearchFilters::folded(f.family.as_deref()) {
+    // FHIR's `family` and `given`: a range of the sort key (which starts with the family
+    // name's search key) and of the given name's search key.
+    if let Some(family) = SearchFilters::key_prefix(f.family.as_deref()) {
         let (start, end) = (b.text(&family), b.text(&prefix_end(&family)));
         cond.push_str(&format!(" AND sort_key >= {start} AND sort_key < {end}"));
     }
-    if let Some(given) = SearchFilters::folded(f.given.as_deref()) {
+    if let Some(given) = SearchFilters::key_prefix(f.given.as_deref()) {
         let (start, end) = (b.text(&given), b.text(&prefix_end(&given)));
-        cond.push_str(&format!(
-            " AND given_norm >= {start} AND given_norm < {end}"
-        ));
+        cond.push_str(&format!(" AND given_key >= {start} AND given_key < {end}"));
     }
     let mut narrow = false;
     for (col, val) in [
         ("mrn", &f.mrn),
         ("phone", &f.phone),
+        ("email", &f.email),
         ("date_of_birth", &f.date_of_birth),
         ("clinic_id", &f.clinic_id),
     ] {
@@ -310,53 +312,73 @@ pub fn search_sql(
             narrow |= col != "clinic_id";
         }
     }
-    let q =
-        f.q.as_deref()
-            .map(|q| {
-                fold(q)
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .collect::<String>()
-            })
-            .filter(|q| !q.is_empty());
+    if !words.is_empty() {
+        let mut prefix = |w: &str| {
+            let (start, end) = (b.text(w), b.text(&prefix_end(w)));
+            format!(
+                "((family_key >= {start} AND family_key < {end}) OR (given_key >= {start} AND given_key < {end}))"
+            )
+        };
+        let each: Vec<String> = words.iter().map(|w| prefix(w)).collect();
+        let mut text = format!("({})", each.join(" AND "));
+        if words.len() > 1 {
+            text.push_str(&format!(" OR {}", prefix(&words.concat())));
+        }
+        cond.push_str(&format!(" AND ({text})"));
+    }
     let lim = b.add(Bind::Int(limit as i64 + 1));
-    let select = |lower: &str, extra: &str| {
+    let (order, mut keyset) = match f.sort {
+        Sort::Name => ("sort_key", format!("sort_key > {}", b.text(after))),
+        Sort::Created | Sort::BirthDate => {
+            let col = if f.sort == Sort::Created {
+                "created_at"
+            } else {
+                "date_of_birth"
+            };
+            let (v, id) = after.split_once('\u{1f}').unwrap_or(("", ""));
+            let (v, id) = (b.text(v), b.text(id));
+            (
+                if f.sort == Sort::Created {
+                    "created_at, id"
+                } else {
+                    "date_of_birth, id"
+                },
+                format!("({col}, id) > ({v}, {id})"),
+            )
+        }
+    };
+    let select = |keyset: &str, extra: &str| {
         format!(
-            "SELECT {COLUMNS}, sort_key FROM patients WHERE {cond} AND sort_key > {lower}{extra}
-             ORDER BY sort_key LIMIT {lim}"
+            "SELECT {COLUMNS}, sort_key FROM patients WHERE {cond} AND {keyset}{extra}
+             ORDER BY {order} LIMIT {lim}"
         )
     };
-    let sql = match q {
-        Some(q) if !narrow => {
-            // The family range gets one lower bound: past both the cursor and the prefix. No
-            // sort key equals a prefix (keys hold separators a query cannot), so `>` is exact.
-            let family_after = b.text(after.max(q.as_str()));
-            let after = b.text(after);
-            let (start, end) = (b.text(&q), b.text(&prefix_end(&q)));
-            let by_family = select(&family_after, &format!(" AND sort_key < {end}"));
+    let sql = match words.first() {
+        Some(first) if !narrow => {
+            let (start, end) = (b.text(first), b.text(&prefix_end(first)));
+            let by_family = if f.sort == Sort::Name {
+                // One lower bound: past both the cursor and the prefix. No sort key equals a
+                // prefix (keys end in a separator and the id), so `>` is exact.
+                let family_after = b.text(after.max(first.as_str()));
+                select(
+                    &format!("sort_key > {family_after}"),
+                    &format!(" AND sort_key < {end}"),
+                )
+            } else {
+                select(
+                    &keyset,
+                    &format!(" AND family_key >= {start} AND family_key < {end}"),
+                )
+            };
             let by_given = select(
-                &after,
-                &format!(" AND given_norm >= {start} AND given_norm < {end}"),
+                &keyset,
+                &format!(" AND given_key >= {start} AND given_key < {end}"),
             );
             format!(
-                "SELECT * FROM (({by_family}) UNION ({by_given})) AS found ORDER BY sort_key LIMIT {lim}"
+                "SELECT * FROM (({by_family}) UNION ({by_given})) AS found ORDER BY {order} LIMIT {lim}"
             )
         }
-        Some(q) => {
-            let after = b.text(after);
-            let (start, end) = (b.text(&q), b.text(&prefix_end(&q)));
-            select(
-                &after,
-                &format!(
-                    " AND ((sort_key >= {start} AND sort_key < {end})
-                       OR (given_norm >= {start} AND given_norm < {end}))"
-                ),
-            )
-        }
-        None => {
-            let after = b.text(after);
-            select(&after, "")
-        }
+        _ => select(&std::mem::take(&mut keyset), ""),
     };
     (sql, b.0)
 }
@@ -381,6 +403,54 @@ pub async fn count(
     query.fetch_one(conn).await
 }
 
+/// The position of a row in a sort's order, as `search_sql` reads it back from a cursor.
+fn page_key(sort: Sort, r: &sqlx::postgres::PgRow) -> String {
+    let pair = |col: &str| {
+        format!(
+            "{}\u{1f}{}",
+            r.get::<String, _>(col),
+            r.get::<String, _>("id")
+        )
+    };
+    match sort {
+        Sort::Name => r.get("sort_key"),
+        Sort::Created => pair("created_at"),
+        Sort::BirthDate => pair("date_of_birth"),
+    }
+}
+
+/// Gives rows stored before search keys existed their keys (and the sort key made of them),
+/// a thousand per commit; run after migrating, before serving.
+pub async fn backfill_search_keys(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    let mut done = 0;
+    loop {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, given_name, family_name FROM patients WHERE given_key IS NULL LIMIT 1000",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = conn.begin().await?;
+        for (id, given, family) in &rows {
+            let (g, f) = (search_key(given), search_key(family));
+            sqlx::query(
+                "UPDATE patients SET given_key = $1, family_key = $2, sort_key = $3 WHERE id = $4",
+            )
+            .bind(&g)
+            .bind(&f)
+            .bind(sort_key_of(&f, &g, id))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        done += rows.len() as u64;
+    }
+}
+
 /// Live patients in name order after `after`, at most `limit + 1`, each with its stored sort
 /// key: the position a cursor names (the stored key, not one folded afresh, since rows keep the
 /// folding they were stored with).
@@ -403,6 +473,6 @@ pub async fn search(
     let rows = query.fetch_all(conn).await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get("sort_key"), patient_of(r)))
+        .map(|r| (page_key(f.sort, r), patient_of(r)))
         .collect())
 }

@@ -8,7 +8,7 @@ use sqlx::Connection;
 
 use super::*;
 use crate::clinics::domain::ValidClinic;
-use crate::patients::domain::SearchFilters;
+use crate::patients::domain::{SearchFilters, Sort};
 use crate::store::Store;
 
 /// A database of the test's own on the test server, dropped when this is.
@@ -148,7 +148,59 @@ async fn every_search_filter_is_served_by_an_index() {
                 ..SearchFilters::default()
             },
         ),
+        (
+            "two words, any order",
+            SearchFilters {
+                q: text("smith, jo"),
+                ..SearchFilters::default()
+            },
+        ),
+        (
+            "email",
+            SearchFilters {
+                email: text("jo@example.org"),
+                ..SearchFilters::default()
+            },
+        ),
+        (
+            "name, by registration",
+            SearchFilters {
+                q: text("o'bri"),
+                sort: Sort::Created,
+                ..SearchFilters::default()
+            },
+        ),
+        (
+            "name, by birth date",
+            SearchFilters {
+                q: text("jo sm"),
+                sort: Sort::BirthDate,
+                ..SearchFilters::default()
+            },
+        ),
+        (
+            "clinic, by registration",
+            SearchFilters {
+                clinic_id: text("cln_1"),
+                sort: Sort::Created,
+                ..SearchFilters::default()
+            },
+        ),
         ("nothing", SearchFilters::default()),
+        (
+            "nothing, by registration",
+            SearchFilters {
+                sort: Sort::Created,
+                ..SearchFilters::default()
+            },
+        ),
+        (
+            "nothing, by birth date",
+            SearchFilters {
+                sort: Sort::BirthDate,
+                ..SearchFilters::default()
+            },
+        ),
     ];
     let one = ["cln_1".to_string()];
     let two = ["cln_1".to_string(), "cln_2".to_string()];

@@ -1,21 +1,28 @@
 //! Appointments in SQLite.
 use sqlx::{Row, SqliteConnection};
 
+use crate::appointments::domain::local_time;
 use crate::appointments::domain::{Appointment, AppointmentRow, AppointmentStatus, Filters, Slot};
 use crate::clock::now_rfc3339;
 use crate::store::StoreError;
 
 const COLUMNS: &str =
     "id, clinic_id, patient_id, clinician_id, start_at, duration_minutes, reason, status,
-    ticket_id, version, created_at, updated_at, deleted_at, start_unix";
+    ticket_id, version, created_at, updated_at, deleted_at, start_unix,
+    (SELECT timezone FROM clinics WHERE clinics.id = appointments.clinic_id) AS timezone";
 
 fn of(r: &sqlx::sqlite::SqliteRow) -> Appointment {
+    let timezone: String = r
+        .get::<Option<String>, _>("timezone")
+        .unwrap_or_else(|| "UTC".into());
     Appointment {
         id: r.get("id"),
         clinic_id: r.get("clinic_id"),
         patient_id: r.get("patient_id"),
         clinician_id: r.get("clinician_id"),
         start: r.get("start_at"),
+        start_local: local_time(r.get("start_at"), &timezone),
+        timezone,
         duration_minutes: r.get("duration_minutes"),
         reason: r.get("reason"),
         status: AppointmentStatus::parse(r.get("status")).unwrap_or(AppointmentStatus::Booked),
@@ -160,10 +167,27 @@ pub async fn list(
             binds.push(Bind::Text(v.clone()));
         }
     }
-    if let Some((from, to)) = f.between {
-        sql.push_str(" AND start_unix >= ? AND start_unix < ?");
-        binds.push(Bind::Int(from));
-        binds.push(Bind::Int(to));
+    if let Some(ranges) = &f.between {
+        // One range per time zone of the clinics searched; none at all matches nothing.
+        let mut any = Vec::new();
+        for r in ranges {
+            let mut one = String::from("(start_unix >= ? AND start_unix < ?");
+            binds.push(Bind::Int(r.from));
+            binds.push(Bind::Int(r.to));
+            if let Some(ids) = &r.clinic_ids {
+                one.push_str(&format!(
+                    " AND clinic_id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                ));
+                binds.extend(ids.iter().map(|i| Bind::Text(i.clone())));
+            }
+            one.push(')');
+            any.push(one);
+        }
+        if any.is_empty() {
+            any.push("0 = 1".into());
+        }
+        sql.push_str(&format!(" AND ({})", any.join(" OR ")));
     }
     sql.push_str(" ORDER BY start_unix, id LIMIT ?");
     let mut q = sqlx::query(&sql);

@@ -72,6 +72,9 @@ impl SqliteEngine {
             .run(&mut conn)
             .await
             .context("migrating the database")?;
+        patients::backfill_search_keys(&mut conn)
+            .await
+            .context("giving stored patients their search keys")?;
         let readers = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .max(4);
