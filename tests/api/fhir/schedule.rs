@@ -25,6 +25,11 @@ async fn appointments_and_practitioners_resolve_with_mapped_statuses() {
         let a: Value = res.json().await.unwrap();
         ids.push(a["id"].as_str().unwrap().to_string());
     }
+    // Check-in is allowed on the appointment's own day only: the app's clock moves there.
+    app.state
+        .config
+        .clock
+        .set("2099-01-02T08:00:00Z".parse().unwrap());
     let res = app
         .authed(
             Method::POST,
