@@ -222,6 +222,17 @@ pub struct Filters {
     pub between: Option<(i64, i64)>,
 }
 
+impl crate::http::extract::BodyRules for AppointmentPatch {}
+
+/// The slot rules, for a body that also has shape errors.
+impl crate::http::extract::BodyRules for NewAppointment {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        Slot::parse(&self.start, self.duration_minutes)
+            .err()
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,6 +295,13 @@ fn csv_field(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// The export rules, for a body that also has shape errors.
+impl crate::http::extract::BodyRules for NewExport {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        ValidExport::parse(self).err().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod precondition;
 pub mod range;
 pub mod resource;
 pub mod server;
+pub mod shape;
 pub mod tls;
 
 use std::convert::Infallible;

@@ -442,6 +442,33 @@ pub struct SearchFilters {
     pub clinic_id: Option<String>,
 }
 
+/// The patient rules that need no clinic, for a body that also has shape errors: a national
+/// phone number (read in the clinic's country) is judged only once the body's shape is right.
+fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {
+    let national = f
+        .phone
+        .as_deref()
+        .is_some_and(|p| !p.trim().starts_with('+') && !p.trim().starts_with("00"));
+    ValidPatient::parse(f)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !(national && e.pointer == "/phone"))
+        .collect()
+}
+
+impl crate::http::extract::BodyRules for PatientFields {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        rules_without_clinic(self)
+    }
+}
+
+impl crate::http::extract::BodyRules for NewPatient {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        rules_without_clinic(&self.fields())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -558,3 +558,6 @@ pub async fn access_log(
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(page.respond(&uri))
 }
+
+impl crate::http::extract::BodyRules for MergeRequest {}
+impl crate::http::extract::BodyRules for SealRequest {}

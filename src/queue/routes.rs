@@ -422,3 +422,7 @@ pub async fn rotate_board_key(
         url: format!("/board/{clinic_id}?key={key}"),
     }))
 }
+
+impl crate::http::extract::BodyRules for IssueRequest {}
+impl crate::http::extract::BodyRules for CallRequest {}
+impl crate::http::extract::BodyRules for TicketPatch {}

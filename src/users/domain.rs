@@ -101,6 +101,21 @@ pub enum StoredUser {
     Deleted,
 }
 
+/// Every rule of a new account at once (username, password).
+impl crate::http::extract::BodyRules for NewUser {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        let mut errors: Vec<FieldError> =
+            Username::parse(&self.username).err().into_iter().collect();
+        if let Err(crate::error::ApiError::Unprocessable { errors: e, .. }) =
+            crate::auth::password::validate(&self.password, "/password")
+        {
+            errors.extend(e);
+        }
+        errors
+    }
+}
+impl crate::http::extract::BodyRules for UserPatch {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

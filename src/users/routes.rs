@@ -259,3 +259,5 @@ pub async fn remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+impl crate::http::extract::BodyRules for PasswordChange {}

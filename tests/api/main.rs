@@ -3,6 +3,7 @@ mod appointments;
 mod audit;
 mod auth;
 mod backup;
+mod body_errors;
 mod catalogue;
 mod cli;
 mod clinics;
