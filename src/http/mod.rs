@@ -4,6 +4,7 @@
 pub mod conditional;
 pub mod context;
 pub mod cors;
+pub mod csv_out;
 pub mod cursor_seal;
 pub mod extract;
 pub mod middleware;

@@ -442,6 +442,48 @@ pub struct SearchFilters {
     pub clinic_id: Option<String>,
 }
 
+impl crate::http::csv_out::CsvRow for Patient {
+    fn columns() -> &'static [&'static str] {
+        &[
+            "id",
+            "clinic_id",
+            "mrn",
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "sex",
+            "phone",
+            "email",
+            "address",
+            "height_cm",
+            "weight_kg",
+            "bmi",
+            "version",
+            "updated_at",
+        ]
+    }
+    fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+        use crate::http::csv_out::Cell;
+        vec![
+            Cell::text(&self.id),
+            Cell::text(&self.clinic_id),
+            Cell::text(&self.mrn),
+            Cell::text(&self.given_name),
+            Cell::text(&self.family_name),
+            Cell::text(&self.date_of_birth),
+            Cell::text(self.sex.as_str()),
+            Cell::opt_text(self.phone.as_deref()),
+            Cell::opt_text(self.email.as_deref()),
+            Cell::opt_text(self.address.as_deref()),
+            Cell::opt_number(self.height_cm),
+            Cell::opt_number(self.weight_kg),
+            Cell::opt_number(self.bmi),
+            Cell::number(self.version),
+            Cell::text(&self.updated_at),
+        ]
+    }
+}
+
 /// The patient rules that need no clinic, for a body that also has shape errors: a national
 /// phone number (read in the clinic's country) is judged only once the body's shape is right.
 fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {

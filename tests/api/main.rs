@@ -8,6 +8,7 @@ mod catalogue;
 mod cli;
 mod clinics;
 mod compression;
+mod csv;
 mod durability;
 mod exports;
 mod exports_jobs;
