@@ -205,3 +205,32 @@ async fn a_406_lists_only_the_types_that_endpoint_offers() {
         .unwrap();
     assert_eq!(clinics, 0);
 }
+
+#[tokio::test]
+async fn an_export_file_in_csv_neutralises_formula_cells_with_the_same_writer() {
+    let app = spawn_app().await;
+    let (admin, clinic) = admin_and_clinic(&app).await;
+    let mut body = new_patient_json(&clinic, "=HYPERLINK(\"http://x\")", "Müller, \"Max\"");
+    body["phone"] = json!("+43 664 1234567");
+    create_patient(&app, &admin, &body).await;
+    let res = app
+        .authed(Method::POST, "/v1/exports", &admin)
+        .json(&json!({"kind": "patients", "format": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    let (file, _) =
+        crate::exports::until_done(&app.url(""), &admin, job["id"].as_str().unwrap()).await;
+    let res = app.authed(Method::GET, &file, &admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (header, rows) = parse(&res.bytes().await.unwrap());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0][column(&header, "given_name")],
+        "'=HYPERLINK(\"http://x\")"
+    );
+    assert_eq!(rows[0][column(&header, "family_name")], "Müller, \"Max\"");
+    assert_eq!(rows[0][column(&header, "phone")], "'+436641234567");
+}
