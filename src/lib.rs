@@ -27,3 +27,6 @@ pub mod telemetry;
 pub mod text;
 pub mod users;
 pub mod versioned;
+
+#[cfg(test)]
+mod bodies_test;

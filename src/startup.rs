@@ -137,6 +137,8 @@ struct Echo {
     count: u32,
 }
 
+impl crate::http::extract::BodyRules for Echo {}
+
 async fn echo(
     crate::http::extract::JsonBody(body): crate::http::extract::JsonBody<Echo>,
 ) -> axum::Json<Echo> {

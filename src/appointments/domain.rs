@@ -258,6 +258,58 @@ pub struct DayRange {
     pub to: i64,
 }
 
+impl crate::http::extract::BodyRules for AppointmentPatch {}
+
+impl crate::http::csv_out::CsvRow for Appointment {
+    fn columns() -> &'static [&'static str] {
+        &[
+            "id",
+            "clinic_id",
+            "patient_id",
+            "clinician_id",
+            "start",
+            "duration_minutes",
+            "reason",
+            "status",
+            "ticket_id",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+    }
+    fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+        use crate::http::csv_out::Cell;
+        let status = serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        vec![
+            Cell::text(&self.id),
+            Cell::text(&self.clinic_id),
+            Cell::text(&self.patient_id),
+            Cell::text(&self.clinician_id),
+            Cell::text(&self.start),
+            Cell::number(self.duration_minutes),
+            Cell::opt_text(self.reason.as_deref()),
+            Cell::text(status),
+            Cell::opt_text(self.ticket_id.as_deref()),
+            Cell::number(self.version),
+            Cell::text(&self.created_at),
+            Cell::text(&self.updated_at),
+        ]
+    }
+}
+
+/// The slot rules, for a body that also has shape errors.
+impl crate::http::extract::BodyRules for NewAppointment {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        // Only beside shape errors; the request's own moment decides when the shape is right.
+        Slot::parse(&self.start, self.duration_minutes, jiff::Timestamp::now())
+            .err()
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,13 +80,16 @@ pub struct AppointmentPage {
 
 /// List appointments by clinic, clinician, patient or day
 #[utoipa::path(get, path = "/v1/appointments", tag = "appointments", params(ListParams),
-    responses((status = 200, description = "A page, in start order", body = AppointmentPage,
+    responses((status = 200, description = "A page, in start order (CSV when asked: `Accept: text/csv`, `bom=1` for a byte order mark)", body = AppointmentPage,
+        content((AppointmentPage = "application/json"), (String = "text/csv")),
         headers(("Link" = String, description = "`rel=\"next\"` when there is more")))))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Require<perm::ReadPatients>,
     ApiQuery(p): ApiQuery<ListParams>,
+    axum::Extension(pref): axum::Extension<crate::http::negotiate::Preference>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let paging = crate::http::paging::PageParams {
         limit: p.limit,
@@ -129,7 +132,7 @@ pub async fn list(
     });
     let touched: Vec<Touch> = page.items.iter().map(touch).collect();
     access::record_now(&st.db, &caller, Action::Search, &touched).await?;
-    Ok(page.respond(&uri))
+    Ok(crate::http::csv_out::page(page, pref, &uri, &headers))
 }
 
 /// Read an appointment

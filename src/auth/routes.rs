@@ -106,3 +106,5 @@ pub async fn sign_out(State(st): State<AppState>, caller: Caller) -> Result<Stat
     tokens::revoke(&st.db, &caller.token_hash).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+impl crate::http::extract::BodyRules for Credentials {}

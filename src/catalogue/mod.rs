@@ -118,7 +118,7 @@ pub async fn list(
         .collect();
     let page = Page::from_rows(rows, limit, |e| e.code.to_string());
     let rep = if pref.wants_csv() {
-        Representation::new(to_csv(&page.items), "text/csv; charset=utf-8")
+        crate::http::csv_out::representation(&page.items, &headers)
     } else {
         Representation::json(&page)
     };
@@ -126,31 +126,30 @@ pub async fn list(
     Ok(with_next_link(res, &uri, page.next_cursor.as_deref()))
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+impl crate::http::csv_out::CsvRow for StatusEntry {
+    fn columns() -> &'static [&'static str] {
+        &[
+            "code",
+            "name",
+            "reason",
+            "class",
+            "meaning",
+            "usage",
+            "usage_detail",
+        ]
     }
-}
-
-fn to_csv(items: &[StatusEntry]) -> Vec<u8> {
-    let mut out = String::from("code,name,reason,class,meaning,usage,usage_detail\r\n");
-    for e in items {
-        let fields = [
-            e.code.to_string(),
-            e.name.into(),
-            e.reason.into(),
-            e.class.into(),
-            e.meaning.into(),
-            e.usage.into(),
-            e.usage_detail.into(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
+    fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+        use crate::http::csv_out::Cell;
+        vec![
+            Cell::number(self.code),
+            Cell::text(self.name),
+            Cell::text(self.reason),
+            Cell::text(self.class),
+            Cell::text(self.meaning),
+            Cell::text(self.usage),
+            Cell::text(self.usage_detail),
+        ]
     }
-    out.into_bytes()
 }
 
 /// Read one catalogue entry

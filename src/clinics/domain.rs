@@ -197,6 +197,22 @@ impl ValidClinic {
     }
 }
 
+impl crate::http::extract::BodyRules for ClinicPatch {}
+
+/// The clinic rules, for a body that also has shape errors.
+impl crate::http::extract::BodyRules for NewClinic {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        ValidClinic::parse(
+            &self.name,
+            &self.timezone,
+            &self.ticket_prefix,
+            self.country.as_deref(),
+        )
+        .err()
+        .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
+use crate::http::csv_out;
 use crate::store::{export_columns, Cell, ExportRow, JobRecord};
 
 /// What is exported.
@@ -226,32 +227,24 @@ impl Encoder {
     /// The CSV header row (NDJSON has none).
     pub fn header(&self, out: &mut Vec<u8>) {
         if self.format == Format::Csv {
-            let cells: Vec<&str> = self.columns.clone();
-            for (i, c) in cells.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                csv_field(c, out);
-            }
-            out.extend_from_slice(b"\r\n");
+            csv_out::header(out, &self.columns);
         }
     }
 
     pub fn row(&self, row: &ExportRow, out: &mut Vec<u8>) {
         match self.format {
             Format::Csv => {
-                for (i, cell) in row.cells.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    match cell {
-                        Cell::Null => {}
-                        Cell::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                        Cell::Real(x) => out.extend_from_slice(x.to_string().as_bytes()),
-                        Cell::Text(s) => csv_field(s, out),
-                    }
-                }
-                out.extend_from_slice(b"\r\n");
+                let cells: Vec<csv_out::Cell> = row
+                    .cells
+                    .iter()
+                    .map(|cell| match cell {
+                        Cell::Null => csv_out::Cell::Empty,
+                        Cell::Int(n) => csv_out::Cell::number(n),
+                        Cell::Real(x) => csv_out::Cell::number(x),
+                        Cell::Text(s) => csv_out::Cell::text(s.as_str()),
+                    })
+                    .collect();
+                csv_out::record(out, &cells);
             }
             Format::Ndjson => {
                 let object: serde_json::Map<String, serde_json::Value> = self
@@ -277,22 +270,11 @@ impl Encoder {
     }
 }
 
-/// One CSV field as RFC 4180 wants it: quoted when it holds a comma, a quote, CR or LF (or
-/// leading/trailing space, which some readers trim), with quotes doubled.
-fn csv_field(s: &str, out: &mut Vec<u8>) {
-    let quote = s.contains([',', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ');
-    if !quote {
-        out.extend_from_slice(s.as_bytes());
-        return;
+/// The export rules, for a body that also has shape errors.
+impl crate::http::extract::BodyRules for NewExport {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        ValidExport::parse(self).err().unwrap_or_default()
     }
-    out.push(b'"');
-    for part in s.split('"').enumerate() {
-        if part.0 > 0 {
-            out.extend_from_slice(b"\"\"");
-        }
-        out.extend_from_slice(part.1.as_bytes());
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -301,12 +283,13 @@ mod tests {
 
     fn csv(s: &str) -> String {
         let mut out = Vec::new();
-        csv_field(s, &mut out);
-        String::from_utf8(out).unwrap()
+        csv_out::record(&mut out, &[csv_out::Cell::text(s)]);
+        let text = String::from_utf8(out).unwrap();
+        text.strip_suffix("\r\n").unwrap().to_string()
     }
 
     #[test]
-    fn csv_fields_are_quoted_exactly_when_rfc_4180_needs_it() {
+    fn csv_fields_are_quoted_when_rfc_4180_needs_it_and_formulas_neutralised() {
         let cases = [
             ("plain", "plain"),
             ("Müller", "Müller"),
@@ -314,7 +297,10 @@ mod tests {
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("two\nlines", "\"two\nlines\""),
             ("cr\r", "\"cr\r\""),
-            ("", ""),
+            // A record of one empty field is written quoted, or it would be an empty line.
+            ("", "\"\""),
+            ("=1+1", "'=1+1"),
+            ("+436641234567", "'+436641234567"),
         ];
         for (raw, want) in cases {
             assert_eq!(csv(raw), want, "{raw:?}");

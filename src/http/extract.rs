@@ -6,6 +6,7 @@ use http::{header, Method};
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
+use super::shape::{self, Shape};
 use crate::config::Config;
 use crate::error::{ApiError, BodyMethod, FieldError};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
     Arc<Config>: FromRef<S>,
-    T: DeserializeOwned,
+    T: DeserializeOwned + BodyRules,
 {
     type Rejection = ApiError;
 
@@ -79,7 +80,7 @@ pub async fn read_body(body: axum::body::Body, config: &Config) -> Result<bytes:
 }
 
 /// Syntax errors answer 400; well-formed JSON of the wrong shape answers 422 with a pointer.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned + BodyRules>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
             detail: format!("the body is not valid JSON: {}", syntax_position(&e)),
@@ -88,40 +89,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     parse_value(value)
 }
 
-/// Well-formed JSON of the wrong shape answers 422 with a JSON Pointer to the field.
-pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    if let Some(pointer) = nul_at(&value, String::new()) {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            pointer,
-            "holds a NUL character (\\u0000), which no field takes",
-        )]));
+/// Rules a request body's fields must meet that need nothing but the body: run on a body that
+/// also has shape errors, so one 422 lists the broken rules with the wrong shapes. (A body of the
+/// right shape meets its rules in the feature's `parse`, which reports every rule at once.)
+pub trait BodyRules {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        Vec::new()
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = pointer_of(e.path());
-        ApiError::invalid(vec![FieldError::new(pointer, clean_message(e.inner()))])
-    })
 }
 
-/// The JSON Pointer of the first string (or key) holding NUL: no field careq takes can, and
-/// PostgreSQL's text cannot store or compare one, so it is refused alike on both engines.
-fn nul_at(v: &serde_json::Value, at: String) -> Option<String> {
-    use serde_json::Value;
-    let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
-    match v {
-        Value::String(s) if s.contains('\0') => Some(at),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| nul_at(item, format!("{at}/{i}"))),
-        Value::Object(map) => map.iter().find_map(|(k, item)| {
-            let here = format!("{at}/{}", escape(k));
-            if k.contains('\0') {
-                Some(here)
-            } else {
-                nul_at(item, here)
+impl BodyRules for serde_json::Map<String, serde_json::Value> {}
+impl BodyRules for serde_json::Value {}
+
+/// Well-formed JSON of the wrong shape answers 422 listing every field error at once, each with
+/// its JSON Pointer and a message in plain words; with them, the rules the other fields break.
+pub fn parse_value<T: DeserializeOwned + BodyRules>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    match shape::check::<T>(value) {
+        Shape::Fits(v) => Ok(v),
+        Shape::Broken {
+            mut errors,
+            repaired,
+            stand_ins,
+        } => {
+            for e in repaired.map(|r| r.rule_errors()).unwrap_or_default() {
+                let ours = stand_ins.iter().any(|s| shape::under(&e.pointer, s));
+                if !ours && !errors.iter().any(|x| x.pointer == e.pointer) {
+                    errors.push(e);
+                }
             }
-        }),
-        _ => None,
+            Err(ApiError::invalid(errors))
+        }
     }
 }
 
@@ -131,40 +130,6 @@ fn syntax_position(e: &serde_json::Error) -> String {
     } else {
         format!("syntax error at line {} column {}", e.line(), e.column())
     }
-}
-
-/// serde's message without echoing the offending value (it may be patient data).
-fn clean_message(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    if let Some(rest) = msg.strip_prefix("invalid type: ") {
-        let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
-        return format!("wrong type, expected {expected}");
-    }
-    if msg.starts_with("unknown variant") {
-        let expected = msg.split("expected ").nth(1).unwrap_or("a known value");
-        return format!("unknown value, expected {expected}");
-    }
-    if msg.starts_with("invalid value") {
-        return "invalid value".into();
-    }
-    msg
-}
-
-/// JSON Pointer (RFC 6901) of a serde path.
-fn pointer_of(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        out.push('/');
-        match seg {
-            Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                out.push_str(&key.replace('~', "~0").replace('/', "~1"))
-            }
-            Segment::Unknown => out.push('-'),
-        }
-    }
-    out
 }
 
 /// A `YYYY-MM-DD` query parameter (any real date); 400 at `query/NAME` otherwise.
@@ -303,6 +268,57 @@ mod tests {
         name: String,
         tags: Vec<u8>,
     }
+    impl BodyRules for Item {}
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Colour {
+        Red,
+        Green,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Form {
+        ticket_prefix: String,
+        colour: Colour,
+        height: Option<f64>,
+        count: u32,
+        #[serde(default)]
+        note: Option<String>,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: String,
+        b: bool,
+    }
+    impl BodyRules for Form {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            match &self.note {
+                Some(n) if n.len() > 3 => vec![FieldError::new("/note", "at most 3 letters")],
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    fn errors_of(body: &str) -> Vec<(String, String)> {
+        match parse_json::<Form>(body.as_bytes()).unwrap_err() {
+            ApiError::Unprocessable { errors, .. } => {
+                errors.into_iter().map(|e| (e.pointer, e.message)).collect()
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(p, m)| (p.to_string(), m.to_string()))
+            .collect()
+    }
 
     #[derive(serde::Deserialize)]
     #[allow(dead_code)]
@@ -327,5 +343,61 @@ mod tests {
             ApiError::Unprocessable { errors, .. } => assert_eq!(errors[0].pointer, "/tags/1"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_shape_error_and_the_rules_of_the_rest_come_at_once_in_plain_words() {
+        let got = errors_of(
+            r#"{"colour":"blue","height":"tall","count":-1,"note":"long","extra":1,
+                "inner":{"a":5}}"#,
+        );
+        let want = pairs(&[
+            ("/colour", "must be one of: red, green"),
+            ("/count", "must be a whole number, 0 or more"),
+            ("/extra", "is not a field of this request"),
+            ("/height", "must be a number"),
+            ("/inner/a", "must be a string"),
+            ("/inner/b", "is required"),
+            ("/ticket_prefix", "is required"),
+            ("/note", "at most 3 letters"),
+        ]);
+        let mut sorted = got.clone();
+        sorted.sort();
+        let mut want_sorted = want.clone();
+        want_sorted.sort();
+        assert_eq!(sorted, want_sorted, "{got:?}");
+    }
+
+    #[test]
+    fn an_empty_optional_field_is_not_given_and_an_empty_required_one_is_reported() {
+        let ok: Form = parse_json(
+            br#"{"ticket_prefix":"A","colour":"red","height":"","count":1,"note":"","inner":""}"#,
+        )
+        .unwrap();
+        assert!(ok.height.is_none() && ok.note.is_none() && ok.inner.is_none());
+        let got = errors_of(r#"{"ticket_prefix":"","colour":"","height":null,"count":""}"#);
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(
+            got_sorted,
+            pairs(&[
+                ("/colour", "must not be empty"),
+                ("/count", "must not be empty"),
+                ("/ticket_prefix", "must not be empty"),
+            ]),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_or_names_a_wrong_enum_type_says_so_plainly() {
+        assert_eq!(errors_of("[1]"), pairs(&[("", "must be an object")]));
+        let got = errors_of(r#"{"ticket_prefix":"A","colour":7,"count":1,"height":null}"#);
+        assert_eq!(got, pairs(&[("/colour", "must be one of: red, green")]));
+        let got = errors_of(
+            "{\"ticket_prefix\":\"A\\u0000\",\"colour\":\"red\",\"count\":1,\"height\":null}",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "/ticket_prefix");
     }
 }

@@ -268,8 +268,10 @@ fn check(state: &HttpState, req: &Request) -> Result<Preference, ApiError> {
         }
     }
     // Only the API negotiates; pages (`/docs`) and `/metrics` have one fixed form each.
-    if req.uri().path().starts_with("/v1/") {
-        negotiate::preference(req.headers())
+    // OPTIONS answers with no body at all, so there is nothing to negotiate.
+    if req.uri().path().starts_with("/v1/") && req.method() != Method::OPTIONS {
+        let offers = negotiate::offered(req.method(), req.uri().path());
+        negotiate::preference(req.headers(), offers)
     } else {
         Ok(Preference::Json)
     }

@@ -4,6 +4,7 @@
 pub mod conditional;
 pub mod context;
 pub mod cors;
+pub mod csv_out;
 pub mod cursor_seal;
 pub mod extract;
 pub mod middleware;
@@ -13,6 +14,7 @@ pub mod precondition;
 pub mod range;
 pub mod resource;
 pub mod server;
+pub mod shape;
 pub mod tls;
 
 use std::convert::Infallible;

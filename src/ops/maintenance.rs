@@ -120,3 +120,5 @@ pub async fn set_maintenance(
     tracing::warn!(enabled = req.enabled, "maintenance mode changed");
     Ok(Json(req))
 }
+
+impl crate::http::extract::BodyRules for MaintenanceState {}

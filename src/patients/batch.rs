@@ -182,3 +182,5 @@ async fn one_by_one(
     }
     Ok(outcomes)
 }
+
+impl crate::http::extract::BodyRules for BatchRequest {}

@@ -15,7 +15,6 @@ use super::{location, resolve, Resolved};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
-use crate::http::conditional::Representation;
 use crate::http::extract::{parse_value, query_date, ApiQuery, JsonBody};
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
@@ -143,6 +142,7 @@ pub async fn list(
     ApiQuery(p): ApiQuery<SearchParams>,
     Extension(pref): Extension<Preference>,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(d) = &p.date_of_birth {
         // A filter, not a new record: any real date may be searched for.
@@ -190,47 +190,11 @@ pub async fn list(
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
     log_access(&st, &caller, Action::Search, &ids).await?;
     let res = if pref.wants_csv() {
-        Representation::new(to_csv(&page.items), "text/csv; charset=utf-8").into_response()
+        crate::http::csv_out::representation(&page.items, &headers).into_response()
     } else {
         Json(&page).into_response()
     };
     Ok(with_next_link(res, &uri, page.next_cursor.as_deref()))
-}
-
-fn to_csv(items: &[Patient]) -> Vec<u8> {
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    let mut out = String::from(
-        "id,clinic_id,mrn,given_name,family_name,date_of_birth,sex,phone,email,address,height_cm,weight_kg,bmi,version,updated_at\r\n",
-    );
-    for p in items {
-        let row = [
-            field(&p.id),
-            field(&p.clinic_id),
-            field(&p.mrn),
-            field(&p.given_name),
-            field(&p.family_name),
-            p.date_of_birth.clone(),
-            p.sex.as_str().into(),
-            field(p.phone.as_deref().unwrap_or("")),
-            field(p.email.as_deref().unwrap_or("")),
-            field(p.address.as_deref().unwrap_or("")),
-            num(p.height_cm),
-            num(p.weight_kg),
-            num(p.bmi),
-            p.version.to_string(),
-            p.updated_at.clone(),
-        ];
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
 }
 
 /// Register a patient (accepts Idempotency-Key)
@@ -619,3 +583,6 @@ pub async fn access_log(
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(page.respond(&uri))
 }
+
+impl crate::http::extract::BodyRules for MergeRequest {}
+impl crate::http::extract::BodyRules for SealRequest {}

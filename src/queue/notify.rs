@@ -195,3 +195,5 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     mac.update(body);
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+impl crate::http::extract::BodyRules for NotifyRequest {}

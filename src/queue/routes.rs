@@ -297,13 +297,17 @@ pub struct ReportParams {
 
 /// A day's queue figures
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/report", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$"), ReportParams),
-    responses((status = 200, description = "The figures", body = DayReport), (status = 404, description = "No such clinic, or not yours")))]
+    responses((status = 200, description = "The figures (CSV when asked: `Accept: text/csv`, `bom=1` for a byte order mark; one row)", body = DayReport,
+        content((DayReport = "application/json"), (String = "text/csv"))),
+        (status = 404, description = "No such clinic, or not yours")))]
 pub async fn report(
     State(st): State<AppState>,
     caller: Require<perm::ReadClinics>,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<ReportParams>,
-) -> Result<Json<DayReport>, ApiError> {
+    axum::Extension(pref): axum::Extension<crate::http::negotiate::Preference>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
     let (name, given) = match (p.date, p.day) {
@@ -315,7 +319,12 @@ pub async fn report(
         None => local_day_at(&clinic, caller.now),
     };
     let rows = conn.day_tickets(&clinic.id, &date).await?;
-    Ok(Json(DayReport::of(date, &rows)))
+    let report = DayReport::of(date, &rows);
+    Ok(if pref.wants_csv() {
+        crate::http::csv_out::representation(&[report], &headers).into_response()
+    } else {
+        Json(report).into_response()
+    })
 }
 
 /// Read a ticket
@@ -440,3 +449,7 @@ pub async fn rotate_board_key(
         url: format!("/board/{clinic_id}?key={key}"),
     }))
 }
+
+impl crate::http::extract::BodyRules for IssueRequest {}
+impl crate::http::extract::BodyRules for CallRequest {}
+impl crate::http::extract::BodyRules for TicketPatch {}

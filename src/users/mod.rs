@@ -12,8 +12,11 @@ pub use routes::router;
 
 /// Validates and stores a new account (and, when an API caller made it, logs the access).
 pub async fn create(db: &Store, new: NewUser, actor: Option<&Caller>) -> Result<User, ApiError> {
+    let broken = crate::http::extract::BodyRules::rule_errors(&new);
+    if !broken.is_empty() {
+        return Err(ApiError::invalid(broken));
+    }
     let username = Username::parse(&new.username).map_err(|e| ApiError::invalid(vec![e]))?;
-    password::validate(&new.password, "/password")?;
     let hash = password::hash(new.password).await?;
     let id = crate::ids::new_id("usr");
     let (actor, role) = (actor.cloned(), new.role);

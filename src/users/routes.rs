@@ -111,20 +111,23 @@ pub async fn create(
 
 /// List staff accounts
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(PageParams),
-    responses((status = 200, description = "A page of users", body = UserPage,
+    responses((status = 200, description = "A page of users (CSV when asked: `Accept: text/csv`, `bom=1` for a byte order mark)", body = UserPage,
+        content((UserPage = "application/json"), (String = "text/csv")),
         headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 403, description = "Not an admin")))]
 pub async fn list(
     State(st): State<AppState>,
     _admin: Require<perm::ManageUsers>,
     ApiQuery(paging): ApiQuery<PageParams>,
+    axum::Extension(pref): axum::Extension<crate::http::negotiate::Preference>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let limit = paging.limit()?;
     let after = paging.after()?.unwrap_or_default();
     let rows = super::list(&st.db, &after, limit).await?;
     let page = Page::from_rows(rows, limit, |u| u.id.clone());
-    Ok(page.respond(&uri))
+    Ok(crate::http::csv_out::page(page, pref, &uri, &headers))
 }
 
 /// Read a staff account
@@ -259,3 +262,5 @@ pub async fn remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+impl crate::http::extract::BodyRules for PasswordChange {}
