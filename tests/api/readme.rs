@@ -2,11 +2,22 @@
 use std::path::Path;
 
 fn test_sources() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect()
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let mut all = String::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api"),
+        &mut all,
+    );
+    all
 }
 
 #[test]
