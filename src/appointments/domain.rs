@@ -258,7 +258,20 @@ pub struct DayRange {
     pub to: i64,
 }
 
-impl crate::http::extract::BodyRules for AppointmentPatch {}
+/// The slot rules of the members a patch sends, for a patch that also has shape errors (a
+/// member it leaves out keeps a valid stored value, so a stand-in that passes is used).
+impl crate::http::extract::BodyRules for AppointmentPatch {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        let now = jiff::Timestamp::now();
+        let start = self
+            .start
+            .clone()
+            .unwrap_or_else(|| (now + jiff::SignedDuration::from_hours(1)).to_string());
+        Slot::parse(&start, self.duration_minutes.unwrap_or(30), now)
+            .err()
+            .unwrap_or_default()
+    }
+}
 
 impl crate::http::csv_out::CsvRow for Appointment {
     fn columns() -> &'static [&'static str] {

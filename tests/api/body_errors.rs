@@ -315,6 +315,39 @@ async fn a_patch_with_a_wrong_type_and_a_broken_rule_lists_both_and_changes_noth
 }
 
 #[tokio::test]
+async fn a_clinic_patch_with_a_wrong_type_and_an_unknown_zone_lists_both_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (admin, clinic) = admin_and_clinic(&app).await;
+    let path = format!("/v1/clinics/{clinic}");
+    let read = app.authed(Method::GET, &path, &admin).send().await.unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_string();
+    let before: Value = read.json().await.unwrap();
+    let res = app
+        .authed(Method::PATCH, &path, &admin)
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", &etag)
+        .body(json!({"ticket_prefix": 7, "timezone": "Mars/Olympus", "country": "XX"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let errors = field_errors(res).await;
+    assert_eq!(
+        pointers(&errors),
+        ["/country", "/ticket_prefix", "/timezone"]
+    );
+    assert_eq!(message(&errors, "/ticket_prefix"), "must be a string");
+    let after: Value = app
+        .authed(Method::GET, &path, &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
 async fn malformed_json_is_still_400_not_a_list_of_field_errors() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
