@@ -62,6 +62,10 @@ mod vocabularies;
         crate::queue::routes::report,
         crate::queue::routes::read,
         crate::queue::routes::transition,
+        crate::queue::routes::served,
+        crate::queue::routes::no_show,
+        crate::queue::routes::recall,
+        crate::queue::routes::cancel,
         crate::queue::routes::rotate_board_key,
         crate::queue::live::live,
         crate::queue::notify::notify,
@@ -203,6 +207,21 @@ fn complete(code: u16, existing: Option<Response>) -> Response {
     res
 }
 
+/// An `If-Match` value as careq parses it: `*`, or a list of entity tags.
+fn if_match_schema() -> ObjectBuilder {
+    string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+}
+
+/// Where `If-Match` is optional (the ticket actions), it has the same form as where it is
+/// required: anything else is a 400, which a schema must not allow.
+fn shape_optional_if_match(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if p.name == "If-Match" && p.parameter_in == ParameterIn::Header {
+            p.schema = Some(if_match_schema().into());
+        }
+    }
+}
+
 /// PUT and PATCH require `If-Match` (428 without it): the spec says so, so clients know.
 fn require_if_match(op: &mut Operation) {
     let param = ParameterBuilder::new()
@@ -212,9 +231,7 @@ fn require_if_match(op: &mut Operation) {
         .description(Some(
             "The ETag of the version being changed (from a GET or the last write)",
         ))
-        .schema(Some(
-            string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#)),
-        ))
+        .schema(Some(if_match_schema()))
         .build();
     op.parameters.get_or_insert_with(Vec::new).push(param);
     for code in [412u16, 428] {
@@ -325,6 +342,9 @@ impl Modify for Conventions {
             }
             for op in [&mut item.put, &mut item.patch].into_iter().flatten() {
                 require_if_match(op);
+            }
+            if let Some(op) = &mut item.post {
+                shape_optional_if_match(op);
             }
             if shadows_static_sibling(path, &all_paths) {
                 for op in [

@@ -2,7 +2,7 @@
 //! current one answers 412 with the current `ETag`. Versioned resources carry `ETag: "N"` where N
 //! is their version, so the database can check the precondition atomically
 //! (`UPDATE … WHERE version = N`).
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header;
 use http::request::Parts;
 
@@ -72,6 +72,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                     "not an entity-tag list",
                 )],
             }),
+        }
+    }
+}
+
+/// Where `If-Match` is optional (a move the state machine guards): absent is `None`, sent is
+/// checked as on any update.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.headers.contains_key(header::IF_MATCH) {
+            <IfMatch as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
         }
     }
 }
