@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::PROBLEM_JSON;
 
+mod examples;
 mod links;
 mod vocabularies;
 
@@ -99,6 +100,7 @@ pub fn spec() -> serde_json::Value {
     let mut json = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
     fix_link_keys(&mut json);
     vocabularies::apply(&mut json);
+    examples::apply(&mut json);
     json
 }
 
