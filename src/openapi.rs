@@ -219,7 +219,12 @@ fn if_match_schema() -> ObjectBuilder {
 fn shape_optional_if_match(op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         if p.name == "If-Match" && p.parameter_in == ParameterIn::Header {
-            p.schema = Some(if_match_schema().into());
+            // Here an empty value is also taken: an empty list of tags, which nothing matches (412).
+            p.schema = Some(
+                string_schema()
+                    .pattern(Some(r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+                    .into(),
+            );
         }
     }
 }

@@ -176,6 +176,25 @@ async fn an_action_honours_an_if_match_if_sent_412_with_the_current_etag_when_st
         .await
         .unwrap();
     assert_problem(res, 400).await;
+    let res = app
+        .authed(Method::POST, &format!("/v1/tickets/{id}/cancel"), &admin)
+        .header(
+            "if-match",
+            reqwest::header::HeaderValue::from_bytes(b"\xc2\x84").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400).await;
+    // An empty If-Match is an empty list of tags: nothing matches.
+    let res = app
+        .authed(Method::POST, &format!("/v1/tickets/{id}/recall"), &admin)
+        .header("if-match", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["etag"], "\"2\"");
+    assert_problem(res, 412).await;
 }
 
 #[tokio::test]
