@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::PROBLEM_JSON;
 
+mod examples;
 mod links;
 mod vocabularies;
 
@@ -62,6 +63,10 @@ mod vocabularies;
         crate::queue::routes::report,
         crate::queue::routes::read,
         crate::queue::routes::transition,
+        crate::queue::routes::served,
+        crate::queue::routes::no_show,
+        crate::queue::routes::recall,
+        crate::queue::routes::cancel,
         crate::queue::routes::rotate_board_key,
         crate::desk::kiosk::rotate_kiosk_key,
         crate::desk::kiosk::take_number,
@@ -107,6 +112,7 @@ pub fn spec() -> serde_json::Value {
     let mut json = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
     fix_link_keys(&mut json);
     vocabularies::apply(&mut json);
+    examples::apply(&mut json);
     json
 }
 
@@ -235,6 +241,26 @@ fn complete_at(path: &str, code: u16, existing: Option<Response>) -> Response {
     res
 }
 
+/// An `If-Match` value as careq parses it: `*`, or a list of entity tags.
+fn if_match_schema() -> ObjectBuilder {
+    string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+}
+
+/// Where `If-Match` is optional (the ticket actions), it has the same form as where it is
+/// required: anything else is a 400, which a schema must not allow.
+fn shape_optional_if_match(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if p.name == "If-Match" && p.parameter_in == ParameterIn::Header {
+            // Here an empty value is also taken: an empty list of tags, which nothing matches (412).
+            p.schema = Some(
+                string_schema()
+                    .pattern(Some(r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+                    .into(),
+            );
+        }
+    }
+}
+
 /// PUT and PATCH require `If-Match` (428 without it): the spec says so, so clients know.
 fn require_if_match(op: &mut Operation, path: &str) {
     let param = ParameterBuilder::new()
@@ -244,9 +270,7 @@ fn require_if_match(op: &mut Operation, path: &str) {
         .description(Some(
             "The ETag of the version being changed (from a GET or the last write)",
         ))
-        .schema(Some(
-            string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#)),
-        ))
+        .schema(Some(if_match_schema()))
         .build();
     op.parameters.get_or_insert_with(Vec::new).push(param);
     for code in [412u16, 428] {
@@ -357,6 +381,9 @@ impl Modify for Conventions {
             }
             for op in [&mut item.put, &mut item.patch].into_iter().flatten() {
                 require_if_match(op, path);
+            }
+            if let Some(op) = &mut item.post {
+                shape_optional_if_match(op);
             }
             if shadows_static_sibling(path, &all_paths) {
                 for op in [

@@ -2,7 +2,7 @@
 //! current one answers 412 with the current `ETag`. Versioned resources carry `ETag: "N"` where N
 //! is their version, so the database can check the precondition atomically
 //! (`UPDATE … WHERE version = N`).
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::header;
 use http::request::Parts;
 
@@ -78,14 +78,50 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
         match parse_tags(&joined) {
             Some(tags) if !tags.is_empty() => Ok(IfMatch::Tags(tags)),
-            _ => Err(ApiError::BadRequest {
-                detail: "If-Match must list entity tags such as \"3\", or be *".into(),
-                errors: vec![crate::error::FieldError::new(
-                    "header/If-Match",
-                    "not an entity-tag list",
-                )],
-            }),
+            _ => Err(malformed()),
         }
+    }
+}
+
+/// 400 for an `If-Match` that is not an entity-tag list.
+fn malformed() -> ApiError {
+    ApiError::BadRequest {
+        detail: "If-Match must list entity tags such as \"3\", or be *".into(),
+        errors: vec![crate::error::FieldError::new(
+            "header/If-Match",
+            "not an entity-tag list",
+        )],
+    }
+}
+
+/// Where `If-Match` is optional (a move the state machine guards): absent is `None`, sent is
+/// checked as on any update.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let values = parts.headers.get_all(header::IF_MATCH);
+        if values.iter().next().is_none() {
+            return Ok(None);
+        }
+        // An empty field is an empty list of tags (`#entity-tag` allows none): a condition no
+        // version meets, so 412, as RFC 9110 §13.1.1 has it for a list that matches nothing.
+        // Bytes outside visible ASCII cannot form entity tags.
+        if values.iter().any(|v| v.to_str().is_err()) {
+            return Err(malformed());
+        }
+        let blank = values
+            .iter()
+            .all(|v| v.to_str().is_ok_and(|s| s.trim().is_empty()));
+        if blank {
+            return Ok(Some(IfMatch::Tags(Vec::new())));
+        }
+        <IfMatch as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
     }
 }
 

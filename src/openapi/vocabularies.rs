@@ -75,7 +75,46 @@ fn merge_patch_of(spec: &mut Value, of: &str, name: &str, description: &str) {
     spec["components"]["schemas"][name] = Value::Object(patch);
 }
 
+/// Members of a merge patch where `null` does not remove anything (the field cannot be empty):
+/// careq takes `null` there as "not given", and the schema says so rather than leave a reader
+/// to guess what a nullable member clears.
+const NULL_MEANS_UNCHANGED: &[(&str, &[&str])] = &[
+    ("UserPatch", &["role", "clinic_ids", "active", "password"]),
+    ("ClinicPatch", &["name", "timezone", "ticket_prefix"]),
+    (
+        "AppointmentPatch",
+        &["start", "duration_minutes", "reason", "status"],
+    ),
+];
+
+fn note_null_meanings(spec: &mut Value) {
+    for (schema, members) in NULL_MEANS_UNCHANGED {
+        let properties = schema_mut(spec, schema)
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+            .expect("properties");
+        for member in *members {
+            let p = properties
+                .get_mut(*member)
+                .and_then(Value::as_object_mut)
+                .unwrap_or_else(|| panic!("{schema} has no {member}"));
+            let before = p
+                .get("description")
+                .and_then(Value::as_str)
+                .map(|d| format!("{d} "))
+                .unwrap_or_default();
+            p.insert(
+                "description".into(),
+                json!(format!(
+                    "{before}Absent or `null`: left as it is (it cannot be removed)."
+                )),
+            );
+        }
+    }
+}
+
 pub fn apply(spec: &mut Value) {
+    note_null_meanings(spec);
     let countries = country_pattern();
     for schema in ["NewClinic", "ClinicPatch"] {
         tighten(spec, schema, &countries);

@@ -10,9 +10,11 @@ use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::http::precondition::IfMatch;
 use crate::patients::Use;
+use crate::startup::AppState;
 use crate::store::Tx;
-use domain::{order, NewTicket, Priority, Status, Ticket};
+use domain::{may_move, order, NewTicket, Priority, Status, Ticket};
 
 pub use routes::router;
 
@@ -183,4 +185,85 @@ pub async fn readable(conn: &mut dyn Tx, caller: &Caller, t: &Ticket) -> Result<
         Err(ApiError::UnavailableForLegalReasons { .. }) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Moves a ticket along its state machine: the one path of every client move, whether asked by
+/// action (`POST /v1/tickets/{id}/served`, no `If-Match` needed) or by merge patch (with one).
+/// The move is judged on the ticket as stored and written only at the version judged; when
+/// another move got there first (two counters, or PostgreSQL running both units at once) it is
+/// judged again on what the ticket became, so the loser hears 409 naming that state, or 412 if
+/// it sent an `If-Match`. The live board and webhooks hear every move the same way.
+pub async fn move_ticket(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    to: Status,
+    if_match: Option<IfMatch>,
+) -> Result<Ticket, ApiError> {
+    let (caller, id) = (caller.clone(), id.to_string());
+    let moved = st
+        .db
+        .write_data(move |conn| {
+            let (caller, id, if_match) = (caller.clone(), id.clone(), if_match.clone());
+            Box::pin(async move {
+                // Each miss means the ticket moved on; a state machine this small cannot keep
+                // moving for long, so a few rounds end in a move, a 409 or a 412.
+                for _ in 0..4 {
+                    let ticket = usable_ticket(conn, &caller, &id, Use::Write).await?;
+                    if let Some(m) = &if_match {
+                        m.check(ticket.version)?;
+                    }
+                    if !may_move(ticket.status, to, ticket.recalled) {
+                        return Err(illegal_move(&ticket, to));
+                    }
+                    if conn
+                        .set_ticket_status(&id, ticket.version, to, None)
+                        .await?
+                    {
+                        return conn
+                            .find_ticket(&id)
+                            .await?
+                            .ok_or_else(|| ApiError::internal("ticket vanished"));
+                    }
+                }
+                Err(ApiError::internal(
+                    "the ticket kept changing under the move",
+                ))
+            })
+        })
+        .await?;
+    live::publish(st, &moved.clinic_id, "updated", Some(&moved));
+    Ok(moved)
+}
+
+/// 409 naming the ticket's state and the one asked for.
+fn illegal_move(ticket: &Ticket, to: Status) -> ApiError {
+    let why = if ticket.status == Status::NoShow && to == Status::Waiting {
+        " (its one recall is used)"
+    } else {
+        ""
+    };
+    ApiError::Conflict {
+        detail: format!(
+            "ticket {} is {}; it cannot become {}{why}",
+            ticket.number,
+            ticket.status.as_str(),
+            to.as_str()
+        ),
+        existing: Some(format!("/v1/tickets/{}", ticket.id)),
+    }
+}
+
+/// Seconds a ticket has waited by `now_ms`: until now while waiting, until its call once called.
+pub fn waited_seconds(t: &Ticket, now_ms: i64) -> u64 {
+    let until = match t.status {
+        Status::Waiting => now_ms,
+        _ => t
+            .called_at
+            .as_deref()
+            .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+            .map(|c| c.as_millisecond())
+            .unwrap_or(now_ms),
+    };
+    (until - t.issued_ms).max(0) as u64 / 1000
 }

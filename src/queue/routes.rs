@@ -1,23 +1,23 @@
 //! `/v1/clinics/{id}/queue…` and `/v1/tickets/{id}`: thin handlers over the queue service.
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{may_move, DayReport, Priority, Status, Ticket};
+use super::domain::{DayReport, Priority, Status, Ticket};
 use super::{
-    issue_in, local_day_at, next_to_call, queue_of, readable, usable_ticket, visible_ticket,
+    issue_in, local_day_at, move_ticket, next_to_call, queue_of, readable, visible_ticket,
 };
-use crate::access::Touch;
+use crate::access::{Action, Touch};
 use crate::auth::{perm, Caller, Require};
 use crate::clinics::domain::Clinic;
 use crate::error::{ApiError, FieldError};
 use crate::http::conditional::Representation;
 use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::middleware::redirect;
-use crate::http::precondition::{stale, IfMatch};
+use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::patients::Use;
 use crate::startup::AppState;
@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/clinics/{id}/queue/live", get(super::live::live))
         .route("/v1/tickets/{id}", get(read).patch(transition))
         .route("/v1/tickets/{id}/notify", post(super::notify::notify))
+        .route("/v1/tickets/{id}/served", post(served))
+        .route("/v1/tickets/{id}/no-show", post(no_show))
+        .route("/v1/tickets/{id}/recall", post(recall))
+        .route("/v1/tickets/{id}/cancel", post(cancel))
         .route("/v1/clinics/{id}/board", post(rotate_board_key))
         .route("/board/app.js", get(super::live::board_script))
         .route("/board/app.css", get(super::live::board_style))
@@ -113,14 +117,27 @@ pub async fn issue(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// Waiting tickets in calling order (with positions), then called ones.
-    pub items: Vec<Ticket>,
+    pub items: Vec<QueueItem>,
     pub closed: bool,
     pub day: String,
 }
 
+/// A ticket as a counter screen shows it: everything it needs without a lookup per ticket.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueueItem {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// Seconds waited by the server's clock: until now while waiting, until the call once called.
+    pub waiting_seconds: u64,
+    /// The patient's given and family name (staff only: this view needs a staff token, and the
+    /// board and its live feed never carry it); null for a walk-in without a patient.
+    #[schema(example = "Amy Pond")]
+    pub patient_name: Option<String>,
+}
+
 /// The clinic's queue today
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
-    responses((status = 200, description = "Waiting and called tickets", body = QueueView, headers(("ETag" = String))),
+    responses((status = 200, description = "Waiting and called tickets, each with its number, priority, waiting time and patient's name", body = QueueView, headers(("ETag" = String))),
         (status = 304, description = "Not modified"), (status = 404, description = "No such clinic, or not yours")))]
 pub async fn view(
     State(st): State<AppState>,
@@ -132,6 +149,7 @@ pub async fn view(
     let clinic = clinic(&mut *conn, &caller, &id).await?;
     let day = local_day_at(&clinic, caller.now);
     let closed = conn.is_day_closed(&clinic.id, &day).await?;
+    let now = crate::clock::now_ms();
     let mut items = Vec::new();
     for t in queue_of(
         st.config.queue_aging_minutes,
@@ -141,10 +159,32 @@ pub async fn view(
     )
     .await?
     {
-        if readable(&mut *conn, &caller, &t).await? {
-            items.push(t);
+        if !readable(&mut *conn, &caller, &t).await? {
+            continue;
         }
+        let patient_name = match &t.patient_id {
+            Some(pid) => conn
+                .find_patient(pid)
+                .await?
+                .map(|p| format!("{} {}", p.patient.given_name, p.patient.family_name)),
+            None => None,
+        };
+        let waiting_seconds = super::waited_seconds(&t, now);
+        items.push(QueueItem {
+            ticket: t,
+            waiting_seconds,
+            patient_name,
+        });
     }
+    drop(conn);
+    // Names are patient data: each one shown is a read in that patient's access log.
+    let touched: Vec<Touch> = items
+        .iter()
+        .filter(|i| i.patient_name.is_some())
+        .filter_map(|i| i.ticket.patient_id.as_deref())
+        .map(Touch::patient)
+        .collect();
+    crate::access::record_now(&st.db, &caller, Action::Read, &touched).await?;
     Ok(Representation::json(&QueueView { items, closed, day }).respond(&headers))
 }
 
@@ -363,54 +403,104 @@ pub struct TicketPatch {
     pub status: Status,
 }
 
-/// Move a ticket: served, no_show, cancelled, or a single recall of a no-show (needs If-Match)
+/// Move a ticket: served, no_show, cancelled, or a single recall of a no-show (needs If-Match;
+/// the actions below need none)
 #[utoipa::path(patch, path = "/v1/tickets/{id}", tag = "queue", params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$")),
     request_body(content = TicketPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Moved", body = Ticket, headers(("ETag" = String))),
         (status = 404, description = "No such ticket, or not yours"),
-        (status = 409, description = "Not a transition this ticket may make"),
+        (status = 409, description = "Not a transition this ticket may make (the problem names its state)"),
         (status = 423, description = "The ticket's patient record is sealed")))]
 pub async fn transition(
     State(st): State<AppState>,
     caller: Require<perm::ReadClinics>,
     Path(id): Path<String>,
     if_match: IfMatch,
-    uri: Uri,
     JsonBody(patch): JsonBody<TicketPatch>,
 ) -> Result<Response, ApiError> {
-    let caller = caller.0;
-    let moved = st
-        .db
-        .write_data(move |conn| {
-            let (caller, id, if_match, uri) =
-                (caller.clone(), id.clone(), if_match.clone(), uri.clone());
-            Box::pin(async move {
-                let ticket = usable_ticket(conn, &caller, &id, Use::Write).await?;
-                if_match.check(ticket.version)?;
-                if !may_move(ticket.status, patch.status, ticket.recalled) {
-                    return Err(ApiError::Conflict {
-                        detail: format!(
-                            "a {} ticket cannot become {}",
-                            ticket.status.as_str(),
-                            patch.status.as_str()
-                        ),
-                        existing: Some(uri.path().to_string()),
-                    });
-                }
-                if !conn
-                    .set_ticket_status(&id, ticket.version, patch.status, None)
-                    .await?
-                {
-                    return Err(stale(ticket.version + 1));
-                }
-                conn.find_ticket(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("ticket vanished"))
-            })
-        })
-        .await?;
-    super::live::publish(&st, &moved.clinic_id, "updated", Some(&moved));
+    let moved = move_ticket(&st, &caller, &id, patch.status, Some(if_match)).await?;
     Ok(resource::updated(&moved))
+}
+
+/// The action endpoints: the state machine guards them, so `If-Match` is optional (412 if sent
+/// and stale).
+async fn act(
+    st: AppState,
+    caller: Caller,
+    id: String,
+    if_match: Option<IfMatch>,
+    to: Status,
+) -> Result<Response, ApiError> {
+    let moved = move_ticket(&st, &caller, &id, to, if_match).await?;
+    Ok(resource::updated(&moved))
+}
+
+/// Mark a called ticket served (no If-Match needed)
+#[utoipa::path(post, path = "/v1/tickets/{id}/served", tag = "queue",
+    params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$"), ("If-Match" = Option<String>, Header, description = "Optional: the ETag the move is meant for (412 if it is not current)")),
+    responses((status = 200, description = "Served", body = Ticket, headers(("ETag" = String))),
+        (status = 404, description = "No such ticket, or not yours"),
+        (status = 409, description = "The ticket is not called (the problem names its state)"),
+        (status = 412, description = "An If-Match was sent and is not current"),
+        (status = 423, description = "The ticket's patient record is sealed")))]
+pub async fn served(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    Path(id): Path<String>,
+    if_match: Option<IfMatch>,
+) -> Result<Response, ApiError> {
+    act(st, caller.0, id, if_match, Status::Served).await
+}
+
+/// Mark a called ticket a no-show (no If-Match needed)
+#[utoipa::path(post, path = "/v1/tickets/{id}/no-show", tag = "queue",
+    params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$"), ("If-Match" = Option<String>, Header, description = "Optional: the ETag the move is meant for (412 if it is not current)")),
+    responses((status = 200, description = "No-show", body = Ticket, headers(("ETag" = String))),
+        (status = 404, description = "No such ticket, or not yours"),
+        (status = 409, description = "The ticket is not called (the problem names its state)"),
+        (status = 412, description = "An If-Match was sent and is not current"),
+        (status = 423, description = "The ticket's patient record is sealed")))]
+pub async fn no_show(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    Path(id): Path<String>,
+    if_match: Option<IfMatch>,
+) -> Result<Response, ApiError> {
+    act(st, caller.0, id, if_match, Status::NoShow).await
+}
+
+/// Put a no-show back in the queue, once (no If-Match needed)
+#[utoipa::path(post, path = "/v1/tickets/{id}/recall", tag = "queue",
+    params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$"), ("If-Match" = Option<String>, Header, description = "Optional: the ETag the move is meant for (412 if it is not current)")),
+    responses((status = 200, description = "Waiting again", body = Ticket, headers(("ETag" = String))),
+        (status = 404, description = "No such ticket, or not yours"),
+        (status = 409, description = "Not a no-show, or already recalled once (the problem names its state)"),
+        (status = 412, description = "An If-Match was sent and is not current"),
+        (status = 423, description = "The ticket's patient record is sealed")))]
+pub async fn recall(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    Path(id): Path<String>,
+    if_match: Option<IfMatch>,
+) -> Result<Response, ApiError> {
+    act(st, caller.0, id, if_match, Status::Waiting).await
+}
+
+/// Cancel a waiting or called ticket (no If-Match needed)
+#[utoipa::path(post, path = "/v1/tickets/{id}/cancel", tag = "queue",
+    params(("id" = String, Path, pattern = "^tkt_[0-9a-f]{20}$"), ("If-Match" = Option<String>, Header, description = "Optional: the ETag the move is meant for (412 if it is not current)")),
+    responses((status = 200, description = "Cancelled", body = Ticket, headers(("ETag" = String))),
+        (status = 404, description = "No such ticket, or not yours"),
+        (status = 409, description = "The ticket is served, a no-show or cancelled already (the problem names its state)"),
+        (status = 412, description = "An If-Match was sent and is not current"),
+        (status = 423, description = "The ticket's patient record is sealed")))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    caller: Require<perm::ReadClinics>,
+    Path(id): Path<String>,
+    if_match: Option<IfMatch>,
+) -> Result<Response, ApiError> {
+    act(st, caller.0, id, if_match, Status::Cancelled).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -34,6 +34,7 @@ mod permissions;
 mod phones;
 mod processes;
 mod queue;
+mod queue_actions;
 mod races;
 mod raw_http;
 mod readme;

@@ -1,4 +1,7 @@
 //! Operations endpoints: health, readiness, metrics, the spec and the docs page.
+use reqwest::Method;
+use serde_json::{json, Value};
+
 use crate::helpers::{assert_problem, spawn_app};
 
 #[tokio::test]
@@ -124,7 +127,7 @@ async fn openapi_is_3_1_and_lists_every_status_an_operation_returns() {
 }
 
 #[tokio::test]
-async fn the_docs_page_is_served_from_the_binary_with_a_strict_csp() {
+async fn the_docs_page_is_a_reference_ui_served_from_the_binary_with_a_strict_csp() {
     let app = spawn_app().await;
     let res = app.get("/docs").await;
     assert_eq!(res.status(), 200);
@@ -137,15 +140,92 @@ async fn the_docs_page_is_served_from_the_binary_with_a_strict_csp() {
         .unwrap()
         .to_string();
     assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert!(
+        !csp.contains("unsafe-eval") && csp.contains("font-src 'none'"),
+        "{csp}"
+    );
     let html = res.text().await.unwrap();
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no external assets"
     );
-    assert!(html.contains("/docs/app.js"));
-    let js = app.get("/docs/app.js").await;
+    assert!(html.contains(r#"<rapi-doc spec-url="/openapi.json" load-fonts="false""#));
+    let bundle = "/docs/rapidoc-9.3.8.min.js";
+    assert!(html.contains(bundle));
+    // The vendored bundle: its own content type, a year's cache (its path names its version)
+    // and a strong ETag that answers 304.
+    let js = app.get(bundle).await;
     assert_eq!(js.status(), 200);
-    assert!(js.text().await.unwrap().contains("/openapi.json"));
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(
+        js.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = js.headers()["etag"].to_str().unwrap().to_string();
+    assert!(js.text().await.unwrap().contains("rapi-doc"));
+    let again = app
+        .client
+        .get(app.url(bundle))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.headers().get("content-type").is_none());
+}
+
+#[tokio::test]
+async fn the_specs_request_examples_are_accepted_by_the_server_they_describe() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let clinic = app.create_clinic(&admin, "Examples").await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let example = |method: &str, path: &str, media: &str| -> Value {
+        spec["paths"][path][method]["requestBody"]["content"][media]["examples"]["typical"]["value"]
+            .clone()
+    };
+    // The create example, as the docs page sends it, with the id of a clinic that exists.
+    let mut body = example("post", "/v1/patients", "application/json");
+    body["clinic_id"] = json!(clinic);
+    let res = app
+        .authed(Method::POST, "/v1/patients", &admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["given_name"], body["given_name"]);
+    // The merge-patch example applies to it as it stands.
+    let patch = example("patch", "/v1/patients/{id}", "application/merge-patch+json");
+    let res = app
+        .authed(
+            Method::PATCH,
+            &format!("/v1/patients/{}", created["id"].as_str().unwrap()),
+            &admin,
+        )
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", etag)
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let patched: Value = res.json().await.unwrap();
+    assert_eq!(patched["phone"], "+436647654321");
+    assert!(patched["email"].is_null(), "null removed the email");
+    // A merge-patch schema lists each member with its type; no bare object.
+    let schema = &spec["components"]["schemas"]["PatientPatch"];
+    assert_eq!(schema["additionalProperties"], false);
+    assert!(schema["properties"]["email"]["type"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("null")));
 }
 
 /// Runs only as the child of the next test, with `CAREQ_*` variables in its environment.
