@@ -25,6 +25,15 @@ fn bodies() -> Vec<(&'static str, &'static str, Value)> {
         "sex": "female", "phone": "+43 664 1234567",
         "email": "amy.pond@example.org", "address": null, "height_cm": 168, "weight_kg": 61.5
     });
+    // The same person as a FHIR Patient: the clinic is named by identifier, careq's MRN system.
+    let fhir_patient = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:careq:mrn", "value": "FHIR-0001"}],
+        "name": [{"use": "official", "family": "Oswald", "given": ["Clara"]}],
+        "gender": "female", "birthDate": "1990-11-23",
+        "telecom": [{"system": "phone", "value": "+436642345678"}],
+        "managingOrganization": {"identifier": {"system": "urn:careq:clinic", "value": CLINIC}}
+    });
     vec![
         (
             "post",
@@ -111,6 +120,8 @@ fn bodies() -> Vec<(&'static str, &'static str, Value)> {
             "/v1/appointments/{id}",
             json!({"start": "2099-01-02T10:00:00Z", "duration_minutes": 45}),
         ),
+        ("post", "/fhir/r4/Patient", fhir_patient.clone()),
+        ("put", "/fhir/r4/Patient/{id}", fhir_patient),
         (
             "post",
             "/v1/exports",
