@@ -20,10 +20,13 @@ fn bodies() -> Vec<(&'static str, &'static str, Value)> {
         "email": "clara.oswald@example.org", "address": "Coal Hill School, London",
         "height_cm": 157, "weight_kg": 52.0
     });
+    // Nor theirs for a replace: the run's generated replace bodies (Amy Pond, from the property
+    // examples) go to the patient this example first made someone else; were it Amy Pond too,
+    // every one sent to another patient would be her duplicate (409).
     let fields = json!({
-        "given_name": "Amy", "family_name": "Pond", "date_of_birth": "1989-04-01",
-        "sex": "female", "phone": "+43 664 1234567",
-        "email": "amy.pond@example.org", "address": null, "height_cm": 168, "weight_kg": 61.5
+        "given_name": "Rory", "family_name": "Williams", "date_of_birth": "1988-06-12",
+        "sex": "male", "phone": "+43 664 3456789",
+        "email": "rory.williams@example.org", "address": null, "height_cm": 180, "weight_kg": 75.5
     });
     // The same person as a FHIR Patient: the clinic is named by identifier, careq's MRN system.
     let fhir_patient = json!({

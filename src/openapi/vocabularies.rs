@@ -113,6 +113,76 @@ fn note_null_meanings(spec: &mut Value) {
     }
 }
 
+/// Request bodies take an empty string for an optional member as "not given" (what an HTML
+/// form sends for a blank field): each optional string member with a shape to meet (a pattern,
+/// a length, a format) says so with an `anyOf` that admits `""` beside its own schema.
+fn admit_empty_optional_strings(spec: &mut Value) {
+    let mut bodies = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+        if path.starts_with("/fhir/") {
+            continue;
+        }
+        for op in item.as_object().into_iter().flatten().map(|(_, op)| op) {
+            for c in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(name) = c.1["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    bodies.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for name in bodies {
+        let schema = schema_mut(spec, &name);
+        let required: Vec<String> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (member, p) in properties.iter_mut() {
+            let is_string = match &p["type"] {
+                Value::String(t) => t == "string",
+                Value::Array(ts) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let shaped = ["pattern", "minLength", "format", "enum"]
+                .iter()
+                .any(|k| p.get(k).is_some());
+            if required.contains(member) || !is_string || !shaped {
+                continue;
+            }
+            let mut own = p.as_object().cloned().unwrap_or_default();
+            let description = own.remove("description");
+            let mut wrapped = serde_json::Map::new();
+            wrapped.insert(
+                "anyOf".into(),
+                json!([own, {"type": "string", "maxLength": 0}]),
+            );
+            let note = "An empty string means not given.";
+            wrapped.insert(
+                "description".into(),
+                json!(match description.as_ref().and_then(Value::as_str) {
+                    Some(d) => format!("{d} {note}"),
+                    None => note.to_string(),
+                }),
+            );
+            *p = Value::Object(wrapped);
+        }
+    }
+}
+
 pub fn apply(spec: &mut Value) {
     note_null_meanings(spec);
     let countries = country_pattern();
@@ -133,6 +203,7 @@ pub fn apply(spec: &mut Value) {
         "PATCH /v1/patients/{{id}} takes a merge patch"
     );
     *body = json!({"$ref": "#/components/schemas/PatientPatch"});
+    admit_empty_optional_strings(spec);
 }
 
 #[cfg(test)]
