@@ -241,10 +241,9 @@ fn complete_at(path: &str, code: u16, existing: Option<Response>) -> Response {
     res
 }
 
-/// An `If-Match` value as careq parses it: `*`, or a list of entity tags, which may be empty
-/// (a list nothing matches: 412).
+/// An `If-Match` value as careq parses it: `*`, or a list of entity tags.
 fn if_match_schema() -> ObjectBuilder {
-    string_schema().pattern(Some(r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+    string_schema().pattern(Some(r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
 }
 
 /// Where `If-Match` is optional (the ticket actions), it has the same form as where it is
@@ -252,7 +251,12 @@ fn if_match_schema() -> ObjectBuilder {
 fn shape_optional_if_match(op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         if p.name == "If-Match" && p.parameter_in == ParameterIn::Header {
-            p.schema = Some(if_match_schema().into());
+            // Here an empty value is also taken: an empty list of tags, which nothing matches (412).
+            p.schema = Some(
+                string_schema()
+                    .pattern(Some(r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#))
+                    .into(),
+            );
         }
     }
 }

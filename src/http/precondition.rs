@@ -70,18 +70,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             .filter_map(|v| v.to_str().ok())
             .collect();
         if values.is_empty() {
-            if parts.headers.contains_key(header::IF_MATCH) {
-                // Bytes outside visible ASCII cannot form entity tags.
-                return Err(malformed());
-            }
             return Err(ApiError::PreconditionRequired);
         }
         let joined = values.join(",");
-        // An empty field is an empty list of tags (`#entity-tag` allows none): a condition no
-        // version meets, so 412 with the current ETag (RFC 9110 §13.1.1), not a malformed 400.
-        if joined.trim_matches([',', ' ', '\t']).is_empty() {
-            return Ok(IfMatch::Tags(Vec::new()));
-        }
         if joined.trim() == "*" {
             return Ok(IfMatch::Any);
         }
@@ -116,7 +107,18 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for IfMatch {
         if values.iter().next().is_none() {
             return Ok(None);
         }
-        // Sent: read as where it is required (an empty list is 412, other bytes 400).
+        // An empty field is an empty list of tags (`#entity-tag` allows none): a condition no
+        // version meets, so 412, as RFC 9110 §13.1.1 has it for a list that matches nothing.
+        // Bytes outside visible ASCII cannot form entity tags.
+        if values.iter().any(|v| v.to_str().is_err()) {
+            return Err(malformed());
+        }
+        let blank = values
+            .iter()
+            .all(|v| v.to_str().is_ok_and(|s| s.trim().is_empty()));
+        if blank {
+            return Ok(Some(IfMatch::Tags(Vec::new())));
+        }
         <IfMatch as FromRequestParts<S>>::from_request_parts(parts, state)
             .await
             .map(Some)
