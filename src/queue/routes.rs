@@ -330,7 +330,8 @@ pub struct ReportParams {
     /// The clinic's local day, `YYYY-MM-DD` (default: today).
     #[param(format = Date)]
     pub date: Option<String>,
-    /// The same as `date` (the name the appointment list uses); `date` wins when both are given.
+    /// The same as `date` (the name the appointment list uses); `date` wins when both are given
+    /// (each must be a date).
     #[param(format = Date)]
     pub day: Option<String>,
 }
@@ -350,6 +351,10 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let mut conn = st.db.read().await?;
     let clinic = clinic(&mut *conn, &caller, &id).await?;
+    // Each value sent must be a date, even where `date` wins.
+    if let Some(d) = &p.day {
+        crate::http::extract::query_date("day", d)?;
+    }
     let (name, given) = match (p.date, p.day) {
         (Some(d), _) => ("date", Some(d)),
         (None, d) => ("day", d),

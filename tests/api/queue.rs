@@ -359,4 +359,16 @@ async fn the_daily_report_counts_served_and_no_shows_with_wait_figures() {
         .await
         .unwrap();
     assert_problem(bad, 400).await;
+    // A bad `day` beside a good `date` is still a bad request.
+    let bad = app
+        .authed(
+            Method::GET,
+            &format!("/v1/clinics/{clinic}/queue/report?date=2030-01-10&day=%C3%96"),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(bad, 400).await;
+    assert!(problem.to_string().contains("query/day"), "{problem}");
 }
