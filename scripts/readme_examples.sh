@@ -29,7 +29,8 @@ port=$((21000 + RANDOM % 900))
 start=${server//cargo run --release --/\"$bin\"}
 ( cd "$dir" && export CAREQ_LISTEN="127.0.0.1:$port" && eval "$start" > "$dir/serve.log" 2>&1 ) &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+# (`|| true`: under `set -e` the server's exit status from `wait` would become the script's.)
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 bash -euo pipefail -c "${client//127.0.0.1:8080/127.0.0.1:$port}"
