@@ -114,7 +114,13 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
         }
         Ok(Written::LostLease) => return,
         Err(e) => {
-            tracing::error!(job = %job.id, cause = ?e, "export failed");
+            // The status and, for an internal failure, its cause (as the request log keeps it):
+            // never the error's whole debug form, which could carry a row being written.
+            let cause = match &e {
+                ApiError::Internal(c) => c.as_str(),
+                _ => "",
+            };
+            tracing::error!(job = %job.id, status = e.status().code, cause, "export failed");
             let _ = tokio::fs::remove_file(&part).await;
             let mut problem = ApiError::internal("export failed").problem();
             // The request that asked for the export: the id to quote.
