@@ -55,3 +55,12 @@ pub fn local_date(at: jiff::Timestamp, tz: &str) -> jiff::civil::Date {
 pub fn zone(tz: &str) -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC)
 }
+
+/// The instants `[from, to)` (Unix seconds) of the calendar day `day` in the zone `tz`: 23 or
+/// 25 hours on the days clocks change.
+pub fn day_bounds(day: jiff::civil::Date, tz: &str) -> Result<(i64, i64), jiff::Error> {
+    let zone = zone(tz);
+    let from = day.to_zoned(zone.clone())?.timestamp().as_second();
+    let to = day.tomorrow()?.to_zoned(zone)?.timestamp().as_second();
+    Ok((from, to))
+}

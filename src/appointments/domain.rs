@@ -77,15 +77,6 @@ pub fn local_time(start: &str, tz: &str) -> String {
     }
 }
 
-/// The instants `[from, to)` (Unix seconds) of the calendar day `day` in the zone `tz`: 23 or
-/// 25 hours on the days clocks change.
-pub fn day_bounds(day: jiff::civil::Date, tz: &str) -> Result<(i64, i64), jiff::Error> {
-    let zone = crate::clock::zone(tz);
-    let from = day.to_zoned(zone.clone())?.timestamp().as_second();
-    let to = day.tomorrow()?.to_zoned(zone)?.timestamp().as_second();
-    Ok((from, to))
-}
-
 impl Versioned for Appointment {
     fn version(&self) -> i64 {
         self.version
@@ -364,10 +355,10 @@ mod tests {
             "2026-02-28T23:30:00-05:00"
         );
         let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
-        let (from, to) = day_bounds(day("2026-03-01"), "Europe/Vienna").unwrap();
+        let (from, to) = crate::clock::day_bounds(day("2026-03-01"), "Europe/Vienna").unwrap();
         assert_eq!(to - from, 86_400);
         // The day clocks go forward in Vienna has 23 hours.
-        let (from, to) = day_bounds(day("2026-03-29"), "Europe/Vienna").unwrap();
+        let (from, to) = crate::clock::day_bounds(day("2026-03-29"), "Europe/Vienna").unwrap();
         assert_eq!(to - from, 23 * 3600);
     }
 

@@ -323,27 +323,16 @@ pub async fn day_ranges(
     clinic_id: Option<&str>,
     day: jiff::civil::Date,
 ) -> Result<Vec<domain::DayRange>, ApiError> {
-    let mut conn = db.read().await?;
-    let mut clinics = Vec::new();
-    if let Some(id) = clinic_id {
-        clinics.extend(conn.find_clinic(id).await?);
-    } else if caller.role == Role::Admin {
-        let mut after = String::new();
-        loop {
-            let page = conn.list_clinics(None, &after, 200).await?;
-            let more = page.len() > 200;
-            clinics.extend(page.into_iter().take(200));
-            match clinics.last() {
-                Some(last) if more => after = last.id.clone(),
-                _ => break,
-            }
+    let one;
+    let ids = match clinic_id {
+        Some(id) => {
+            one = [id.to_string()];
+            Some(&one[..])
         }
-    } else {
-        for id in &caller.clinic_ids {
-            clinics.extend(conn.find_clinic(id).await?);
-        }
-    }
-    drop(conn);
+        None if caller.role == Role::Admin => None,
+        None => Some(&caller.clinic_ids[..]),
+    };
+    let clinics = crate::clinics::among(db, ids).await?;
     let mut zones: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for c in clinics {
         zones.entry(c.timezone).or_default().push(c.id);
@@ -352,7 +341,7 @@ pub async fn day_ranges(
     zones
         .into_iter()
         .map(|(tz, ids)| {
-            let (from, to) = domain::day_bounds(day, &tz).map_err(ApiError::internal)?;
+            let (from, to) = crate::clock::day_bounds(day, &tz).map_err(ApiError::internal)?;
             Ok(domain::DayRange {
                 // With one zone the other filters (and the caller's scope) say which clinics.
                 clinic_ids: (!one_zone).then_some(ids),

@@ -18,6 +18,32 @@ pub async fn visible(tx: &mut dyn Tx, caller: &Caller, id: &str) -> Result<Clini
     }
 }
 
+/// The clinics of `ids` that exist, in the order given, or every clinic when `ids` is `None`.
+pub async fn among(db: &Store, ids: Option<&[String]>) -> Result<Vec<Clinic>, ApiError> {
+    let mut conn = db.read().await?;
+    let mut clinics = Vec::new();
+    match ids {
+        Some(ids) => {
+            for id in ids {
+                clinics.extend(conn.find_clinic(id).await?);
+            }
+        }
+        None => {
+            let mut after = String::new();
+            loop {
+                let page = conn.list_clinics(None, &after, 200).await?;
+                let more = page.len() > 200;
+                clinics.extend(page.into_iter().take(200));
+                match clinics.last() {
+                    Some(last) if more => after = last.id.clone(),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(clinics)
+}
+
 /// Clinics after `after` by id, at most `limit + 1`; `member` limits them to one user's.
 pub async fn list(
     db: &Store,

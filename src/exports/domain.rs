@@ -75,11 +75,11 @@ pub struct NewExport {
     pub format: String,
     /// Only this clinic (one you belong to); absent: every clinic you see.
     pub clinic_id: Option<String>,
-    /// First day included (`YYYY-MM-DD`): patients by creation, appointments by start,
-    /// tickets by queue day.
+    /// First day included (`YYYY-MM-DD`) on each clinic's clock: patients by creation,
+    /// appointments by start, tickets by queue day.
     #[schema(format = Date)]
     pub from: Option<String>,
-    /// Last day included (`YYYY-MM-DD`).
+    /// Last day included (`YYYY-MM-DD`) on each clinic's clock.
     #[schema(format = Date)]
     pub to: Option<String>,
 }

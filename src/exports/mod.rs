@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::auth::{Caller, Role};
 use crate::config::Config;
 use crate::error::{ApiError, FieldError, RateInfo};
-use crate::store::{ExportScope, JobRecord, Store, StoreError};
+use crate::store::{ClinicWindow, ExportScope, JobRecord, Store, StoreError};
 use domain::{Format, Job, ValidExport};
 
 pub use routes::router;
@@ -25,6 +25,37 @@ pub fn job_location(id: &str) -> String {
 
 pub fn file_location(id: &str) -> String {
     format!("/v1/exports/{id}/file")
+}
+
+/// The scope with its days worked out on each clinic's clock (`ExportScope::windows`): the
+/// start of `from` to the end of `to` in each clinic's zone, so a 00:30 appointment in Vienna
+/// falls on the Vienna day, as the lists' `day=` has it.
+pub async fn on_clinic_clocks(db: &Store, scope: &ExportScope) -> Result<ExportScope, ApiError> {
+    let mut scope = scope.clone();
+    scope.windows.clear();
+    if scope.from_day.is_none() && scope.to_day.is_none() {
+        return Ok(scope);
+    }
+    let day = |d: &Option<String>| {
+        d.as_deref()
+            .map(str::parse::<jiff::civil::Date>)
+            .transpose()
+            .map_err(ApiError::internal)
+    };
+    let (from, to) = (day(&scope.from_day)?, day(&scope.to_day)?);
+    for clinic in crate::clinics::among(db, scope.clinic_ids.as_deref()).await? {
+        let bounds = |d: Option<jiff::civil::Date>| {
+            d.map(|d| crate::clock::day_bounds(d, &clinic.timezone))
+                .transpose()
+                .map_err(ApiError::internal)
+        };
+        scope.windows.push(ClinicWindow {
+            from: bounds(from)?.map(|(start, _)| start),
+            to: bounds(to)?.map(|(_, end)| end),
+            clinic_id: clinic.id,
+        });
+    }
+    Ok(scope)
 }
 
 /// Where a finished job's file lives.
@@ -71,6 +102,7 @@ pub async fn start(db: &Store, caller: &Caller, v: ValidExport) -> Result<Job, A
             sealed: caller.role == Role::Admin,
             from_day: v.from.clone(),
             to_day: v.to.clone(),
+            windows: Vec::new(),
         },
         state: "queued".into(),
         ip: caller.ip.to_string(),

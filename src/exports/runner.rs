@@ -198,9 +198,10 @@ async fn write_file(
         .await
         .map_err(ApiError::internal)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let scope = super::on_clinic_clocks(&state.db, &job.scope).await?;
     let mut read = state.db.read().await?;
     read.begin_snapshot().await?;
-    let total = read.export_count(&job.scope).await?;
+    let total = read.export_count(&scope).await?;
     if !beat(state, runner, &job.id, 0, total).await? {
         return Ok(Written::LostLease);
     }
@@ -212,7 +213,7 @@ async fn write_file(
     let mut last_beat = Instant::now();
     let page_rows = state.config.export_page_rows.clamp(1, 10_000);
     loop {
-        let page = read.export_page(&job.scope, &after, page_rows).await?;
+        let page = read.export_page(&scope, &after, page_rows).await?;
         let Some(last) = page.last() else { break };
         after = last.id.clone();
         rows += page.len() as i64;

@@ -500,9 +500,57 @@ pub struct ExportScope {
     pub clinic_ids: Option<Vec<String>>,
     /// Whether sealed patients' records are included (admins only).
     pub sealed: bool,
-    /// Inclusive `YYYY-MM-DD` bounds on the row's day (created, start, or queue day).
+    /// Inclusive `YYYY-MM-DD` bounds on the row's day on its clinic's clock: a patient's
+    /// creation, an appointment's start, a ticket's queue day.
     pub from_day: Option<String>,
     pub to_day: Option<String>,
+    /// What those days are on each clinic's clock (not stored: the runner works them out from
+    /// the clinics' zones when it runs the job). A dated scope matches rows of these clinics
+    /// only, so it must list every clinic in scope.
+    pub windows: Vec<ClinicWindow>,
+}
+
+/// A dated export's instants for one clinic: `[from, to)` in Unix seconds, from the start of
+/// `from_day` to the end of `to_day` on the clinic's clock; `None` leaves that side open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClinicWindow {
+    pub clinic_id: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl ExportScope {
+    /// The scope's date bounds as one JSON array for the engines' queries, or `None` when the
+    /// export is not dated. Each element is one clinic: `c` its id; `f`/`t` the window in Unix
+    /// seconds (appointment starts); `fs`/`ts` the same instants as `YYYY-MM-DDTHH:MM:SS`, which
+    /// compare as text with the stored `…SS.mmmZ` creation times (`>= fs` from that second on,
+    /// `< ts` before it); `fd`/`td` the inclusive days themselves (tickets' queue days, which
+    /// are already on the clinic's clock).
+    pub fn windows_json(&self) -> Option<String> {
+        if self.from_day.is_none() && self.to_day.is_none() {
+            return None;
+        }
+        let text = |s: Option<i64>| {
+            s.and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        };
+        let all: Vec<serde_json::Value> = self
+            .windows
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "c": w.clinic_id,
+                    "f": w.from,
+                    "t": w.to,
+                    "fs": text(w.from),
+                    "ts": text(w.to),
+                    "fd": self.from_day,
+                    "td": self.to_day,
+                })
+            })
+            .collect();
+        Some(serde_json::Value::Array(all).to_string())
+    }
 }
 
 /// One value of an exported row.

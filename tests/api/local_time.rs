@@ -9,6 +9,8 @@ use crate::helpers::{assert_problem, spawn_app, TestApp};
 struct World {
     admin: String,
     doctor: String,
+    /// The clinician's token (member of both clinics).
+    doctor_token: String,
     vienna: String,
     new_york: String,
 }
@@ -29,12 +31,13 @@ async fn world(app: &TestApp) -> World {
     let admin = app.admin_token().await;
     let vienna = clinic(app, &admin, "Wien", "Europe/Vienna", "W").await;
     let new_york = clinic(app, &admin, "NYC", "America/New_York", "N").await;
-    let (doctor, _) = app
+    let (doctor, doctor_token) = app
         .create_staff(&admin, "dr.zone", "clinician", &[&vienna, &new_york])
         .await;
     World {
         admin,
         doctor,
+        doctor_token,
         vienna,
         new_york,
     }
@@ -341,4 +344,185 @@ async fn concurrent_check_ins_with_resetting_clients_issue_one_ticket_on_the_loc
     let t: Value = res.json().await.unwrap();
     assert_eq!(t["number"], "W-002");
     app.assert_no_transaction_left_open().await;
+}
+
+/// Runs an export as `token` to its end and returns the ids in its NDJSON file.
+async fn exported(app: &TestApp, token: &str, body: Value) -> Vec<String> {
+    let res = app
+        .authed(Method::POST, "/v1/exports", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{body}");
+    assert_eq!(res.headers()["retry-after"], "1");
+    let job: Value = res.json().await.unwrap();
+    let (file, _) =
+        crate::exports::until_done(&app.url(""), token, job["id"].as_str().unwrap()).await;
+    let res = app.authed(Method::GET, &file, token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let row: Value = serde_json::from_str(l).unwrap();
+            row["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn export_days_are_each_clinics_days_for_appointments_and_tickets() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    set_clock(&app, "2030-02-20T12:00:00Z");
+    // Vienna 00:30 on 1 March (28 February in UTC); New York 23:30 on 28 February (1 March
+    // in UTC).
+    let a = book(&app, &w, &w.vienna, "2030-02-28T23:30:00Z").await;
+    let b = book(&app, &w, &w.new_york, "2030-03-01T04:30:00Z").await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    let appointments = |from: Option<&str>, to: Option<&str>, clinic: Option<&str>| {
+        let mut body = json!({"kind": "appointments", "format": "ndjson"});
+        for (k, v) in [("from", from), ("to", to), ("clinic_id", clinic)] {
+            if let Some(v) = v {
+                body[k] = json!(v);
+            }
+        }
+        body
+    };
+    let admin = w.admin.clone();
+    let day = Some("2030-03-01");
+    assert_eq!(
+        exported(&app, &admin, appointments(day, day, None)).await,
+        [a.as_str()]
+    );
+    let day = Some("2030-02-28");
+    assert_eq!(
+        exported(&app, &admin, appointments(day, day, None)).await,
+        [b.as_str()]
+    );
+    // Open on one side, and the clinician's own scope (both clinics) judged the same way.
+    let v = Some(w.vienna.as_str());
+    assert_eq!(
+        exported(&app, &admin, appointments(Some("2030-03-01"), None, v)).await,
+        [a.as_str()]
+    );
+    assert!(
+        exported(&app, &admin, appointments(None, Some("2030-02-28"), v))
+            .await
+            .is_empty()
+    );
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(
+        exported(
+            &app,
+            &w.doctor_token,
+            appointments(Some("2030-02-28"), Some("2030-03-01"), None)
+        )
+        .await,
+        both
+    );
+    assert_eq!(
+        exported(
+            &app,
+            &w.doctor_token,
+            appointments(None, Some("2030-02-28"), None)
+        )
+        .await,
+        [b.as_str()]
+    );
+
+    // Tickets by queue day: 23:30 UTC on 1 March is 2 March in Vienna, 1 March in New York.
+    set_clock(&app, "2030-03-01T23:30:00Z");
+    let mut tickets = Vec::new();
+    for clinic in [&w.vienna, &w.new_york] {
+        let res = app
+            .authed(
+                Method::POST,
+                &format!("/v1/clinics/{clinic}/queue/tickets"),
+                &admin,
+            )
+            .json(&json!({"priority": "normal"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let t: Value = res.json().await.unwrap();
+        tickets.push(t["id"].as_str().unwrap().to_string());
+    }
+    let queue = |d: &str| json!({"kind": "queue", "format": "ndjson", "from": d, "to": d});
+    assert_eq!(
+        exported(&app, &admin, queue("2030-03-02")).await,
+        [tickets[0].clone()]
+    );
+    assert_eq!(
+        exported(&app, &admin, queue("2030-03-01")).await,
+        [tickets[1].clone()]
+    );
+}
+
+#[tokio::test]
+async fn export_days_are_each_clinics_days_for_patients_by_creation() {
+    // Creation times come from the real clock, so the zones are chosen to disagree with UTC
+    // about today's date whatever the hour: Kiritimati (UTC+14) is on tomorrow from 10:00 UTC,
+    // Pago Pago (UTC−11) still on yesterday until 11:00 UTC.
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let mut differs = 0;
+    for (zone, prefix) in [("Pacific/Kiritimati", "K"), ("Pacific/Pago_Pago", "P")] {
+        let res = app
+            .authed(Method::POST, "/v1/clinics", &admin)
+            .json(&json!({"name": zone, "timezone": zone, "ticket_prefix": prefix}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let clinic: Value = res.json().await.unwrap();
+        let clinic = clinic["id"].as_str().unwrap().to_string();
+        let res = app
+            .authed(Method::POST, "/v1/patients", &admin)
+            .json(
+                &json!({"clinic_id": clinic, "given_name": "Tala", "family_name": "Aumua",
+                "date_of_birth": "1990-01-01", "sex": "female"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let p: Value = res.json().await.unwrap();
+        let id = p["id"].as_str().unwrap().to_string();
+        let created: jiff::Timestamp = p["created_at"].as_str().unwrap().parse().unwrap();
+        let local = created
+            .to_zoned(jiff::tz::TimeZone::get(zone).unwrap())
+            .date()
+            .to_string();
+        let utc = created.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+        let export = |from: &str, to: &str| {
+            json!({"kind": "patients", "format": "ndjson", "clinic_id": clinic,
+                "from": from, "to": to})
+        };
+        assert_eq!(
+            exported(&app, &admin, export(&local, &local)).await,
+            [id.as_str()],
+            "{zone}"
+        );
+        if local != utc {
+            differs += 1;
+            assert!(
+                exported(&app, &admin, export(&utc, &utc)).await.is_empty(),
+                "{zone}: created {created}, the UTC day {utc} is not the clinic's day {local}"
+            );
+        }
+    }
+    assert!(
+        differs >= 1,
+        "one of the zones is always on another date than UTC"
+    );
 }

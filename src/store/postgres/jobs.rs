@@ -25,6 +25,7 @@ fn job_of(r: &PgRow) -> Result<JobRecord, sqlx::Error> {
             sealed: r.try_get::<i64, _>("sealed")? != 0,
             from_day: r.try_get("from_day")?,
             to_day: r.try_get("to_day")?,
+            windows: Vec::new(),
         },
         kind,
         state: r.try_get("state")?,
@@ -218,24 +219,33 @@ fn source(kind: &str) -> (&'static str, &'static str) {
             "patients x",
             "x.deleted_at IS NULL AND x.merged_into IS NULL
              AND ($2::bigint = 1 OR x.sealed_at IS NULL)
-             AND ($3::text IS NULL OR substr(x.created_at, 1, 10) >= $3::text)
-             AND ($4::text IS NULL OR substr(x.created_at, 1, 10) <= $4::text)",
+             AND ($3::json IS NULL OR EXISTS (
+                 SELECT 1 FROM json_array_elements($3::json) w
+                 WHERE w ->> 'c' = x.clinic_id
+                   AND (w ->> 'fs' IS NULL OR x.created_at >= w ->> 'fs')
+                   AND (w ->> 'ts' IS NULL OR x.created_at < w ->> 'ts')))",
         ),
         "appointments" => (
             "appointments x",
             "x.deleted_at IS NULL
              AND ($2::bigint = 1 OR NOT EXISTS (SELECT 1 FROM patients s
                                         WHERE s.id = x.patient_id AND s.sealed_at IS NOT NULL))
-             AND ($3::text IS NULL OR substr(x.start_at, 1, 10) >= $3::text)
-             AND ($4::text IS NULL OR substr(x.start_at, 1, 10) <= $4::text)",
+             AND ($3::json IS NULL OR EXISTS (
+                 SELECT 1 FROM json_array_elements($3::json) w
+                 WHERE w ->> 'c' = x.clinic_id
+                   AND (w ->> 'f' IS NULL OR x.start_unix >= (w ->> 'f')::bigint)
+                   AND (w ->> 't' IS NULL OR x.start_unix < (w ->> 't')::bigint)))",
         ),
         _ => (
             "tickets x",
             "($2::bigint = 1 OR x.patient_id IS NULL
                      OR NOT EXISTS (SELECT 1 FROM patients s
                                     WHERE s.id = x.patient_id AND s.sealed_at IS NOT NULL))
-             AND ($3::text IS NULL OR x.day >= $3::text)
-             AND ($4::text IS NULL OR x.day <= $4::text)",
+             AND ($3::json IS NULL OR EXISTS (
+                 SELECT 1 FROM json_array_elements($3::json) w
+                 WHERE w ->> 'c' = x.clinic_id
+                   AND (w ->> 'fd' IS NULL OR x.day >= w ->> 'fd')
+                   AND (w ->> 'td' IS NULL OR x.day <= w ->> 'td')))",
         ),
     }
 }
@@ -261,8 +271,7 @@ fn scoped<'q>(
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
         )
         .bind(i64::from(scope.sealed))
-        .bind(scope.from_day.as_deref())
-        .bind(scope.to_day.as_deref())
+        .bind(scope.windows_json())
 }
 
 pub async fn count(conn: &mut PgConnection, scope: &ExportScope) -> Result<i64, sqlx::Error> {
@@ -283,7 +292,7 @@ pub async fn page(
         .map(|(c, _)| format!("x.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = filtered(scope, &select, "AND x.id > $5 ORDER BY x.id LIMIT $6");
+    let sql = filtered(scope, &select, "AND x.id > $4 ORDER BY x.id LIMIT $5");
     let rows = scoped(&sql, scope)
         .bind(after)
         .bind(i64::from(limit))

@@ -26,6 +26,7 @@ fn job_of(r: &SqliteRow) -> Result<JobRecord, sqlx::Error> {
             sealed: r.try_get::<i64, _>("sealed")? != 0,
             from_day: r.try_get("from_day")?,
             to_day: r.try_get("to_day")?,
+            windows: Vec::new(),
         },
         kind,
         state: r.try_get("state")?,
@@ -222,24 +223,33 @@ fn source(kind: &str) -> (&'static str, &'static str) {
             "patients x",
             "x.deleted_at IS NULL AND x.merged_into IS NULL
              AND ($2 = 1 OR x.sealed_at IS NULL)
-             AND ($3 IS NULL OR substr(x.created_at, 1, 10) >= $3)
-             AND ($4 IS NULL OR substr(x.created_at, 1, 10) <= $4)",
+             AND ($3 IS NULL OR EXISTS (
+                 SELECT 1 FROM json_each($3) w
+                 WHERE w.value ->> 'c' = x.clinic_id
+                   AND (w.value ->> 'fs' IS NULL OR x.created_at >= w.value ->> 'fs')
+                   AND (w.value ->> 'ts' IS NULL OR x.created_at < w.value ->> 'ts')))",
         ),
         "appointments" => (
             "appointments x",
             "x.deleted_at IS NULL
              AND ($2 = 1 OR NOT EXISTS (SELECT 1 FROM patients s
                                         WHERE s.id = x.patient_id AND s.sealed_at IS NOT NULL))
-             AND ($3 IS NULL OR substr(x.start_at, 1, 10) >= $3)
-             AND ($4 IS NULL OR substr(x.start_at, 1, 10) <= $4)",
+             AND ($3 IS NULL OR EXISTS (
+                 SELECT 1 FROM json_each($3) w
+                 WHERE w.value ->> 'c' = x.clinic_id
+                   AND (w.value ->> 'f' IS NULL OR x.start_unix >= w.value ->> 'f')
+                   AND (w.value ->> 't' IS NULL OR x.start_unix < w.value ->> 't')))",
         ),
         _ => (
             "tickets x",
             "($2 = 1 OR x.patient_id IS NULL
                      OR NOT EXISTS (SELECT 1 FROM patients s
                                     WHERE s.id = x.patient_id AND s.sealed_at IS NOT NULL))
-             AND ($3 IS NULL OR x.day >= $3)
-             AND ($4 IS NULL OR x.day <= $4)",
+             AND ($3 IS NULL OR EXISTS (
+                 SELECT 1 FROM json_each($3) w
+                 WHERE w.value ->> 'c' = x.clinic_id
+                   AND (w.value ->> 'fd' IS NULL OR x.day >= w.value ->> 'fd')
+                   AND (w.value ->> 'td' IS NULL OR x.day <= w.value ->> 'td')))",
         ),
     }
 }
@@ -265,8 +275,7 @@ fn scoped<'q>(
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
         )
         .bind(i64::from(scope.sealed))
-        .bind(scope.from_day.as_deref())
-        .bind(scope.to_day.as_deref())
+        .bind(scope.windows_json())
 }
 
 pub async fn count(conn: &mut SqliteConnection, scope: &ExportScope) -> Result<i64, StoreError> {
@@ -287,7 +296,7 @@ pub async fn page(
         .map(|(c, _)| format!("x.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = filtered(scope, &select, "AND x.id > $5 ORDER BY x.id LIMIT $6");
+    let sql = filtered(scope, &select, "AND x.id > $4 ORDER BY x.id LIMIT $5");
     let rows = scoped(&sql, scope)
         .bind(after)
         .bind(i64::from(limit))
