@@ -143,7 +143,20 @@ impl crate::http::extract::BodyRules for NewUser {
         errors
     }
 }
-impl crate::http::extract::BodyRules for UserPatch {}
+/// The one rule a user patch's fields carry on their own (a new password's length), so a patch
+/// with a wrong type elsewhere reports it too.
+impl crate::http::extract::BodyRules for UserPatch {
+    fn rule_errors(&self) -> Vec<FieldError> {
+        match self
+            .password
+            .as_deref()
+            .map(|p| crate::auth::password::validate(p, "/password"))
+        {
+            Some(Err(crate::error::ApiError::Unprocessable { errors, .. })) => errors,
+            _ => Vec::new(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

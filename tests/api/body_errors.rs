@@ -191,6 +191,41 @@ async fn a_user_with_an_unknown_role_a_short_password_and_a_bad_username_lists_a
 }
 
 #[tokio::test]
+async fn a_user_patch_with_a_text_for_active_and_a_short_password_lists_both_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (id, _) = app
+        .create_staff(&admin, "desk.one", "receptionist", &[])
+        .await;
+    let path = format!("/v1/users/{id}");
+    let read = app.authed(Method::GET, &path, &admin).send().await.unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_string();
+    let before: Value = read.json().await.unwrap();
+    let res = app
+        .authed(Method::PATCH, &path, &admin)
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", &etag)
+        .body(json!({"active": "no", "password": "short", "role": "boss"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let errors = field_errors(res).await;
+    assert_eq!(pointers(&errors), ["/active", "/password", "/role"]);
+    assert_eq!(message(&errors, "/active"), "must be true or false");
+    let after: Value = app
+        .authed(Method::GET, &path, &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    // The old password still signs in: nothing was changed.
+    app.login("desk.one", crate::helpers::STAFF_PASSWORD).await;
+}
+
+#[tokio::test]
 async fn a_ticket_with_a_wrong_priority_and_a_numeric_patient_says_both_in_plain_words() {
     let app = spawn_app().await;
     let (admin, clinic) = admin_and_clinic(&app).await;
