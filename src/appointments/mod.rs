@@ -9,7 +9,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::http::precondition::{stale, IfMatch};
 use crate::patients::Use;
-use crate::store::{Store, Tx};
+use crate::store::{Held, Store, Tx};
 use crate::users::domain::StoredUser;
 use domain::{Appointment, AppointmentPatch, AppointmentRow, AppointmentStatus, Filters};
 use domain::{NewAppointment, Slot};
@@ -63,6 +63,9 @@ pub async fn usable(
     id: &str,
     use_: Use,
 ) -> Result<Appointment, ApiError> {
+    if use_ == Use::Write {
+        conn.hold(Held::Appointment, id).await?;
+    }
     let a = visible(conn, caller, id).await?;
     crate::patients::check_seal(conn, caller, &a.patient_id, use_).await?;
     Ok(a)

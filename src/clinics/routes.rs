@@ -116,6 +116,7 @@ pub async fn update(
             let (admin, id, patch, if_match) =
                 (admin.clone(), id.clone(), patch.clone(), if_match.clone());
             Box::pin(async move {
+                conn.hold(crate::store::Held::Clinic, &id).await?;
                 let current = visible(conn, &admin, &id).await?;
                 let valid = ValidClinic::parse(
                     patch.name.as_deref().unwrap_or(&current.name),

@@ -11,7 +11,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::idempotency::{ReplayCheck, Replayed};
 use crate::startup::AppState;
-use crate::store::{Store, StoreError, Tx};
+use crate::store::{Held, Store, StoreError, Tx};
 use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};
 
 pub use routes::router;
@@ -273,6 +273,9 @@ pub async fn resolve(
     id: &str,
     writing: bool,
 ) -> Result<Resolved, ApiError> {
+    if writing {
+        tx.hold(Held::Patient, id).await?;
+    }
     let stored = tx
         .find_patient(id)
         .await?

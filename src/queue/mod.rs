@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::http::precondition::IfMatch;
 use crate::patients::Use;
 use crate::startup::AppState;
-use crate::store::Tx;
+use crate::store::{Held, Tx};
 use domain::{may_move, order, NewTicket, Priority, Status, Ticket};
 
 pub use routes::router;
@@ -168,6 +168,9 @@ pub async fn usable_ticket(
     id: &str,
     use_: Use,
 ) -> Result<Ticket, ApiError> {
+    if use_ == Use::Write {
+        conn.hold(Held::Ticket, id).await?;
+    }
     let t = visible_ticket(conn, caller, id).await?;
     if let Some(pid) = &t.patient_id {
         crate::patients::check_seal(conn, caller, pid, use_).await?;

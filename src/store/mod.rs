@@ -146,10 +146,39 @@ pub enum PatientMark {
     Unsealed,
 }
 
+/// A kind of record a read-modify-write unit holds while it works (`Tx::hold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Patient,
+    Clinic,
+    User,
+    Appointment,
+    Ticket,
+}
+
+impl Held {
+    pub fn table(self) -> &'static str {
+        match self {
+            Held::Patient => "patients",
+            Held::Clinic => "clinics",
+            Held::User => "users",
+            Held::Appointment => "appointments",
+            Held::Ticket => "tickets",
+        }
+    }
+}
+
 /// The operations units of work and reads are made of. On a read (`Store::read`) only the
 /// finding ones may be used; the engine refuses writes there.
 #[async_trait]
 pub trait Tx: Send {
+    /// Holds one record against other writers until the unit ends, so what the unit reads of
+    /// it next is still so when it writes (two changes of one record queue instead of racing).
+    /// A unit that reads a record in order to change it calls this first. On SQLite the one
+    /// writer already holds everything, and on a read nothing is held: both do nothing.
+    async fn hold(&mut self, _what: Held, _id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Opens a savepoint inside the unit of work, so part of a unit can be undone alone
     /// (`rollback_to`) or kept (`release`). `name` is a plain identifier chosen in code.
     async fn savepoint(&mut self, name: &'static str) -> Result<(), StoreError>;
@@ -267,7 +296,14 @@ pub trait Tx: Send {
     ) -> Result<bool, StoreError>;
     /// Tombstones a user; true if it was live.
     async fn delete_user(&mut self, id: &str) -> Result<bool, StoreError>;
-    async fn set_password_of(&mut self, id: &str, hash: &str) -> Result<(), StoreError>;
+    /// Replaces the password of `id` if its hash is still `was` (the one its owner just proved
+    /// they know); false when another change came first.
+    async fn set_password_of(
+        &mut self,
+        id: &str,
+        was: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Sets the password of the live user with this (normalized) username; their id, if any.
     async fn set_password_by_name(
         &mut self,

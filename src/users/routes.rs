@@ -61,6 +61,7 @@ pub struct PasswordChange {
 /// Change your own password: every session of yours ends, this one too
 #[utoipa::path(post, path = "/v1/me/password", tag = "users", request_body = PasswordChange,
     responses((status = 204, description = "Changed; sign in again with the new password"),
+        (status = 401, description = "Not signed in, or another change of your password came first and ended this session"),
         (status = 422, description = "The current password is wrong, or the new one breaks the rules"),
         (status = 429, description = "Too many wrong current passwords from this address"),
         (status = 503, description = "Too many passwords being checked at once")))]
@@ -75,7 +76,7 @@ pub async fn change_password(
     st.throttle.check(&key, caller.ip)?;
     let stored = super::credentials(&st.db, &caller.username).await?;
     let hash = stored.map(|(_, h)| h);
-    if !st.hashing.verify(req.current, hash).await? {
+    if !st.hashing.verify(req.current, hash.clone()).await? {
         st.throttle.record_failure(&key, caller.ip);
         return Err(ApiError::invalid(vec![FieldError::new(
             "/current",
@@ -83,11 +84,24 @@ pub async fn change_password(
         )]));
     }
     let new_hash = st.hashing.hash(req.new).await?;
+    let was = hash.unwrap_or_default();
     st.db
         .write(move |conn| {
-            let (caller, new_hash) = (caller.clone(), new_hash.clone());
+            let (caller, was, new_hash) = (caller.clone(), was.clone(), new_hash.clone());
             Box::pin(async move {
-                conn.set_password_of(&caller.user_id, &new_hash).await?;
+                // Two changes at once (two tabs): the first wins; the other's proof of the
+                // current password is out of date, and its token was just revoked.
+                if !conn
+                    .set_password_of(&caller.user_id, &was, &new_hash)
+                    .await?
+                {
+                    return Err(ApiError::Unauthorized {
+                        detail: "your password was changed by another request meanwhile, which \
+                                 ended this session; sign in again"
+                            .into(),
+                        invalid_token: true,
+                    });
+                }
                 super::revoke_tokens(conn, &caller.user_id).await?;
                 access::record(conn, &caller, Action::Update, "user", &caller.user_id).await
             })
@@ -203,6 +217,7 @@ pub async fn update(
                 admin.clone(),
             );
             Box::pin(async move {
+                conn.hold(crate::store::Held::User, &id).await?;
                 let current = super::get(conn, &id).await?;
                 if_match.check(current.version)?;
                 if let Some(ids) = &patch.clinic_ids {

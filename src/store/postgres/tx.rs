@@ -17,7 +17,9 @@ use crate::clinics::domain::{Clinic, ValidClinic};
 use crate::patients::domain::{Patient, SearchFilters, StoredPatient, ValidPatient};
 use crate::queue::domain::{NewTicket, Priority, Status, Ticket};
 use crate::store::{ExportRow, ExportScope, JobEnd, JobProgress, JobRecord};
-use crate::store::{LogEntry, LogFilter, LogRow, Outcome, PatientMark, StoreError, TokenOwner, Tx};
+use crate::store::{
+    Held, LogEntry, LogFilter, LogRow, Outcome, PatientMark, StoreError, TokenOwner, Tx,
+};
 use crate::users::domain::{StoredUser, User, Username};
 
 enum Conn<'c> {
@@ -52,6 +54,17 @@ impl<'c> PgTx<'c> {
             Conn::Borrowed(c) => c,
             Conn::Pooled(c) => c,
         }
+    }
+
+    /// `done` for an update conditional on the version the unit just read: a miss means another
+    /// transaction committed a change in between (units run side by side here, at READ
+    /// COMMITTED), which is a lost race like a serialization failure, so the unit runs again
+    /// and judges If-Match against the new version; `If-Match: *` then applies, as it would
+    /// have one moment later.
+    fn versioned(&mut self, r: Result<bool, sqlx::Error>) -> Result<bool, StoreError> {
+        let applied = self.done(r)?;
+        self.race |= !applied;
+        Ok(applied)
     }
 
     fn done<T>(&mut self, r: Result<T, sqlx::Error>) -> Result<T, StoreError> {
@@ -136,6 +149,23 @@ impl Tx for PgTx<'_> {
         let r = patients::insert(self.c(), id, clinic_id, mrn, v).await;
         inserted(self.done(r)?)
     }
+    async fn hold(&mut self, what: Held, id: &str) -> Result<(), StoreError> {
+        if !self.write {
+            return Ok(());
+        }
+        // NO KEY UPDATE: the unit may change the row but not its id, so rows that refer to it
+        // (tickets of a patient, say) can still be written meanwhile.
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE id = $1 FOR NO KEY UPDATE",
+            what.table()
+        );
+        let r = sqlx::query(&sql)
+            .bind(id)
+            .execute(self.c())
+            .await
+            .map(|_| ());
+        self.done(r)
+    }
     async fn update_patient(
         &mut self,
         id: &str,
@@ -144,7 +174,7 @@ impl Tx for PgTx<'_> {
         v: &ValidPatient,
     ) -> Result<bool, StoreError> {
         let r = patients::update(self.c(), id, version, mrn, v).await;
-        self.done(r)
+        self.versioned(r)
     }
     async fn mark_patient(
         &mut self,
@@ -202,7 +232,7 @@ impl Tx for PgTx<'_> {
         c: &ValidClinic,
     ) -> Result<bool, StoreError> {
         let r = clinics::update(self.c(), id, version, c).await;
-        self.done(r)
+        self.versioned(r)
     }
     async fn set_board_key_hash(&mut self, id: &str, hash: &str) -> Result<(), StoreError> {
         let r = clinics::set_board_key_hash(self.c(), id, hash).await;
@@ -262,14 +292,19 @@ impl Tx for PgTx<'_> {
         password_hash: Option<&str>,
     ) -> Result<bool, StoreError> {
         let r = users::update(self.c(), id, version, role, active, password_hash).await;
-        self.done(r)
+        self.versioned(r)
     }
     async fn delete_user(&mut self, id: &str) -> Result<bool, StoreError> {
         let r = users::delete(self.c(), id).await;
         self.done(r)
     }
-    async fn set_password_of(&mut self, id: &str, hash: &str) -> Result<(), StoreError> {
-        let r = users::set_password_of(self.c(), id, hash).await;
+    async fn set_password_of(
+        &mut self,
+        id: &str,
+        was: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let r = users::set_password_of(self.c(), id, was, hash).await;
         self.done(r)
     }
     async fn set_password_by_name(
@@ -345,7 +380,7 @@ impl Tx for PgTx<'_> {
         ticket_id: Option<&str>,
     ) -> Result<bool, StoreError> {
         let r = appointments::update(self.c(), id, version, slot, reason, status, ticket_id).await;
-        self.done(r)
+        self.versioned(r)
     }
     async fn delete_appointment(&mut self, id: &str) -> Result<(), StoreError> {
         let r = appointments::delete(self.c(), id).await;
@@ -412,7 +447,7 @@ impl Tx for PgTx<'_> {
         counter: Option<&str>,
     ) -> Result<bool, StoreError> {
         let r = queue::set_status(self.c(), id, version, to, counter).await;
-        self.done(r)
+        self.versioned(r)
     }
     async fn last_called(
         &mut self,

@@ -351,8 +351,13 @@ impl Tx for SqliteTx<'_> {
     async fn delete_user(&mut self, id: &str) -> Result<bool, StoreError> {
         users::delete(self.c(), id).await
     }
-    async fn set_password_of(&mut self, id: &str, hash: &str) -> Result<(), StoreError> {
-        users::set_password_of(self.c(), id, hash).await
+    async fn set_password_of(
+        &mut self,
+        id: &str,
+        was: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        users::set_password_of(self.c(), id, was, hash).await
     }
     async fn set_password_by_name(
         &mut self,

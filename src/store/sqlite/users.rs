@@ -183,22 +183,24 @@ pub async fn count(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
         .await?)
 }
 
-/// Sets the password of the user with `id` (the caller's own change).
+/// Sets the password of the user with `id` if it is still `was` (the caller's own change).
 pub async fn set_password_of(
     conn: &mut SqliteConnection,
     id: &str,
+    was: &str,
     hash: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
         "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2
-         WHERE id = $3 AND deleted_at IS NULL",
+         WHERE id = $3 AND password_hash = $4 AND deleted_at IS NULL",
     )
     .bind(hash)
     .bind(now_rfc3339())
     .bind(id)
+    .bind(was)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Sets the password of the live user with this username (in any spelling); their id.
