@@ -361,6 +361,40 @@ impl TestApp {
         TcpStream::connect(self.addr).await.unwrap()
     }
 
+    /// Sends a request and resets the connection (RST) without reading a byte of the answer,
+    /// 0–15 ms later, while the server may be in the middle of the work: a closed browser tab or
+    /// a proxy that gave up. `headers` are whole lines (`If-Match: *`); with `partial`, only half
+    /// the body is sent.
+    pub async fn vanish(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[String],
+        body: &str,
+        partial: bool,
+    ) {
+        use rand::Rng;
+        let mut s = self.connect().await;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: t\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let sent = if partial {
+            &body[..body.len() / 2]
+        } else {
+            body
+        };
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(sent.as_bytes()).await;
+        let wait = rand::thread_rng().gen_range(0..15);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        #[allow(deprecated)] // the blocking drop is what a reset needs here, and it is instant
+        let _ = s.set_linger(Some(Duration::ZERO));
+        drop(s);
+    }
+
     /// Sends raw bytes and reads until the server closes the connection.
     pub async fn raw(&self, request: &[u8]) -> RawResponse {
         let mut s = self.connect().await;

@@ -28,28 +28,14 @@ fn new_patient(clinic: &str, n: u64, mrn: Option<&str>) -> Value {
         "date_of_birth": "1975-05-05", "sex": "unknown", "mrn": mrn})
 }
 
-/// Sends `method path` with `body`, then resets the connection (RST) without reading a byte of
-/// the answer: a closed browser tab or a proxy that gave up. With `partial`, only half the body
-/// is sent before the reset.
+/// `TestApp::vanish` with a JSON body, the token and `If-Match: "1"`.
 async fn vanish(app: &TestApp, token: &str, method: &str, path: &str, body: &str, partial: bool) {
-    let mut s = app.connect().await;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIf-Match: \"1\"\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let sent = if partial {
-        &body[..body.len() / 2]
-    } else {
-        body
-    };
-    let _ = s.write_all(head.as_bytes()).await;
-    let _ = s.write_all(sent.as_bytes()).await;
-    // Hang up a moment later, while the server may be in the middle of the work.
-    let wait = rand::thread_rng().gen_range(0..15);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
-    #[allow(deprecated)] // the blocking drop is what a reset needs here, and it is instant
-    let _ = s.set_linger(Some(Duration::ZERO));
-    drop(s);
+    let headers = [
+        format!("Authorization: Bearer {token}"),
+        "Content-Type: application/json".to_string(),
+        "If-Match: \"1\"".to_string(),
+    ];
+    app.vanish(method, path, &headers, body, partial).await;
 }
 
 /// After clients vanished: a create answers 201 and reads back 200, at once.

@@ -11,6 +11,7 @@ mod compression;
 mod csv;
 mod desk;
 mod durability;
+mod every_write;
 mod exports;
 mod exports_jobs;
 mod fhir;
