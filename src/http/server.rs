@@ -103,31 +103,58 @@ impl Connection {
 
     /// HTTP/2 (negotiated by ALPN). Request lines do not exist here; hyper bounds the header
     /// list and careq's middleware applies the same rules as on HTTP/1.1 to every request.
+    /// hyper has no header-read timeout for HTTP/2, so careq keeps its own: a connection with
+    /// no request in progress for the client timeout (from the handshake, or since its last
+    /// answer) gets GOAWAY and is closed, as an idle HTTP/1.1 connection is.
     async fn run_h2<S>(mut self, stream: S, peer: SocketAddr)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let app = self.app.clone();
+        let activity = Activity::new();
+        let seen = activity.clone();
         let service =
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
+                let busy = seen.begin();
+                let answer = app.clone().oneshot(req.map(axum::body::Body::new));
+                async move {
+                    let res = answer.await;
+                    drop(busy);
+                    res
+                }
             });
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(((self.config.uri_max_bytes + 56 * 1024).max(64 * 1024)) as u32)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+        let idle = self.config.client_timeout();
+        let mut check = tokio::time::Instant::now() + idle;
+        let stopping = loop {
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+                    }
+                    return;
                 }
+                _ = self.stop.changed() => break true,
+                _ = tokio::time::sleep_until(check) => match activity.idle_since() {
+                    Some(since) if since.elapsed() >= idle => break false,
+                    Some(since) => check = since + idle,
+                    None => check = tokio::time::Instant::now() + idle,
+                },
             }
-            _ = self.stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
+        };
+        // GOAWAY: requests in progress finish; no new ones are taken. hyper's graceful close
+        // waits for the client to answer a PING, which a silent client never does: an idle
+        // connection gets one more client timeout, then is dropped.
+        conn.as_mut().graceful_shutdown();
+        if stopping {
+            let _ = conn.await;
+        } else {
+            let _ = tokio::time::timeout(idle, conn).await;
         }
     }
 
@@ -182,6 +209,42 @@ impl Connection {
                 let _ = conn.await;
             }
         }
+    }
+}
+
+/// What an HTTP/2 connection is doing: how many requests are in progress, and since when
+/// none has been.
+#[derive(Clone)]
+struct Activity(Arc<std::sync::Mutex<(usize, tokio::time::Instant)>>);
+
+/// One request in progress; dropped when its answer is ready.
+struct Busy(Activity);
+
+impl Activity {
+    fn new() -> Self {
+        Activity(Arc::new(std::sync::Mutex::new((
+            0,
+            tokio::time::Instant::now(),
+        ))))
+    }
+
+    fn begin(&self) -> Busy {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        Busy(self.clone())
+    }
+
+    /// When the last request ended (or the connection began), if none is in progress now.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (state.0 == 0).then_some(state.1)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 -= 1;
+        state.1 = tokio::time::Instant::now();
     }
 }
 

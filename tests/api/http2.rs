@@ -15,6 +15,13 @@ const PROTOCOLS: [(bool, reqwest::Version); 2] = [
 
 /// A TLS app (certificate for 127.0.0.1 and localhost) with extra settings.
 async fn tls_app(customise: impl FnOnce(&mut careq::config::Config) + Send) -> TestApp {
+    tls_app_and_ca(customise).await.0
+}
+
+/// `tls_app`, and the PEM of the CA that signed its certificate.
+async fn tls_app_and_ca(
+    customise: impl FnOnce(&mut careq::config::Config) + Send,
+) -> (TestApp, String) {
     let pki = test_pki();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -28,7 +35,7 @@ async fn tls_app(customise: impl FnOnce(&mut careq::config::Config) + Send) -> T
     .await;
     // The files were read at start; the directory may go.
     drop(dir);
-    app
+    (app, pki.ca_pem)
 }
 
 /// A client for one protocol that resolves every name below to the app, and trusts any
@@ -187,4 +194,73 @@ async fn a_body_that_stalls_is_408_on_both_protocols() {
         let page: serde_json::Value = res.json().await.unwrap();
         assert_eq!(page["items"].as_array().unwrap().len(), 0, "{page}");
     }
+}
+
+/// Opens a TLS connection that negotiates HTTP/2, trusting `ca_pem`.
+async fn h2_socket(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+    tls
+}
+
+#[tokio::test]
+async fn an_http2_connection_that_sends_nothing_gets_goaway_and_is_closed() {
+    let (app, ca) = tls_app_and_ca(|c| c.client_timeout_ms = 400).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The client preface and an empty SETTINGS frame, then silence (no request).
+    let mut s = h2_socket(app.addr, &ca).await;
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got)).await;
+    assert!(
+        read.is_ok(),
+        "the silent connection was still open after 20 s"
+    );
+    // The frames the server sent: each a 9-byte header (length, type, flags, stream) and its
+    // payload. One of them is GOAWAY (type 7).
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len =
+            usize::from(got[at]) << 16 | usize::from(got[at + 1]) << 8 | usize::from(got[at + 2]);
+        types.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert!(types.contains(&7), "no GOAWAY among frame types {types:?}");
+
+    // A client that keeps using its connection is not cut off, and one that comes back after
+    // an idle spell is served (its client opens a new connection after the GOAWAY).
+    let base = format!("https://localhost:{}", app.addr.port());
+    let c = client(false, app.addr);
+    for pause in [100, 100, 900] {
+        let res = c.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(
+            (res.status().as_u16(), res.version()),
+            (200, reqwest::Version::HTTP_2)
+        );
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    let res = c.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
 }
