@@ -33,5 +33,8 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-bash -euo pipefail -c "${client//127.0.0.1:8080/127.0.0.1:$port}"
+# The client's output goes through a pipe: the README's `curl -D /dev/stderr` opens that file
+# afresh, and when CI sends its output to a log file, that opening truncated the log (everything
+# before this step was lost). A pipe cannot be truncated. (pipefail keeps the client's status.)
+bash -euo pipefail -c "${client//127.0.0.1:8080/127.0.0.1:$port}" 2>&1 | cat
 echo "README examples ran: every request succeeded"
