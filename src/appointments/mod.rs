@@ -326,6 +326,7 @@ pub async fn check_in(
         });
     }
     log(conn, &caller, Action::Update, &a).await?;
+    crate::queue::log_change(conn, &caller, Action::Create, &ticket).await?;
     Ok(ticket)
 }
 

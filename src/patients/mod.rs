@@ -310,7 +310,10 @@ pub async fn resolve(
 const MERGE_HOPS: usize = 32;
 
 /// The record a merged-away patient's chain of merges ends at (the survivor of the survivor…).
-pub async fn survivor_of(tx: &mut dyn Tx, merged: &StoredPatient) -> Result<StoredPatient, ApiError> {
+pub async fn survivor_of(
+    tx: &mut dyn Tx,
+    merged: &StoredPatient,
+) -> Result<StoredPatient, ApiError> {
     let mut next = merged.merged_into.clone();
     for _ in 0..MERGE_HOPS {
         let Some(id) = next else { break };
@@ -330,7 +333,11 @@ pub async fn survivor_of(tx: &mut dyn Tx, merged: &StoredPatient) -> Result<Stor
 /// where the native API answers 301). It is the same person as its survivor, so the survivor's
 /// state decides: sealed → 423 for a write and (non-admins) 451 for a read, blocked by the
 /// survivor's seal, as the survivor itself answers; deleted → 410.
-pub fn survivor_allows(caller: &Caller, survivor: &StoredPatient, use_: Use) -> Result<(), ApiError> {
+pub fn survivor_allows(
+    caller: &Caller,
+    survivor: &StoredPatient,
+    use_: Use,
+) -> Result<(), ApiError> {
     if survivor.deleted {
         return Err(ApiError::Gone(
             "the patient this record was merged into was deleted".into(),
