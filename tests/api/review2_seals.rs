@@ -211,6 +211,23 @@ async fn fhir_follows_a_chain_of_merges_to_the_sealed_survivor_and_a_deleted_one
     let c = patient(&app, &d, "Amy", "CHAIN-C").await;
     merge(&app, &d, &b, &a).await;
     merge(&app, &d, &a, &c).await;
+    // Before the seal, an update of B is pointed at the end of the chain, not at A.
+    let doc = json!({"resourceType": "Patient", "id": fhir_id(&b),
+        "name": [{"family": "Pond", "given": ["Amy"]}], "birthDate": "1961-02-03"});
+    let moved = fhir(
+        &app,
+        Method::PUT,
+        &format!("/Patient/{}", fhir_id(&b)),
+        Some(&d.desk),
+        Some(&doc),
+        &[("if-match", "W/\"2\"")],
+    )
+    .await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("location"),
+        format!("/fhir/r4/Patient/{}", fhir_id(&c))
+    );
     seal(&app, &d, &c).await;
     for old in [&b, &a] {
         let res = get_fhir(&app, &format!("/Patient/{}", fhir_id(old)), &d.desk).await;
@@ -304,6 +321,20 @@ async fn fhir_appointments_booked_for_a_merged_away_record_follow_the_survivors_
             res.body
         );
     }
+    // An admin finds it under the survivor.
+    let res = get_fhir(
+        &app,
+        &format!("/Appointment?patient={}", fhir_id(&a)),
+        &d.admin,
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.body["entry"][0]["resource"]["id"],
+        fhir_id(&apt),
+        "{}",
+        res.body
+    );
 }
 
 fn future(hours: i64) -> String {
