@@ -21,20 +21,31 @@ pub fn location(id: &str) -> String {
 }
 
 /// The 409 for a double booking. The clinician really is busy wherever the other appointment
-/// is, but its id is named only to a caller who may see its clinic: the overlap check spans
-/// clinics, and must not reveal another clinic's appointments.
-fn taken(caller: &Caller, (other, clinic_id): (String, String)) -> ApiError {
-    if caller.sees_clinic(&clinic_id) {
-        ApiError::Conflict {
-            detail: "the clinician already has an appointment in this slot".into(),
-            existing: Some(location(&other)),
-        }
-    } else {
-        ApiError::Conflict {
+/// is, but its id is named only to a caller who could read it: the overlap check spans clinics
+/// and must not reveal another clinic's appointments, and a sealed patient's appointment is
+/// confirmed to admins only (its read is 451, naming the patient).
+async fn taken(
+    conn: &mut dyn Tx,
+    caller: &Caller,
+    (other, clinic_id): (String, String),
+) -> Result<ApiError, ApiError> {
+    if !caller.sees_clinic(&clinic_id) {
+        return Ok(ApiError::Conflict {
             detail: "the clinician is booked elsewhere (another clinic) at this time".into(),
             existing: None,
-        }
+        });
     }
+    let hidden = match conn.find_appointment(&other).await? {
+        Some((a, _)) => matches!(
+            crate::patients::check_seal(conn, caller, &a.patient_id, Use::Read).await,
+            Err(ApiError::UnavailableForLegalReasons { .. })
+        ),
+        None => false,
+    };
+    Ok(ApiError::Conflict {
+        detail: "the clinician already has an appointment in this slot".into(),
+        existing: (!hidden).then(|| location(&other)),
+    })
 }
 
 /// A live appointment the caller may see: 404 if missing or another clinic's, 410 if deleted.
@@ -156,7 +167,7 @@ pub async fn book(
     check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
     crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write).await?;
     if let Some(other) = conn.overlapping(&new.clinician_id, &slot, "").await? {
-        return Err(taken(&caller, other));
+        return Err(taken(conn, &caller, other).await?);
     }
     let id = crate::ids::new_id("apt");
     let reason = domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
@@ -211,7 +222,7 @@ pub async fn update(
     }
     if rescheduling && status.holds_slot() {
         if let Some(other) = conn.overlapping(&current.clinician_id, &slot, &id).await? {
-            return Err(taken(&caller, other));
+            return Err(taken(conn, &caller, other).await?);
         }
     }
     let given = domain::reason(patch.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
@@ -315,6 +326,7 @@ pub async fn check_in(
         });
     }
     log(conn, &caller, Action::Update, &a).await?;
+    crate::queue::log_change(conn, &caller, Action::Create, &ticket).await?;
     Ok(ticket)
 }
 

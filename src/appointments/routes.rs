@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 /// Book an appointment
 #[utoipa::path(post, path = "/v1/appointments", tag = "appointments", request_body = NewAppointment,
     responses((status = 201, description = "Booked", body = Appointment),
-        (status = 409, description = "The clinician's slot is taken; the problem names the other appointment"),
+        (status = 409, description = "The clinician's slot is taken; the problem names the other appointment when you may read it (not another clinic's, nor a sealed patient's unless you are an admin)"),
         (status = 423, description = "The patient's record is sealed")))]
 pub async fn book(
     State(st): State<AppState>,

@@ -14,7 +14,7 @@ use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
 use crate::http::middleware::redirect;
 use crate::http::precondition::IfMatch;
-use crate::patients::{resolve, Resolved};
+use crate::patients::{resolve, Resolved, Use};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -69,19 +69,30 @@ async fn patient_now(
     id: &str,
 ) -> Result<(Value, i64, String), ApiError> {
     let mut conn = st.db.read().await?;
-    let found = match resolve(&mut *conn, caller, id, false).await {
+    let (found, survivor) = match resolve(&mut *conn, caller, id, false).await {
         Ok(Resolved::Live(s)) => {
             let p = s.patient;
-            (patient::to_fhir(&p), p.version, p.updated_at)
+            ((patient::to_fhir(&p), p.version, p.updated_at), None)
         }
         Ok(Resolved::Moved(_)) => {
+            // FHIR serves the old record itself (`replaced-by`) where the native API answers
+            // 301: the merge is followed first, so the survivor's seal governs it too.
             let s = conn
                 .find_patient(id)
                 .await?
                 .ok_or_else(|| ApiError::internal("patient vanished"))?;
-            let survivor = s.merged_into.clone().unwrap_or_default();
+            let survivor = crate::patients::survivor_of(&mut *conn, &s).await?;
+            let sid = survivor.patient.id.clone();
+            if let Err(e) = crate::patients::survivor_allows(caller, &survivor, Use::Read) {
+                drop(conn);
+                let touched = crate::patients::merged_touch(id, &sid);
+                return Err(crate::patients::log_denial(&st.db, caller, e, touched).await);
+            }
             let p = s.patient;
-            (patient::replaced(&p, &survivor), p.version, p.updated_at)
+            (
+                (patient::replaced(&p, &sid), p.version, p.updated_at),
+                Some(sid),
+            )
         }
         Err(e) => {
             drop(conn);
@@ -89,7 +100,11 @@ async fn patient_now(
         }
     };
     drop(conn);
-    access::record_now(&st.db, caller, Action::Read, &[Touch::patient(id)]).await?;
+    let touched = match &survivor {
+        Some(sid) => crate::patients::merged_touch(id, sid),
+        None => Touch::patient(id),
+    };
+    access::record_now(&st.db, caller, Action::Read, &[touched]).await?;
     Ok(found)
 }
 
@@ -258,11 +273,18 @@ pub async fn update_patient(
                 (caller.clone(), id.clone(), if_match.clone(), doc.clone());
             Box::pin(async move {
                 let stored = match resolve(conn, &caller, &id, true).await? {
-                    Resolved::Moved(to) => {
-                        let into = to.rsplit('/').next().unwrap_or_default().to_string();
+                    Resolved::Moved(_) => {
+                        // Pointed at the record that carries the person now, unless that one
+                        // refuses the write itself (sealed: 423; deleted: 410).
+                        let merged = conn
+                            .find_patient(&id)
+                            .await?
+                            .ok_or_else(|| ApiError::internal("patient vanished"))?;
+                        let survivor = crate::patients::survivor_of(conn, &merged).await?;
+                        crate::patients::survivor_allows(&caller, &survivor, Use::Write)?;
                         return Ok(redirect(
                             StatusCode::MOVED_PERMANENTLY,
-                            &format!("/fhir/r4/Patient/{}", fhir_id(&into)),
+                            &format!("/fhir/r4/Patient/{}", fhir_id(&survivor.patient.id)),
                         ));
                     }
                     Resolved::Live(s) => s,

@@ -111,12 +111,19 @@ pub async fn check_seal(
     if use_ == Use::Read && caller.role == Role::Admin {
         return Ok(()); // admins read sealed records: nothing to look up
     }
-    let sealed = tx.find_patient(patient_id).await?.is_some_and(|s| s.sealed);
-    match (sealed, use_) {
+    let Some(mut stored) = tx.find_patient(patient_id).await? else {
+        return Ok(());
+    };
+    // Records move to the survivor of a merge, but one written beside the merge (PostgreSQL
+    // runs units side by side) can still name the old id: the person's seal is the survivor's.
+    if stored.merged_into.is_some() {
+        stored = survivor_of(tx, &stored).await?;
+    }
+    match (stored.sealed, use_) {
         (false, _) => Ok(()),
         (true, Use::Write) => Err(sealed_write()),
         (true, Use::Read) if caller.role == Role::Admin => Ok(()),
-        (true, Use::Read) => Err(sealed_read(patient_id)),
+        (true, Use::Read) => Err(sealed_read(&stored.patient.id)),
     }
 }
 
@@ -296,6 +303,62 @@ pub async fn resolve(
         }
     }
     Ok(Resolved::Live(Box::new(stored)))
+}
+
+/// The most merges followed from a merged-away record to the one that carries the person now.
+/// A merge needs a live survivor, so chains grow only when survivors are merged in turn.
+const MERGE_HOPS: usize = 32;
+
+/// The record a merged-away patient's chain of merges ends at (the survivor of the survivor…).
+pub async fn survivor_of(
+    tx: &mut dyn Tx,
+    merged: &StoredPatient,
+) -> Result<StoredPatient, ApiError> {
+    let mut next = merged.merged_into.clone();
+    for _ in 0..MERGE_HOPS {
+        let Some(id) = next else { break };
+        let s = tx
+            .find_patient(&id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a merge names a patient that is not stored"))?;
+        if s.merged_into.is_none() {
+            return Ok(s);
+        }
+        next = s.merged_into.clone();
+    }
+    Err(ApiError::internal("a chain of merges does not end"))
+}
+
+/// Whether a merged-away record may be served as itself (FHIR serves it with `replaced-by`,
+/// where the native API answers 301). It is the same person as its survivor, so the survivor's
+/// state decides: sealed → 423 for a write and (non-admins) 451 for a read, blocked by the
+/// survivor's seal, as the survivor itself answers; deleted → 410.
+pub fn survivor_allows(
+    caller: &Caller,
+    survivor: &StoredPatient,
+    use_: Use,
+) -> Result<(), ApiError> {
+    if survivor.deleted {
+        return Err(ApiError::Gone(
+            "the patient this record was merged into was deleted".into(),
+        ));
+    }
+    match (survivor.sealed, use_) {
+        (false, _) => Ok(()),
+        (true, Use::Write) => Err(sealed_write()),
+        (true, Use::Read) if caller.role == Role::Admin => Ok(()),
+        (true, Use::Read) => Err(sealed_read(&survivor.patient.id)),
+    }
+}
+
+/// The access-log entry of a merged-away record served as itself: about that record, and in
+/// the survivor's log too (the data is the survivor's person).
+pub fn merged_touch<'a>(merged: &'a str, survivor: &'a str) -> Touch<'a> {
+    Touch {
+        resource_type: "patient",
+        resource_id: merged,
+        patient: Some(survivor),
+    }
 }
 
 /// Replaces a live patient's fields if it is still at `version` (the If-Match check).

@@ -6,6 +6,7 @@ pub mod live;
 pub mod notify;
 pub mod routes;
 
+use crate::access::{self, Action, Touch};
 use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
 use crate::clock::now_ms;
@@ -178,6 +179,30 @@ pub async fn usable_ticket(
     Ok(t)
 }
 
+/// The access-log entry of a ticket that names a patient (`None` for an anonymous walk-in): the
+/// ticket says the patient is at the clinic today, so it is in the patient's log.
+pub fn touch(t: &Ticket) -> Option<Touch<'_>> {
+    t.patient_id.as_deref().map(|pid| Touch {
+        resource_type: "ticket",
+        resource_id: &t.id,
+        patient: Some(pid),
+    })
+}
+
+/// Writes the access-log entry of a change to a ticket that names a patient, inside the unit
+/// that makes the change (`create` for an issue or a check-in, `update` for every move).
+pub async fn log_change(
+    conn: &mut dyn Tx,
+    caller: &Caller,
+    action: Action,
+    t: &Ticket,
+) -> Result<(), ApiError> {
+    match &t.patient_id {
+        Some(pid) => access::record_about(conn, caller, action, "ticket", &t.id, Some(pid)).await,
+        None => Ok(()),
+    }
+}
+
 /// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
 pub async fn readable(conn: &mut dyn Tx, caller: &Caller, t: &Ticket) -> Result<bool, ApiError> {
     let Some(pid) = &t.patient_id else {
@@ -223,10 +248,12 @@ pub async fn move_ticket(
                         .set_ticket_status(&id, ticket.version, to, None)
                         .await?
                     {
-                        return conn
+                        let moved = conn
                             .find_ticket(&id)
                             .await?
-                            .ok_or_else(|| ApiError::internal("ticket vanished"));
+                            .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+                        log_change(conn, &caller, Action::Update, &moved).await?;
+                        return Ok(moved);
                     }
                 }
                 Err(ApiError::internal(

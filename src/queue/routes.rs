@@ -95,7 +95,7 @@ pub async fn issue(
                     }
                     crate::patients::check_seal(conn, &caller, pid, Use::Write).await?;
                 }
-                issue_in(
+                let ticket = issue_in(
                     aging,
                     conn,
                     &clinic,
@@ -103,7 +103,9 @@ pub async fn issue(
                     req.priority,
                     caller.now,
                 )
-                .await
+                .await?;
+                super::log_change(conn, &caller, Action::Create, &ticket).await?;
+                Ok(ticket)
             })
         })
         .await?;
@@ -177,12 +179,12 @@ pub async fn view(
         });
     }
     drop(conn);
-    // Names are patient data: each one shown is a read in that patient's access log.
+    // Names are patient data: each named ticket shown is a read in that patient's access log,
+    // one row per ticket (as each search hit is), naming the ticket that showed the name.
     let touched: Vec<Touch> = items
         .iter()
         .filter(|i| i.patient_name.is_some())
-        .filter_map(|i| i.ticket.patient_id.as_deref())
-        .map(Touch::patient)
+        .filter_map(|i| super::touch(&i.ticket))
         .collect();
     crate::access::record_now(&st.db, &caller, Action::Read, &touched).await?;
     Ok(Representation::json(&QueueView { items, closed, day }).respond(&headers))
@@ -236,10 +238,12 @@ pub async fn call_next(
                         "a waiting ticket changed under the write lock",
                     ));
                 }
-                conn.find_ticket(&next.id)
+                let called = conn
+                    .find_ticket(&next.id)
                     .await?
-                    .ok_or_else(|| ApiError::internal("ticket vanished"))
-                    .map(Some)
+                    .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+                super::log_change(conn, &caller, Action::Update, &called).await?;
+                Ok(Some(called))
             })
         })
         .await?;
@@ -396,6 +400,11 @@ pub async fn read(
             };
             return Err(crate::patients::log_denial(&st.db, &caller, e, touched).await);
         }
+    } else {
+        drop(conn);
+    }
+    if let Some(touched) = super::touch(&ticket) {
+        crate::access::record_now(&st.db, &caller, Action::Read, &[touched]).await?;
     }
     Ok(resource::read(&ticket, &headers))
 }
