@@ -88,7 +88,9 @@ pub struct Config {
     /// Lifetime of bearer tokens in seconds (default 12 hours).
     #[arg(long, env = "CAREQ_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub token_ttl_seconds: u64,
-    /// Live sockets (boards and staff screens) open at once per clinic; more answer 503.
+    /// Live sockets opened with a staff token (counter and reception screens) at once per
+    /// clinic; more answer 503. Board screens have their own room
+    /// (`CAREQ_MAX_BOARD_SOCKETS_PER_CLINIC`).
     #[arg(long, env = "CAREQ_MAX_SOCKETS_PER_CLINIC", default_value_t = 64)]
     pub max_sockets_per_clinic: usize,
     /// A second address serving only `/metrics`, without a token (for a Prometheus scraper on a
@@ -144,6 +146,11 @@ pub struct Config {
     /// The clock day-based rules read; a test may move it. Not settable from the command line.
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+    /// Live sockets opened with the clinic's board key (waiting-room screens) at once per
+    /// clinic; more answer 503. Apart from the staff sockets' room, so a leaked board key
+    /// cannot take the sockets the counters need.
+    #[arg(long, env = "CAREQ_MAX_BOARD_SOCKETS_PER_CLINIC", default_value_t = 8)]
+    pub max_board_sockets_per_clinic: usize,
 }
 
 fn parse_cidr(s: &str) -> Result<crate::auth::client_ip::Cidr, String> {
@@ -238,6 +245,10 @@ impl fmt::Debug for Config {
             .field("export_retention_hours", &self.export_retention_hours)
             .field("export_lease_seconds", &self.export_lease_seconds)
             .field("export_page_rows", &self.export_page_rows)
+            .field(
+                "max_board_sockets_per_clinic",
+                &self.max_board_sockets_per_clinic,
+            )
             .finish()
     }
 }

@@ -138,6 +138,16 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 
 /// The token offered as a `Sec-WebSocket-Protocol` entry `careq.bearer.<token>`, on an upgrade.
 fn websocket_bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    websocket_credential(headers, WS_BEARER_PREFIX)
+}
+
+/// A credential offered as a `Sec-WebSocket-Protocol` entry `<prefix><credential>` on a
+/// WebSocket upgrade (a browser can set no other header there, and a URL is logged and leaks
+/// through `Referer`).
+pub fn websocket_credential<'h>(
+    headers: &'h axum::http::HeaderMap,
+    prefix: &str,
+) -> Option<&'h str> {
     if !headers.contains_key(header::SEC_WEBSOCKET_KEY) {
         return None;
     }
@@ -146,7 +156,7 @@ fn websocket_bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX))
+        .find_map(|p| p.trim().strip_prefix(prefix))
         .filter(|t| !t.is_empty())
 }
 

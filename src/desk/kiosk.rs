@@ -14,7 +14,9 @@ use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KioskLink {
-    /// Open this on the kiosk; it carries the clinic's kiosk key.
+    /// Open this once on the kiosk; it carries the clinic's kiosk key, which the page moves into
+    /// the browser's storage and out of the address bar (the page and its files send
+    /// `Referrer-Policy: no-referrer`).
     pub url: String,
 }
 

@@ -63,6 +63,21 @@ pub fn html(headers: &HeaderMap, body: &'static str, csp: &'static str) -> Respo
     rep.respond(headers)
 }
 
+/// A script or stylesheet of the pages, revalidated on every load. It sends no `Referer`
+/// either: what it loads must not learn the address of the page, which may hold a key.
+pub fn static_file(
+    headers: &HeaderMap,
+    body: &'static str,
+    content_type: &'static str,
+) -> Response {
+    let mut rep = Representation::new(body.as_bytes().to_vec(), content_type).cache("no-cache");
+    rep.extra.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    rep.respond(headers)
+}
+
 async fn page(headers: HeaderMap, body: &'static str) -> Response {
     html(&headers, body, PAGE_CSP)
 }
@@ -72,7 +87,5 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Result<Response,
         .iter()
         .find(|(n, _, _)| *n == name)
         .ok_or_else(|| ApiError::NotFound("no desk asset with this name".into()))?;
-    Ok(Representation::new(body.as_bytes().to_vec(), content_type)
-        .cache("no-cache")
-        .respond(&headers))
+    Ok(static_file(&headers, body, content_type))
 }

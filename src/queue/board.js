@@ -1,9 +1,25 @@
 // The waiting-room board: listens to the clinic's live queue and shows numbers and counters,
-// the last five calls, the clinic's name and a clock; chimes on a new call once a tap allowed it.
+// the last five calls, the clinic's name and a clock on the clinic's time; chimes on a new call
+// once a tap allowed it.
+// The board key arrives once in the address (`?key=`): it moves to this browser's storage (per
+// clinic, so the wall screen comes back by itself after a restart) and out of the address bar,
+// and the socket offers it as a subprotocol, never in a URL.
 (function () {
   "use strict";
   var clinic = location.pathname.split("/").pop();
-  var key = new URLSearchParams(location.search).get("key") || "";
+  var keyName = "careq.board.key." + clinic;
+  var zoneName = "careq.board.timezone." + clinic;
+  var store = null;
+  try { store = window.localStorage; } catch (e) { store = null; }
+  function stored(name) { try { return store ? store.getItem(name) : null; } catch (e) { return null; } }
+  function keep(name, value) {
+    try { if (store) { if (value === null) store.removeItem(name); else store.setItem(name, value); } } catch (e) { /* storage full or refused */ }
+  }
+  var given = new URLSearchParams(location.search).get("key");
+  if (given) keep(keyName, given);
+  if (location.search) history.replaceState(null, "", location.pathname);
+  var key = given || stored(keyName) || "";
+  var zone = stored(zoneName); // the clinic's time zone, from the last snapshot
   var statusLine = document.getElementById("status");
   var delay = 1000;
   var calls = []; // the last five calls, newest first: {number, counter}
@@ -16,10 +32,19 @@
     return e;
   }
 
+  // HH:MM on the clinic's clock; nothing until its time zone is known (a wall clock showing the
+  // screen's own zone would be wrong for the waiting room).
   function tick() {
-    var now = new Date();
-    document.getElementById("clock").textContent =
-      String(now.getHours()).padStart(2, "0") + ":" + String(now.getMinutes()).padStart(2, "0");
+    var text = "";
+    if (zone) {
+      try {
+        var parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+          .formatToParts(new Date());
+        var part = function (t) { return (parts.find(function (p) { return p.type === t; }) || {}).value || ""; };
+        text = part("hour").padStart(2, "0") + ":" + part("minute").padStart(2, "0");
+      } catch (e) { text = ""; }
+    }
+    document.getElementById("clock").textContent = text;
   }
   tick();
   setInterval(tick, 1000);
@@ -73,6 +98,11 @@
   }
 
   function render(state) {
+    if (state.timezone && state.timezone !== zone) {
+      zone = state.timezone;
+      keep(zoneName, zone);
+      tick();
+    }
     if (state.clinic) {
       document.getElementById("clinic").textContent = state.clinic;
       document.title = "Now serving · " + state.clinic;
@@ -95,10 +125,21 @@
   }
 
   function connect() {
+    if (!key) {
+      statusLine.textContent = "This screen has no board key; open the board link an admin made";
+      return;
+    }
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var url = scheme + location.host + "/v1/clinics/" + encodeURIComponent(clinic) +
-      "/queue/live?board_key=" + encodeURIComponent(key);
-    var socket = new WebSocket(url);
+    var url = scheme + location.host + "/v1/clinics/" + encodeURIComponent(clinic) + "/queue/live";
+    var socket;
+    try {
+      socket = new WebSocket(url, ["careq", "careq.board." + key]);
+    } catch (e) {
+      // Not a key the browser can even offer (a mangled link).
+      keep(keyName, null);
+      statusLine.textContent = "This board link is not valid; open the board link an admin made";
+      return;
+    }
     socket.onopen = function () {
       statusLine.textContent = "Live";
       document.body.classList.remove("reconnecting");
@@ -110,6 +151,7 @@
     socket.onclose = function (e) {
       // 1008: the board key was replaced; retrying with it cannot succeed.
       if (e.code === 1008) {
+        keep(keyName, null);
         statusLine.textContent = "This board link is no longer valid; open the new one";
         return;
       }

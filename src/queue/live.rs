@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -16,7 +16,6 @@ use super::domain::{Status, Ticket};
 use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
 use crate::error::ApiError;
-use crate::http::conditional::Representation;
 use crate::startup::AppState;
 
 /// What a board (or any live client) sees of a ticket.
@@ -126,6 +125,8 @@ struct Board<'a> {
     kind: &'a str,
     /// The clinic's name, for the screen's heading.
     clinic: &'a str,
+    /// The clinic's IANA time zone: the screen's clock shows the clinic's time.
+    timezone: &'a str,
     ticket: Option<BoardTicket>,
     /// The most recently called tickets, newest first.
     now_serving: Vec<BoardTicket>,
@@ -153,6 +154,7 @@ async fn board_state(
     let board = Board {
         kind,
         clinic: &clinic.name,
+        timezone: &clinic.timezone,
         ticket,
         now_serving: called.into_iter().take(5).map(BoardTicket::from).collect(),
         next: queue
@@ -166,12 +168,15 @@ async fn board_state(
     serde_json::to_string(&board).map_err(ApiError::internal)
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LiveParams {
-    /// The clinic's board key (for the waiting-room screen, which has no staff login).
-    pub board_key: Option<String>,
-}
+/// The live endpoint takes no query parameter: credentials never travel in a URL (it is logged,
+/// and leaks through `Referer`). The board key that `?board_key=` once carried is offered as a
+/// subprotocol now, so the old form answers 400 naming the parameter.
+#[derive(Deserialize)]
+pub struct LiveParams {}
+
+/// The subprotocol prefix a waiting-room screen offers its clinic's board key under
+/// (`careq.board.<key>`, beside `careq`), as staff screens offer their token.
+pub const WS_BOARD_PREFIX: &str = "careq.board.";
 
 /// Queue events of this kind only make live sockets re-check their authorisation (a board key
 /// was replaced); they are not sent to anyone.
@@ -249,15 +254,24 @@ pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Open live sockets per clinic, bounded by `CAREQ_MAX_SOCKETS_PER_CLINIC`.
+/// Which room of a clinic's live sockets a socket takes: board screens have their own, small
+/// one (`CAREQ_MAX_BOARD_SOCKETS_PER_CLINIC`), so a board key, which sits on a wall screen and
+/// may leak, can never take the room of the staff screens (`CAREQ_MAX_SOCKETS_PER_CLINIC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Room {
+    Staff,
+    Board,
+}
+
+/// Open live sockets per clinic and room.
 #[derive(Default)]
-pub struct SocketCounts(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+pub struct SocketCounts(std::sync::Mutex<std::collections::HashMap<(String, Room), usize>>);
 
 /// One open socket's place in its clinic's count; dropping it (the socket ends, or the upgrade
 /// never happens) frees the place.
 pub struct SocketSlot {
     counts: std::sync::Arc<SocketCounts>,
-    clinic_id: String,
+    key: (String, Room),
 }
 
 impl SocketCounts {
@@ -273,17 +287,19 @@ impl SocketCounts {
     fn take(
         counts: &std::sync::Arc<SocketCounts>,
         clinic_id: &str,
+        room: Room,
         max: usize,
     ) -> Option<SocketSlot> {
+        let key = (clinic_id.to_string(), room);
         let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(clinic_id.to_string()).or_default();
+        let n = map.entry(key.clone()).or_default();
         if *n >= max {
             return None;
         }
         *n += 1;
         Some(SocketSlot {
             counts: counts.clone(),
-            clinic_id: clinic_id.to_string(),
+            key,
         })
     }
 }
@@ -291,41 +307,57 @@ impl SocketCounts {
 impl Drop for SocketSlot {
     fn drop(&mut self) {
         let mut map = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.clinic_id) {
+        if let Some(n) = map.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.clinic_id);
+                map.remove(&self.key);
             }
         }
     }
 }
 
 /// Live queue events over a WebSocket (101); a plain GET answers 426
-#[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$"), LiveParams),
-    responses((status = 101, description = "Switching to WebSocket; JSON events follow. A browser, which cannot set `Authorization` here, may offer its token as the subprotocol `careq.bearer.TOKEN` beside `careq`; the answer picks `careq`"),
+#[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
+    responses((status = 101, description = "Switching to WebSocket; JSON events follow. A browser, which cannot set `Authorization` here, offers its token as the subprotocol `careq.bearer.TOKEN`, and a waiting-room screen its clinic's board key as `careq.board.KEY`, beside `careq`; the answer picks `careq`. No credential is taken from the URL"),
+        (status = 400, description = "A query parameter was sent (the endpoint takes none; a board key goes in the subprotocol)"),
         (status = 401, description = "No token or board key, or one that is not (or no longer) valid"),
         (status = 404, description = "No such clinic, or not yours"),
         (status = 426, description = "Not a WebSocket upgrade"),
-        (status = 503, description = "The clinic has as many live sockets open as it may")))]
+        (status = 503, description = "The clinic has as many live sockets of this kind (staff screens, or board screens) open as it may")))]
 pub async fn live(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    crate::http::extract::ApiQuery(query): crate::http::extract::ApiQuery<LiveParams>,
+    crate::http::extract::ApiQuery(LiveParams {}): crate::http::extract::ApiQuery<LiveParams>,
+    headers: HeaderMap,
     caller: Result<Caller, ApiError>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let key = query.board_key;
-    let (clinic, auth) = authorize(&st, &id, key.as_deref(), caller).await?;
-    // A browser that offered its token as a subprotocol needs one echoed back: `careq`.
+    let key = crate::auth::websocket_credential(&headers, WS_BOARD_PREFIX);
+    let (clinic, auth) = authorize(&st, &id, key, caller).await?;
+    // A browser that offered a credential as a subprotocol needs one echoed back: `careq`.
     let ws = ws
         .map_err(|_| ApiError::UpgradeRequired)?
         .protocols(["careq"]);
-    let slot = SocketCounts::take(&st.sockets, &clinic.id, st.config.max_sockets_per_clinic)
-        .ok_or_else(|| ApiError::ServiceUnavailable {
-            detail: "this clinic has as many live connections open as it may; try again later"
-                .into(),
+    let (room, max, who) = match auth {
+        SocketAuth::Board { .. } => (
+            Room::Board,
+            st.config.max_board_sockets_per_clinic,
+            "board screens",
+        ),
+        SocketAuth::Staff { .. } => (
+            Room::Staff,
+            st.config.max_sockets_per_clinic,
+            "staff screens",
+        ),
+    };
+    let slot = SocketCounts::take(&st.sockets, &clinic.id, room, max).ok_or_else(|| {
+        ApiError::ServiceUnavailable {
+            detail: format!(
+                "this clinic has as many live connections of {who} open as it may; try again later"
+            ),
             retry_after: 5,
-        })?;
+        }
+    })?;
     Ok(ws.on_upgrade(move |socket| stream(st, clinic, auth, slot, socket)))
 }
 
@@ -422,28 +454,17 @@ const BOARD_JS: &str = include_str!("board.js");
 const BOARD_CSS: &str = include_str!("board.css");
 const BOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-/// The waiting-room page (open it as `/board/{clinic_id}?key=BOARD_KEY`).
+/// The waiting-room page (open it once as `/board/{clinic_id}?key=BOARD_KEY`: the page moves
+/// the key into its storage and out of the address bar). Like the desk pages it sends
+/// `Referrer-Policy: no-referrer`, so the address with the key never reaches a `Referer`.
 pub async fn board_page(headers: HeaderMap) -> Response {
-    let mut rep = Representation::new(BOARD_HTML.as_bytes().to_vec(), "text/html; charset=utf-8")
-        .cache("no-cache");
-    rep.extra.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(BOARD_CSP),
-    );
-    rep.respond(&headers)
+    crate::desk::html(&headers, BOARD_HTML, BOARD_CSP)
 }
 
 pub async fn board_script(headers: HeaderMap) -> Response {
-    Representation::new(
-        BOARD_JS.as_bytes().to_vec(),
-        "text/javascript; charset=utf-8",
-    )
-    .cache("no-cache")
-    .respond(&headers)
+    crate::desk::static_file(&headers, BOARD_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn board_style(headers: HeaderMap) -> Response {
-    Representation::new(BOARD_CSS.as_bytes().to_vec(), "text/css; charset=utf-8")
-        .cache("no-cache")
-        .respond(&headers)
+    crate::desk::static_file(&headers, BOARD_CSS, "text/css; charset=utf-8")
 }

@@ -519,7 +519,9 @@ pub async fn cancel(
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BoardLink {
-    /// Open this on the waiting-room screen; it carries the clinic's board key.
+    /// Open this once on the waiting-room screen; it carries the clinic's board key, which the
+    /// page moves into the browser's storage and out of the address bar (the page and its files
+    /// send `Referrer-Policy: no-referrer`; the live socket offers the key as a subprotocol).
     pub url: String,
 }
 

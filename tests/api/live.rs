@@ -24,6 +24,37 @@ async fn clinic_and_board_key(app: &TestApp) -> (String, String, String) {
     (admin, clinic, key)
 }
 
+/// An upgrade request for the clinic's live feed that offers the board key as a subprotocol, as
+/// the board page does (the key never goes in the URL).
+fn board_socket(
+    app: &TestApp,
+    clinic: &str,
+    key: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/v1/clinics/{clinic}/queue/live", app.addr),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("careq, careq.board.{key}").parse().unwrap(),
+    );
+    req
+}
+
+/// The status and headers of a refused upgrade.
+async fn refused(
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> (u16, tokio_tungstenite::tungstenite::http::HeaderMap, Value) {
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+            (res.status().as_u16(), res.headers().clone(), body)
+        }
+        other => panic!("the upgrade should be refused, got {other:?}"),
+    }
+}
+
 async fn next_json<S>(ws: &mut S) -> Value
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -44,11 +75,9 @@ where
 async fn the_live_endpoint_upgrades_to_a_websocket_and_pushes_every_change() {
     let app = spawn_app().await;
     let (admin, clinic, key) = clinic_and_board_key(&app).await;
-    let url = format!(
-        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-        app.addr
-    );
-    let (mut ws, res) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut ws, res) = tokio_tungstenite::connect_async(board_socket(&app, &clinic, &key))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 101);
     assert_eq!(
         res.headers()["connection"]
@@ -109,9 +138,10 @@ async fn a_plain_get_on_the_live_endpoint_is_426_and_a_wrong_board_key_401() {
     let res = app.authed(Method::GET, &path, &admin).send().await.unwrap();
     assert_eq!(res.headers()["upgrade"], "websocket");
     assert_problem(res, 426).await;
-    let res = app.get(&format!("{path}?board_key=wrong")).await;
-    assert!(res.headers().get("www-authenticate").is_some());
-    assert_problem(res, 401).await;
+    let (status, headers, body) = refused(board_socket(&app, &clinic, "wrong")).await;
+    assert_eq!(status, 401);
+    assert!(headers.get("www-authenticate").is_some());
+    crate::helpers::assert_problem_body(&body, 401);
 }
 
 #[tokio::test]
@@ -131,7 +161,11 @@ async fn the_board_page_is_served_from_the_binary_with_a_strict_csp() {
         "nothing from elsewhere"
     );
     let js = app.get("/board/app.js").await.text().await.unwrap();
-    assert!(js.contains("/queue/live?board_key="));
+    assert!(js.contains("\"careq.board.\" + key"));
+    assert!(
+        !js.contains("board_key="),
+        "the key never goes in the socket's URL"
+    );
 }
 
 /// A local notifier: answers each request with the given status after a delay.
@@ -259,12 +293,7 @@ async fn issue(app: &TestApp, token: &str, clinic: &str) {
 async fn rotating_the_board_key_ends_the_old_keys_sockets_and_keeps_only_a_hash() {
     let app = spawn_app().await;
     let (admin, clinic, old) = clinic_and_board_key(&app).await;
-    let live = |key: &str| {
-        format!(
-            "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-            app.addr
-        )
-    };
+    let live = |key: &str| board_socket(&app, &clinic, key);
     let (mut screen, _) = tokio_tungstenite::connect_async(live(&old)).await.unwrap();
     next_json(&mut screen).await; // the snapshot
     let res = app
@@ -284,11 +313,10 @@ async fn rotating_the_board_key_ends_the_old_keys_sockets_and_keeps_only_a_hash(
         Some(1008),
         "the old key's screen is closed"
     );
-    let res = app
-        .get(&format!("/v1/clinics/{clinic}/queue/live?board_key={old}"))
-        .await;
-    assert!(res.headers().contains_key("www-authenticate"));
-    assert_problem(res, 401).await;
+    let (status, headers, body) = refused(live(&old)).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+    crate::helpers::assert_problem_body(&body, 401);
     let (mut fresh, res) = tokio_tungstenite::connect_async(live(&new)).await.unwrap();
     assert_eq!(res.status(), 101);
     next_json(&mut fresh).await;
@@ -337,14 +365,12 @@ async fn a_staff_socket_is_closed_once_its_token_is_revoked() {
 
 #[tokio::test]
 async fn live_sockets_per_clinic_are_capped_with_503() {
-    let app = spawn_app_with(|c| c.max_sockets_per_clinic = 2).await;
+    // Board screens have their own room (staff screens theirs: see review2_screens.rs).
+    let app = spawn_app_with(|c| c.max_board_sockets_per_clinic = 2).await;
     let (_, clinic, key) = clinic_and_board_key(&app).await;
-    let url = format!(
-        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-        app.addr
-    );
-    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let url = || board_socket(&app, &clinic, &key);
+    let (mut first, _) = tokio_tungstenite::connect_async(url()).await.unwrap();
+    let (mut second, _) = tokio_tungstenite::connect_async(url()).await.unwrap();
     next_json(&mut first).await;
     next_json(&mut second).await;
     // The operator sees them in the metrics.
@@ -358,7 +384,7 @@ async fn live_sockets_per_clinic_are_capped_with_503() {
         .await
         .unwrap();
     assert!(text.contains("\ncareq_websockets_open 2\n"), "{text}");
-    match tokio_tungstenite::connect_async(&url).await {
+    match tokio_tungstenite::connect_async(url()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
             assert_eq!(res.status(), 503);
             assert!(res.headers().contains_key("retry-after"));
@@ -373,7 +399,7 @@ async fn live_sockets_per_clinic_are_capped_with_503() {
     // The freed place is taken again.
     let mut again = None;
     for _ in 0..50 {
-        if let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url()).await {
             again = Some(ws);
             break;
         }
@@ -386,11 +412,9 @@ async fn live_sockets_per_clinic_are_capped_with_503() {
 async fn on_shutdown_live_boards_hear_going_away_and_the_server_finishes() {
     let app = spawn_app().await;
     let (_, clinic, key) = clinic_and_board_key(&app).await;
-    let url = format!(
-        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-        app.addr
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(board_socket(&app, &clinic, &key))
+        .await
+        .unwrap();
     next_json(&mut ws).await; // the snapshot
     let listening = tokio::spawn(async move { closed(&mut ws).await });
     tokio::time::timeout(Duration::from_secs(10), app.stop())

@@ -113,12 +113,16 @@ async fn two_processes_share_numbers_calls_updates_replays_and_boards() {
         .unwrap()
         .to_string();
     let key = key_url.split("key=").nth(1).unwrap().to_string();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-        p.a.addr
-    ))
-    .await
+    // The board key goes in a subprotocol (as a browser offers it), never in the URL.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/v1/clinics/{clinic}/queue/live", p.a.addr),
+    )
     .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("careq, careq.board.{key}").parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(next_event(&mut ws).await["kind"], "snapshot");
 
     // Tickets issued in parallel through both processes: distinct, consecutive numbers.

@@ -365,11 +365,16 @@ async fn the_board_hears_an_action_as_it_hears_a_patch_and_never_a_name() {
         .nth(1)
         .unwrap()
         .to_string();
-    let url = format!(
-        "ws://{}/v1/clinics/{clinic}/queue/live?board_key={key}",
-        app.addr
+    // The board key goes in a subprotocol (as a browser offers it), never in the URL.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/v1/clinics/{clinic}/queue/live", app.addr),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("careq, careq.board.{key}").parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(next_event(&mut ws).await["kind"], "snapshot");
     let id = issue(&app, &admin, &clinic, json!({"patient_id": pid})).await;
     assert_eq!(next_event(&mut ws).await["kind"], "issued");

@@ -5,6 +5,11 @@
 // fails the test). axe-core checks every page (no serious or critical violation); a
 // screenshot of every page goes to OUT_DIR.
 // Reception also checks in an appointment booked for later today.
+// Time zones: the browser runs in Pacific/Kiritimati (UTC+14) and the clinic is in
+// Pacific/Pago_Pago (UTC-11), 25 hours apart and both far from UTC, so the browser's date is never
+// the clinic's and the three clocks differ: every day and time a page shows must be the clinic's.
+// The board and kiosk keys leave the address bar once read, survive a reload from the page's
+// storage, and no request from those pages carries a Referer.
 // Usage: node desk.mjs BASE_URL ADMIN_PASSWORD OUT_DIR
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
@@ -33,10 +38,18 @@ async function api(method, path, token, body) {
   return { status: res.status, json: text ? JSON.parse(text) : null };
 }
 
+const clinicZone = "Pacific/Pago_Pago";
+const browserZone = "Pacific/Kiritimati";
+// A day (YYYY-MM-DD) and a time as the pages show them (en-GB, the browser's language here) in a zone.
+const dayIn = (zone, d) => new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+const timeIn = (zone, d) => new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit" }).format(d);
+const dateTimeIn = (zone, d) => new Intl.DateTimeFormat("en-GB", {
+  timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).format(d);
+
 // Arrange through the API: a clinic, two staff, an existing patient (for the duplicate prompt),
 // the board and kiosk links.
 const admin = (await api("POST", "/v1/auth/token", null, { username: "admin", password })).json.access_token;
-const clinic = await api("POST", "/v1/clinics", admin, { name: "Riverside Clinic", timezone: "UTC", ticket_prefix: "D" });
+const clinic = await api("POST", "/v1/clinics", admin, { name: "Riverside Clinic", timezone: clinicZone, ticket_prefix: "D" });
 expect(clinic.status === 201, `clinic creation answered ${clinic.status}`);
 const clinicId = clinic.json.id;
 const staffPassword = "desk-test-password-1";
@@ -49,10 +62,12 @@ for (const [username, role] of [["reception", "receptionist"], ["doctor", "clini
 const existing = await api("POST", "/v1/patients", admin, {
   clinic_id: clinicId, given_name: "Amelia", family_name: "Pond", date_of_birth: "1989-04-01", sex: "female" });
 expect(existing.status === 201, `seed patient answered ${existing.status}`);
-// An appointment later today (the page lists the UTC day's), to check in at reception.
-const start = new Date(Date.now() + 10 * 60 * 1000);
+// An appointment later today on the clinic's clock (the page lists the clinic's day), to check
+// in at reception.
+const start = new Date(Date.now() + 3 * 60 * 1000);
 start.setUTCSeconds(0, 0);
-const sameDay = start.toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10);
+const sameDay = dayIn(clinicZone, start) === dayIn(clinicZone, new Date());
+expect(dayIn(browserZone, start) !== dayIn(clinicZone, start), "the browser's day is not the clinic's");
 if (sameDay) {
   const booked = await api("POST", "/v1/appointments", admin, { clinic_id: clinicId, patient_id: existing.json.id,
     clinician_id: staff.doctor, start: start.toISOString().replace(/\.\d+Z$/, "Z"), duration_minutes: 15, reason: "check-up" });
@@ -70,13 +85,15 @@ const browser = await chromium.launch({
 });
 const external = [];
 const consoleErrors = [];
+const sent = []; // every request's Referer, by the page that sent it
 async function newPage() {
   // Each staff tab is its own context: sessionStorage (the token) is per tab anyway.
-  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+  const context = await browser.newContext({ viewport: { width: 1024, height: 768 }, timezoneId: browserZone, locale: "en-GB" });
   const page = await context.newPage();
   page.on("request", (r) => {
     const u = r.url();
     if (!u.startsWith(base) && !u.startsWith(base.replace("http", "ws"))) external.push(u);
+    sent.push(r.allHeaders().then((h) => ({ from: r.frame().url(), url: u, referer: h.referer })).catch(() => null));
   });
   // Chromium logs every 4xx answer as a console error; those are expected here (401, 409, 422).
   page.on("console", (m) => {
@@ -168,6 +185,11 @@ try {
   await desk.selectOption("#priority", "urgent");
   await desk.click("#issue");
   await desk.waitForFunction(() => document.getElementById("receipt-number").textContent === "D-001");
+  // The receipt's date and time are the clinic's.
+  const d1Issued = new Date((await api("GET", `/v1/clinics/${clinicId}/queue`, admin)).json.items.find((t) => t.number === "D-001").issued_at);
+  const receiptTime = await desk.textContent("#receipt-time");
+  expect(receiptTime === dateTimeIn(clinicZone, d1Issued),
+    `the receipt shows the clinic's date and time (${dateTimeIn(clinicZone, d1Issued)}), not ${receiptTime}`);
   await axe(desk, "reception");
   await shot(desk, "reception");
   await desk.emulateMedia({ media: "print" });
@@ -188,12 +210,19 @@ try {
   let nextNumber = 2;
   if (sameDay) {
     await desk.waitForFunction(() => document.getElementById("appointments").textContent.includes("Amelia Pond"));
+    // The clinic's today, at the clinic's time: neither the browser's zone nor UTC.
+    const listed = await desk.textContent("#appointments");
+    const local = timeIn(clinicZone, start);
+    console.log(`  today's appointment listed as: ${listed} (clinic ${local}, browser ${timeIn(browserZone, start)}, UTC ${timeIn("UTC", start)})`);
+    expect(listed.includes(local), `the appointment shows the clinic's time ${local}: ${listed}`);
+    expect(!listed.includes(timeIn(browserZone, start)) && !listed.includes(timeIn("UTC", start)),
+      "the appointment's time is not the browser's or UTC's");
     await desk.click("#appointments button");
     await desk.waitForFunction(() => document.getElementById("receipt-number").textContent === "D-002");
     await desk.waitForFunction(() => document.getElementById("appointments").textContent.includes("checked in"));
     nextNumber = 3;
   } else {
-    console.log("  (skipped the check-in: within 10 minutes of midnight UTC)");
+    console.log("  (skipped the check-in and the appointment's day: within 3 minutes of the clinic's midnight)");
   }
   const kioskNumber = `D-00${nextNumber}`;
 
@@ -209,13 +238,24 @@ try {
   });
   await boardPage.goto(base + board.json.url);
   await boardPage.waitForFunction(() => document.getElementById("status").textContent === "Live");
+  // The key left the address bar (and the socket's URL) for the page's storage; a reload
+  // without it (a restarted wall screen) comes back live from that storage.
+  const boardKey = board.json.url.split("key=")[1];
+  expect(!boardPage.url().includes(boardKey), `the board's address keeps no key: ${boardPage.url()}`);
+  expect(boardSockets.every((ws) => !ws.url().includes(boardKey)), "the socket's URL holds no key");
+  await boardPage.goto(`${base}/board/${clinicId}`);
+  await boardPage.waitForFunction(() => document.getElementById("status").textContent === "Live");
   await boardPage.waitForFunction(() => document.getElementById("clinic").textContent === "Riverside Clinic");
   await boardPage.waitForFunction(() => document.getElementById("next").textContent.includes("D-001"));
   // The chime starts with a tap (browsers refuse sound before one); the call below then plays it
   // with no autoplay error in the console.
   await boardPage.click("#chime");
   expect(await boardPage.getAttribute("#chime", "aria-pressed") === "true", "the chime is on");
-  expect(await boardPage.evaluate(() => document.getElementById("clock").textContent.length === 5), "the clock shows HH:MM");
+  // The wall clock is the clinic's.
+  const before = timeIn(clinicZone, new Date());
+  const clock = await boardPage.textContent("#clock");
+  const after = timeIn(clinicZone, new Date());
+  expect(clock === before || clock === after, `the board's clock shows the clinic's time ${before}, not ${clock}`);
 
   // 3. Counter: a clinician calls the ticket to counter 2.
   const counter = await newPage();
@@ -223,6 +263,9 @@ try {
   expect(counter.url().endsWith("/desk/counter"), "a clinician lands on the counter");
   await counter.waitForFunction(() => document.getElementById("live").textContent === "(live)");
   await counter.waitForFunction(() => document.getElementById("waiting").textContent.includes("D-001"));
+  const waitingText = await counter.textContent("#waiting");
+  expect(waitingText.includes(`waiting since ${timeIn(clinicZone, d1Issued)}`),
+    `the counter shows when D-001 came on the clinic's clock (${timeIn(clinicZone, d1Issued)}): ${waitingText}`);
   await counter.fill("#counter-name", "2");
   await counter.click("#call-next");
   await counter.waitForFunction(() => document.getElementById("current-number").textContent === "D-001");
@@ -270,6 +313,11 @@ try {
   // 5. Kiosk: a patient takes a number; the counter's list and the board show it live.
   const kioskPage = await newPage();
   await kioskPage.goto(base + kiosk.json.url);
+  const kioskKey = kiosk.json.url.split("key=")[1];
+  await kioskPage.waitForFunction(() => !location.search);
+  expect(!kioskPage.url().includes(kioskKey), `the kiosk's address keeps no key: ${kioskPage.url()}`);
+  // A restarted kiosk still has its key.
+  await kioskPage.goto(`${base}/kiosk/${clinicId}`);
   await axe(kioskPage, "kiosk");
   await kioskPage.click("#take");
   await kioskPage.waitForFunction((n) => document.getElementById("shown").textContent === n, kioskNumber);
@@ -305,6 +353,12 @@ try {
   expect((await api("GET", "/v1/me", token)).status === 401, "the token is revoked");
 
   expect(external.length === 0, `the pages loaded nothing from elsewhere: ${external.join(", ")}`);
+  // The board's and the kiosk's requests (stylesheet, script, socket, API) carry no Referer, which
+  // would hold the page's address with its key.
+  const fromScreens = (await Promise.all(sent)).filter((r) => r && /\/(board|kiosk)\//.test(r.from));
+  expect(fromScreens.length > 0, "the screens' requests were seen");
+  const referred = fromScreens.filter((r) => r.referer);
+  expect(referred.length === 0, `no Referer from the board or kiosk: ${referred.map((r) => `${r.url} <- ${r.referer}`).join(", ")}`);
   expect(consoleErrors.length === 0, `no script errors: ${consoleErrors.join("; ")}`);
   console.log(`desk test passed; screenshots in ${out}`);
 } catch (e) {

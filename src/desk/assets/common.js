@@ -90,6 +90,7 @@ var Desk = (function () {
   function remember(c) {
     store.setItem("careq.clinic", c.id);
     store.setItem("careq.clinicName", c.name);
+    store.setItem("careq.clinicZone", c.timezone || "");
   }
 
   // A debounced version of `f`: runs `ms` after the last call.
@@ -102,11 +103,39 @@ var Desk = (function () {
     };
   }
 
+  // Dates and times are the clinic's: its day and its clock, not the browser's (a screen may be
+  // set to another zone, or to UTC) — the API's days are the clinic's days.
+  function clinicZone() { return store.getItem("careq.clinicZone") || undefined; }
+
+  function formatter(locale, options) {
+    try {
+      return new Intl.DateTimeFormat(locale, Object.assign({ timeZone: clinicZone() }, options));
+    } catch (e) {
+      // A zone this browser does not know: its own zone rather than no time at all.
+      return new Intl.DateTimeFormat(locale, options);
+    }
+  }
+
+  // The time of day, HH:MM in the clinic's zone (the user's language decides 12 or 24 hours).
   function time(iso) {
-    var d = iso ? new Date(iso) : new Date();
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return formatter([], { hour: "2-digit", minute: "2-digit" }).format(iso ? new Date(iso) : new Date());
+  }
+
+  // Date and time, in the clinic's zone.
+  function dateTime(iso) {
+    return formatter([], { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" })
+      .format(iso ? new Date(iso) : new Date());
+  }
+
+  // Today on the clinic's clock, YYYY-MM-DD (what the API's `day` parameters mean).
+  function today() {
+    var parts = formatter("en-US", { year: "numeric", month: "2-digit", day: "2-digit", numberingSystem: "latn" })
+      .formatToParts(new Date());
+    var part = function (t) { return parts.find(function (p) { return p.type === t; }).value; };
+    return part("year") + "-" + part("month") + "-" + part("day");
   }
 
   return { api: api, el: el, say: say, problemText: problemText, start: start, debounce: debounce,
-           clinicId: clinicId, clinicName: clinicName, token: token, time: time, store: store };
+           clinicId: clinicId, clinicName: clinicName, token: token, time: time, dateTime: dateTime,
+           today: today, store: store };
 })();

@@ -1,9 +1,22 @@
-// The kiosk: one button that takes a walk-in number with the clinic's kiosk key (from the
-// page's address) and shows it for a while. No staff login, no patient data.
+// The kiosk: one button that takes a walk-in number with the clinic's kiosk key and shows it
+// for a while. No staff login, no patient data. The key arrives once in the address (`?key=`):
+// it moves to this browser's storage (per clinic, so the kiosk works again after a restart)
+// and out of the address bar, where a patient could read it off the screen.
 (function () {
   "use strict";
   var clinic = location.pathname.split("/").pop();
-  var key = new URLSearchParams(location.search).get("key") || "";
+  var keyName = "careq.kiosk.key." + clinic;
+  var store = null;
+  try { store = window.localStorage; } catch (e) { store = null; }
+  function keep(value) {
+    try { if (store) { if (value === null) store.removeItem(keyName); else store.setItem(keyName, value); } } catch (e) { /* storage full or refused */ }
+  }
+  var given = new URLSearchParams(location.search).get("key");
+  if (given) keep(given);
+  if (location.search) history.replaceState(null, "", location.pathname);
+  var key = given;
+  if (!key) { try { key = store ? store.getItem(keyName) : null; } catch (e) { key = null; } }
+  key = key || "";
   var button = document.getElementById("take");
   var shown = document.getElementById("shown");
   var message = document.getElementById("kiosk-message");
@@ -13,6 +26,8 @@
     message.textContent = text;
     message.classList.toggle("error", !!isError);
   }
+
+  if (!key) say("This kiosk is not set up (it has no key). Please ask at the desk.", true);
 
   button.addEventListener("click", function () {
     button.disabled = true;
@@ -35,6 +50,8 @@
           shown.textContent = "";
           say("The queue is closed for today. Please ask at the desk.", true);
         } else if (res.status === 401) {
+          keep(null);
+          key = "";
           shown.textContent = "";
           say("This kiosk is not set up (its link is no longer valid). Please ask at the desk.", true);
         } else {

@@ -130,7 +130,7 @@
   function loadAppointments() {
     var list = document.getElementById("appointments");
     var msg = document.getElementById("appointments-message");
-    var day = new Date().toISOString().slice(0, 10);
+    var day = Desk.today(); // the clinic's day, not the browser's (nor UTC's)
     Desk.api("GET", "/v1/appointments?limit=200&clinic_id=" + encodeURIComponent(clinic.id) + "&day=" + day).then(function (r) {
       list.textContent = "";
       if (r.status !== 200) { Desk.say(msg, Desk.problemText(r), true); return; }
@@ -181,8 +181,7 @@
   function showTicket(t) {
     document.getElementById("receipt-clinic").textContent = clinic.name;
     document.getElementById("receipt-number").textContent = t.number;
-    document.getElementById("receipt-time").textContent = new Date(t.issued_at).toLocaleString([], {
-      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+    document.getElementById("receipt-time").textContent = Desk.dateTime(t.issued_at);
     document.getElementById("receipt").hidden = false;
     document.getElementById("print").hidden = false;
     Desk.say(document.getElementById("issue-message"), "Ticket " + t.number + " issued.");
