@@ -58,18 +58,10 @@ pub fn meta(version: i64, updated_at: &str) -> Value {
     json!({"versionId": version.to_string(), "lastUpdated": updated_at})
 }
 
-/// The absolute base of this server's FHIR API, from the request's `Host`.
-pub fn base_url(st: &AppState, headers: &http::HeaderMap) -> String {
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if st.config.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}/fhir/r4")
+/// The absolute base of this server's FHIR API: the configured public origin (never the
+/// request's `Host`, which a client chooses).
+pub fn base_url(st: &AppState) -> String {
+    format!("{}/fhir/r4", st.public_url)
 }
 
 /// A search's filters: `None` when it can match nobody (an identifier of another system, a
