@@ -165,8 +165,7 @@ pub async fn search_patients(
     let after = match q.get("_cursor") {
         Some(c) => st
             .cursor_seal
-            .open(c)
-            .map_err(|_| ApiError::bad_param("_cursor", "not a valid cursor"))?,
+            .open(crate::http::cursor_seal::Scope::FhirPatients, c)?,
         None => String::new(),
     };
     let empty = PatientPage {
@@ -194,7 +193,8 @@ pub async fn search_patients(
         let rows = conn.search_patients(member_of, &f, &after, limit).await?;
         let total = conn.count_patients(member_of, &f, TOTAL_CAP).await?;
         let page = crate::http::paging::Page::from_rows_by(rows, limit, |(key, _)| {
-            st.cursor_seal.seal(key)
+            st.cursor_seal
+                .seal(crate::http::cursor_seal::Scope::FhirPatients, key)
         });
         PatientPage {
             items: page.items.into_iter().map(|(_, p)| p).collect(),
