@@ -283,19 +283,19 @@ impl Application {
         let address = self.local_addr();
         let public_url = &self.state.public_url;
         tracing::info!(address = %address, tls = self.tls.is_some(), public_url = %public_url, "careq listening");
-        if self.state.config.public_url.is_none() && address.ip().is_unspecified() {
-            tracing::warn!(
-                public_url = %public_url,
-                "links (FHIR fullUrl, Bundle links, Location) name the unspecified address \
-                 careq listens on; set CAREQ_PUBLIC_URL to the origin clients use"
-            );
-        }
         if self.tls.is_none() && !address.ip().is_loopback() {
             tracing::warn!(
                 address = %address,
                 "serving plain HTTP on a non-loopback address: bearer tokens need TLS \
                  (RFC 6750 §5.3); set CAREQ_TLS_CERT and CAREQ_TLS_KEY or put careq behind a \
                  TLS proxy"
+            );
+        }
+        if self.state.config.public_url.is_none() && address.ip().is_unspecified() {
+            tracing::warn!(
+                public_url = %public_url,
+                "links (FHIR fullUrl, Bundle links, Location) name the unspecified address \
+                 careq listens on; set CAREQ_PUBLIC_URL to the origin clients use"
             );
         }
         let acceptor = match &self.tls {
