@@ -38,6 +38,12 @@ pub struct Config {
     /// Comma-separated host names served (port ignored); others answer 421. Unset: any.
     #[arg(long, env = "CAREQ_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// The origin clients reach careq at (`https://clinic.example:8443`): every absolute link
+    /// careq writes (FHIR `fullUrl`, Bundle links, `Location`) starts with it, never with the
+    /// request's `Host`. Scheme `http` or `https`, a host, an optional port; no path, query or
+    /// fragment. Unset: the bound listen address with the scheme careq serves.
+    #[arg(long, env = "CAREQ_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
     /// Notifier webhook URL; unset makes `notify` answer 501.
     #[arg(long, env = "CAREQ_NOTIFY_URL")]
     pub notify_url: Option<String>,
@@ -153,6 +159,63 @@ pub struct Config {
     pub max_board_sockets_per_clinic: usize,
 }
 
+/// An origin careq is reached at: `scheme://host[:port]`, without a trailing slash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Accepts an absolute `http` or `https` URL naming only an origin (a trailing `/` is
+    /// allowed); refuses user info, a path, a query or a fragment, saying which.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        const TAKES: &str = "CAREQ_PUBLIC_URL takes an origin such as https://clinic.example:8443";
+        let url = url::Url::parse(s.trim())
+            .map_err(|e| format!("{s:?} is not an absolute URL ({e}); {TAKES}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("the scheme of {s:?} is not http or https; {TAKES}"));
+        }
+        if url.host().is_none() {
+            return Err(format!("{s:?} names no host; {TAKES}"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{s:?} holds user info; {TAKES}"));
+        }
+        if url.path() != "/" {
+            return Err(format!(
+                "{s:?} has a path ({}); careq is served at the root of its origin; {TAKES}",
+                url.path()
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{s:?} has a query or fragment; {TAKES}"));
+        }
+        // Scheme and host lower-cased, an international name in its ASCII form, and the
+        // scheme's default port left out.
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+
+    /// The origin of a bound address: `http://127.0.0.1:8080`, `https://[::1]:8443`.
+    pub fn of_address(tls: bool, addr: std::net::SocketAddr) -> Self {
+        let scheme = if tls { "https" } else { "http" };
+        Self(format!("{scheme}://{addr}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 fn parse_cidr(s: &str) -> Result<crate::auth::client_ip::Cidr, String> {
     crate::auth::client_ip::Cidr::parse(s)
 }
@@ -214,6 +277,7 @@ impl fmt::Debug for Config {
             .field("uri_max_bytes", &self.uri_max_bytes)
             .field("client_timeout_ms", &self.client_timeout_ms)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("public_url", &self.public_url)
             .field("notify_url", &self.notify_url)
             .field("notify_timeout_ms", &self.notify_timeout_ms)
             .field(
@@ -280,4 +344,57 @@ pub enum LogFormat {
     Auto,
     Json,
     Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn a_public_url_is_kept_as_its_origin() {
+        for (given, origin) in [
+            ("https://clinic.example:8443", "https://clinic.example:8443"),
+            (
+                "https://Clinic.Example:8443/",
+                "https://clinic.example:8443",
+            ),
+            ("HTTP://clinic.example:80", "http://clinic.example"),
+            ("https://clinic.example:443", "https://clinic.example"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ] {
+            assert_eq!(PublicUrl::parse(given).unwrap().as_str(), origin, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_public_url_that_is_no_origin_is_refused_saying_why() {
+        for (given, says) in [
+            ("https://clinic.example/careq", "path"),
+            ("https://clinic.example/?a=b", "query"),
+            ("https://clinic.example/#top", "fragment"),
+            ("https://me@clinic.example", "user info"),
+            ("ftp://clinic.example", "scheme"),
+            ("file:///etc/passwd", "scheme"),
+            ("clinic.example", "not an absolute URL"),
+            ("", "not an absolute URL"),
+        ] {
+            let e = PublicUrl::parse(given).unwrap_err();
+            assert!(e.contains(says), "{given}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_default_origin_is_the_bound_address_with_the_scheme_served() {
+        let addr = "127.0.0.1:41234".parse().unwrap();
+        assert_eq!(
+            PublicUrl::of_address(false, addr).as_str(),
+            "http://127.0.0.1:41234"
+        );
+        let addr = "[::1]:8443".parse().unwrap();
+        assert_eq!(
+            PublicUrl::of_address(true, addr).as_str(),
+            "https://[::1]:8443"
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Tickets per kiosk key.
     pub kiosk_limiter: Arc<RateLimiter>,
+    /// The origin every absolute link starts with (`CAREQ_PUBLIC_URL`, or the bound address).
+    pub public_url: crate::config::PublicUrl,
     /// Encrypts cursors whose sort keys hold patient names.
     pub cursor_seal: crate::http::cursor_seal::CursorSeal,
     /// Bounds concurrent Argon2 work (sign-in, password changes).
@@ -194,6 +196,14 @@ impl Application {
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            // Port 0 is resolved: links name the port actually bound.
+            None => crate::config::PublicUrl::of_address(
+                tls.is_some(),
+                listener.local_addr().context("reading the bound address")?,
+            ),
+        };
         let metrics_listener = match &config.metrics_listen {
             Some(listen) => {
                 let addr = bind_address(listen);
@@ -215,6 +225,7 @@ impl Application {
                 config.kiosk_burst,
                 "this kiosk has issued too many tickets; wait a moment",
             )),
+            public_url,
             cursor_seal,
             hashing: Arc::new(crate::auth::password::HashGate::new(
                 config.password_hash_slots,
@@ -270,13 +281,21 @@ impl Application {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let address = self.local_addr();
-        tracing::info!(address = %address, tls = self.tls.is_some(), "careq listening");
+        let public_url = &self.state.public_url;
+        tracing::info!(address = %address, tls = self.tls.is_some(), public_url = %public_url, "careq listening");
         if self.tls.is_none() && !address.ip().is_loopback() {
             tracing::warn!(
                 address = %address,
                 "serving plain HTTP on a non-loopback address: bearer tokens need TLS \
                  (RFC 6750 §5.3); set CAREQ_TLS_CERT and CAREQ_TLS_KEY or put careq behind a \
                  TLS proxy"
+            );
+        }
+        if self.state.config.public_url.is_none() && address.ip().is_unspecified() {
+            tracing::warn!(
+                public_url = %public_url,
+                "links (FHIR fullUrl, Bundle links, Location) name the unspecified address \
+                 careq listens on; set CAREQ_PUBLIC_URL to the origin clients use"
             );
         }
         let acceptor = match &self.tls {

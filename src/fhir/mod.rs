@@ -58,18 +58,10 @@ pub fn meta(version: i64, updated_at: &str) -> Value {
     json!({"versionId": version.to_string(), "lastUpdated": updated_at})
 }
 
-/// The absolute base of this server's FHIR API, from the request's `Host`.
-pub fn base_url(st: &AppState, headers: &http::HeaderMap) -> String {
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if st.config.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}/fhir/r4")
+/// The absolute base of this server's FHIR API: the configured public origin (never the
+/// request's `Host`, which a client chooses).
+pub fn base_url(st: &AppState) -> String {
+    format!("{}/fhir/r4", st.public_url)
 }
 
 /// A search's filters: `None` when it can match nobody (an identifier of another system, a
@@ -173,8 +165,7 @@ pub async fn search_patients(
     let after = match q.get("_cursor") {
         Some(c) => st
             .cursor_seal
-            .open(c)
-            .map_err(|_| ApiError::bad_param("_cursor", "not a valid cursor"))?,
+            .open(crate::http::cursor_seal::Scope::FhirPatients, c)?,
         None => String::new(),
     };
     let empty = PatientPage {
@@ -202,7 +193,8 @@ pub async fn search_patients(
         let rows = conn.search_patients(member_of, &f, &after, limit).await?;
         let total = conn.count_patients(member_of, &f, TOTAL_CAP).await?;
         let page = crate::http::paging::Page::from_rows_by(rows, limit, |(key, _)| {
-            st.cursor_seal.seal(key)
+            st.cursor_seal
+                .seal(crate::http::cursor_seal::Scope::FhirPatients, key)
         });
         PatientPage {
             items: page.items.into_iter().map(|(_, p)| p).collect(),

@@ -40,8 +40,8 @@ pub fn router() -> Router<AppState> {
 /// The server's CapabilityStatement
 #[utoipa::path(get, path = "/fhir/r4/metadata", tag = "fhir", security(()),
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = Object)))]
-pub async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let body = super::capability::statement(&base_url(&st, &headers), &crate::clock::now_rfc3339());
+pub async fn metadata(State(st): State<AppState>) -> Response {
+    let body = super::capability::statement(&base_url(&st), &crate::clock::now_rfc3339());
     bundle_response(&body)
 }
 
@@ -150,7 +150,7 @@ pub async fn search_patients(
         bundle::lenient(&headers),
     )?;
     let page = super::search_patients(&st, &caller, &q).await?;
-    let base = base_url(&st, &headers);
+    let base = base_url(&st);
     let url = format!("{base}/Patient");
     let entries = page
         .items
@@ -241,7 +241,7 @@ pub async fn create_patient(
     if made {
         let location = format!(
             "{}/Patient/{}/_history/{}",
-            base_url(&st, &headers),
+            base_url(&st),
             fhir_id(&p.id),
             p.version
         );

@@ -93,7 +93,7 @@ pub async fn search_appointments(
     });
     let touched: Vec<Touch> = page.items.iter().map(crate::appointments::touch).collect();
     access::record_now(&st.db, &caller, Action::Search, &touched).await?;
-    let url = format!("{}/Appointment", base_url(&st, &headers));
+    let url = format!("{}/Appointment", base_url(&st));
     let entries = page
         .items
         .iter()

@@ -15,10 +15,13 @@ use super::{location, resolve, Resolved};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
+use crate::http::cursor_seal::Scope;
 use crate::http::extract::{parse_value, query_date, ApiQuery, JsonBody};
 use crate::http::middleware::redirect;
 use crate::http::negotiate::Preference;
-use crate::http::paging::{numeric_after, with_next_link, NumericPageParams, Page, PageParams};
+use crate::http::paging::{
+    bad_cursor, numeric_after, with_next_link, NumericPageParams, Page, PageParams,
+};
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::idempotency::{idempotency, record_in, Claimed, Idempotency};
@@ -78,7 +81,7 @@ pub struct SearchParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor` (sealed: it does not reveal names).
-    #[param(pattern = "^(s([0-9a-f]{2}){16,})?$")]
+    #[param(pattern = "^(a[A-Za-z0-9_-]{64,})?$")]
     pub cursor: Option<String>,
 }
 
@@ -100,8 +103,8 @@ fn cursor_key(sort: Sort, key: &str) -> String {
     format!("\u{1e}{}\u{1e}{key}", sort.as_str())
 }
 
-/// The position in a cursor made for `sort`; 400 for one made for another order. Any other
-/// well-formed cursor is some position in the order asked for (as the spec's pattern promises).
+/// The position in a cursor made for `sort`; 400 for one made for another order. Every cursor
+/// careq seals for this list carries its order, and no other cursor opens.
 fn cursor_position(sort: Sort, opened: String) -> Result<String, ApiError> {
     let tagged = opened
         .strip_prefix('\u{1e}')
@@ -116,7 +119,7 @@ fn cursor_position(sort: Sort, opened: String) -> Result<String, ApiError> {
                 made.as_str()
             ),
         )),
-        None => Ok(opened),
+        None => Err(bad_cursor()),
     }
 }
 
@@ -167,7 +170,7 @@ pub async fn list(
         cursor: p.cursor.clone(),
     };
     let limit = paging.limit()?;
-    let after = match paging.after_by(|c| st.cursor_seal.open(c))? {
+    let after = match paging.after_by(|c| st.cursor_seal.open(Scope::Patients, c))? {
         Some(opened) => cursor_position(sort, opened)?,
         None => String::new(),
     };
@@ -184,7 +187,7 @@ pub async fn list(
     };
     let rows = super::search(&st.db, &caller, &filters, &after, limit).await?;
     let page = Page::from_rows_by(rows, limit, |(key, _)| {
-        st.cursor_seal.seal(&cursor_key(sort, key))
+        st.cursor_seal.seal(Scope::Patients, &cursor_key(sort, key))
     })
     .map(|(_, patient)| patient);
     let ids: Vec<&str> = page.items.iter().map(|p| p.id.as_str()).collect();
