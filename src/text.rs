@@ -134,7 +134,13 @@ mod tests {
 
     #[test]
     fn fillers_and_default_ignorables_show_nothing_and_letters_do() {
-        for blank in ["\u{3164}", "\u{115F}\u{1160}", "\u{2800} \u{FFA0}", "\u{FE0F}", "\u{E0100}"] {
+        for blank in [
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{2800} \u{FFA0}",
+            "\u{FE0F}",
+            "\u{E0100}",
+        ] {
             assert!(shows_nothing(blank), "{blank:?}");
         }
         assert!(!shows_nothing("A\u{3164}"));

@@ -332,7 +332,10 @@ pub async fn replace(
     // as on create. Unchanged ones are not checked again: a namesake registered knowingly
     // (`allow_duplicate`) can still be updated.
     if !same_identity(current, &valid) {
-        if let Some(existing) = tx.same_person(&current.clinic_id, &valid, &current.id).await? {
+        if let Some(existing) = tx
+            .same_person(&current.clinic_id, &valid, &current.id)
+            .await?
+        {
             return Err(
                 duplicate_of(tx, caller, &existing, "these names and date of birth").await?,
             );

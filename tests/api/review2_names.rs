@@ -14,16 +14,16 @@ use crate::patients::{
 /// The look-alikes of "Pond" from the review: fillers and blanks after it, a Cyrillic о in it,
 /// and a few more of the same kinds.
 const LOOK_ALIKES: &[&str] = &[
-    "Pond\u{3164}",  // Hangul filler
-    "Pond\u{115F}",  // Hangul choseong filler
-    "Pond\u{2800}",  // braille blank
-    "P\u{043E}nd",   // Cyrillic small o
-    "Pond\u{FFA0}",  // halfwidth Hangul filler
-    "Pond\u{FE0F}",  // variation selector
-    "Pond\u{180B}",  // Mongolian free variation selector
-    "P\u{041E}ND",   // Cyrillic capital O, upper case
-    "\u{FF30}ond",   // full-width P
-    "P0nd",          // digit zero
+    "Pond\u{3164}", // Hangul filler
+    "Pond\u{115F}", // Hangul choseong filler
+    "Pond\u{2800}", // braille blank
+    "P\u{043E}nd",  // Cyrillic small o
+    "Pond\u{FFA0}", // halfwidth Hangul filler
+    "Pond\u{FE0F}", // variation selector
+    "Pond\u{180B}", // Mongolian free variation selector
+    "P\u{041E}ND",  // Cyrillic capital O, upper case
+    "\u{FF30}ond",  // full-width P
+    "P0nd",         // digit zero
 ];
 
 async fn patch_patient(app: &TestApp, token: &str, id: &str, etag: &str, body: &Value) -> Response {
@@ -88,7 +88,12 @@ async fn look_alike_names_are_the_same_person_and_a_create_is_409_naming_the_fir
         assert_eq!(problem["related"], path_of(&first), "{family:?}");
     }
     // The given name is compared the same way.
-    let res = post_patient(&app, &admin, &new_patient_json(&clinic, "\u{0410}my\u{3164}", "Pond")).await;
+    let res = post_patient(
+        &app,
+        &admin,
+        &new_patient_json(&clinic, "\u{0410}my\u{3164}", "Pond"),
+    )
+    .await;
     let problem = assert_problem(res, 409).await;
     assert_eq!(problem["related"], path_of(&first));
     assert_eq!(stored_patients(&app).await, 1);
@@ -118,14 +123,18 @@ async fn look_alike_names_are_the_same_person_and_a_create_is_409_naming_the_fir
 }
 
 #[tokio::test]
-async fn a_name_of_only_invisible_or_filler_characters_is_422_at_its_pointer_and_nothing_is_stored(
-) {
+async fn a_name_of_only_invisible_or_filler_characters_is_422_at_its_pointer_and_nothing_is_stored()
+{
     let app = spawn_app().await;
     let (admin, clinic) = admin_and_clinic(&app).await;
     for (given, family, want) in [
         ("\u{3164}", "Pond", vec!["/given_name"]),
         ("Amy", "\u{2800}\u{115F}", vec!["/family_name"]),
-        ("\u{FE0F} \u{FFA0}", "\u{1160}", vec!["/family_name", "/given_name"]),
+        (
+            "\u{FE0F} \u{FFA0}",
+            "\u{1160}",
+            vec!["/family_name", "/given_name"],
+        ),
     ] {
         let res = post_patient(&app, &admin, &new_patient_json(&clinic, given, family)).await;
         let problem = assert_problem(res, 422).await;
@@ -135,7 +144,14 @@ async fn a_name_of_only_invisible_or_filler_characters_is_422_at_its_pointer_and
 
     // A patch to such a name is refused the same way, and changes nothing.
     let (id, etag) = create_patient(&app, &admin, &new_patient_json(&clinic, "Amy", "Pond")).await;
-    let res = patch_patient(&app, &admin, &id, &etag, &json!({"given_name": "\u{3164}\u{3164}"})).await;
+    let res = patch_patient(
+        &app,
+        &admin,
+        &id,
+        &etag,
+        &json!({"given_name": "\u{3164}\u{3164}"}),
+    )
+    .await;
     let problem = assert_problem(res, 422).await;
     assert_eq!(pointers(&problem), ["/given_name"]);
     let (now, body) = current(&app, &admin, &id).await;
@@ -166,7 +182,14 @@ async fn a_put_or_patch_that_makes_a_patient_anothers_duplicate_is_409_and_chang
     .await;
     let problem = assert_problem(res, 409).await;
     assert_eq!(problem["related"], path_of(&amy_id));
-    let res = put_patient(&app, &desk, &rory, &etag, &replacement(&before, "Amy", "Pond\u{3164}")).await;
+    let res = put_patient(
+        &app,
+        &desk,
+        &rory,
+        &etag,
+        &replacement(&before, "Amy", "Pond\u{3164}"),
+    )
+    .await;
     let problem = assert_problem(res, 409).await;
     assert_eq!(problem["related"], path_of(&amy_id));
     let (now, after) = current(&app, &admin, &rory).await;
@@ -180,7 +203,14 @@ async fn a_put_or_patch_that_makes_a_patient_anothers_duplicate_is_409_and_chang
         p
     })
     .await;
-    let res = patch_patient(&app, &desk, &rory, &etag, &json!({"date_of_birth": "1979-01-01"})).await;
+    let res = patch_patient(
+        &app,
+        &desk,
+        &rory,
+        &etag,
+        &json!({"date_of_birth": "1979-01-01"}),
+    )
+    .await;
     let problem = assert_problem(res, 409).await;
     assert_eq!(problem["related"], path_of(&amy2));
 
@@ -193,10 +223,18 @@ async fn a_put_or_patch_that_makes_a_patient_anothers_duplicate_is_409_and_chang
         .unwrap();
     assert_eq!(res.status(), 200);
     let into_amy = json!({"given_name": "AMY", "family_name": "Pond\u{2800}"});
-    let problem = assert_problem(patch_patient(&app, &desk, &rory, &etag, &into_amy).await, 409).await;
+    let problem = assert_problem(
+        patch_patient(&app, &desk, &rory, &etag, &into_amy).await,
+        409,
+    )
+    .await;
     assert!(problem.get("related").is_none(), "{problem}");
     assert!(!problem.to_string().contains(&amy_id), "{problem}");
-    let problem = assert_problem(patch_patient(&app, &admin, &rory, &etag, &into_amy).await, 409).await;
+    let problem = assert_problem(
+        patch_patient(&app, &admin, &rory, &etag, &into_amy).await,
+        409,
+    )
+    .await;
     assert_eq!(problem["related"], path_of(&amy_id));
     let (now, after) = current(&app, &admin, &rory).await;
     assert_eq!(now, etag, "nothing changed");
@@ -228,17 +266,60 @@ async fn a_fhir_create_or_update_of_a_look_alike_is_409_too() {
         p["managingOrganization"] = json!({"reference": format!("Organization/{clinic}")});
         p
     };
-    let first = fhir(&app, Method::POST, "/Patient", Some(&admin), Some(&in_clinic("Pond")), &[]).await;
+    let first = fhir(
+        &app,
+        Method::POST,
+        "/Patient",
+        Some(&admin),
+        Some(&in_clinic("Pond")),
+        &[],
+    )
+    .await;
     assert_eq!(first.status, 201, "{}", first.body);
     let again = in_clinic("P\u{043E}nd\u{3164}");
-    let res = fhir(&app, Method::POST, "/Patient", Some(&admin), Some(&again), &[]).await;
+    let res = fhir(
+        &app,
+        Method::POST,
+        "/Patient",
+        Some(&admin),
+        Some(&again),
+        &[],
+    )
+    .await;
     res.assert_outcome(409);
     assert_eq!(stored_patients(&app).await, 1);
+
+    // An update of another patient into Amy's look-alike is refused, and changes nothing.
+    let (rory, _) = create_patient(
+        &app,
+        &admin,
+        &json!({"clinic_id": clinic, "given_name": "Rory", "family_name": "Williams",
+                "date_of_birth": "1989-04-01", "sex": "male"}),
+    )
+    .await;
+    let fhir_id = rory.replacen('_', "-", 1);
+    let path = format!("/Patient/{fhir_id}");
+    let mut into_amy = in_clinic("Pond\u{2800}");
+    into_amy["id"] = json!(fhir_id);
+    let res = fhir(
+        &app,
+        Method::PUT,
+        &path,
+        Some(&admin),
+        Some(&into_amy),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    res.assert_outcome(409);
+    let after = fhir(&app, Method::GET, &path, Some(&admin), None, &[]).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body["meta"]["versionId"], "1");
+    assert_eq!(after.body["name"][0]["family"], "Williams");
 }
 
 #[tokio::test]
-async fn a_phone_that_is_no_number_anywhere_is_listed_with_the_shape_errors_of_every_patient_body(
-) {
+async fn a_phone_that_is_no_number_anywhere_is_listed_with_the_shape_errors_of_every_patient_body()
+{
     let app = spawn_app().await;
     let (admin, clinic) = admin_and_clinic(&app).await;
 
@@ -303,7 +384,15 @@ async fn a_phone_that_is_no_number_anywhere_is_listed_with_the_shape_errors_of_e
     doc["birthDate"] = json!(19890401);
     doc["telecom"] = json!([{"system": "phone", "value": "not a phone"}]);
     doc["managingOrganization"] = json!({"reference": format!("Organization/{clinic}")});
-    let res = fhir(&app, Method::POST, "/Patient", Some(&admin), Some(&doc), &[]).await;
+    let res = fhir(
+        &app,
+        Method::POST,
+        "/Patient",
+        Some(&admin),
+        Some(&doc),
+        &[],
+    )
+    .await;
     let outcome = res.assert_outcome(422);
     let locations: Vec<&str> = outcome["issue"]
         .as_array()
@@ -313,5 +402,48 @@ async fn a_phone_that_is_no_number_anywhere_is_listed_with_the_shape_errors_of_e
         .collect();
     assert!(locations.contains(&"/birthDate"), "{outcome}");
     assert!(locations.contains(&"/telecom"), "{outcome}");
+    assert_eq!(stored_patients(&app).await, 1);
+}
+
+#[tokio::test]
+async fn patients_stored_before_identity_keys_get_them_when_careq_starts() {
+    let app = spawn_app().await;
+    let (admin, clinic) = admin_and_clinic(&app).await;
+    let (old, _) = create_patient(
+        &app,
+        &admin,
+        &new_patient_json(&clinic, "Amy", "P\u{043E}nd"),
+    )
+    .await;
+    // The row as an earlier version stored it: names merely folded (the Cyrillic о kept), and
+    // listed for re-keying as migration 0017 lists every earlier row.
+    let mut w = app.writable().await;
+    sqlx::query("UPDATE patients SET given_norm = $1, family_norm = $2 WHERE id = $3")
+        .bind("amy")
+        .bind("p\u{043E}nd")
+        .bind(&old)
+        .execute(&mut w)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO patients_rekey (id) VALUES ($1)")
+        .bind(&old)
+        .execute(&mut w)
+        .await
+        .unwrap();
+    drop(w);
+    // Opening the database again (a restart) re-keys the row before serving.
+    let store =
+        careq::store::Store::open(careq::store::Options::cli(&app.state.config.database_url))
+            .await
+            .unwrap();
+    store.close().await;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients_rekey")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let res = post_patient(&app, &admin, &new_patient_json(&clinic, "Amy", "Pond")).await;
+    let problem = assert_problem(res, 409).await;
+    assert_eq!(problem["related"], path_of(&old));
     assert_eq!(stored_patients(&app).await, 1);
 }
