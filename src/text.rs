@@ -28,6 +28,48 @@ const INVISIBLE: &[(u32, u32)] = &[
     (0xE0020, 0xE007F),
 ];
 
+/// Code points that show nothing where they stand: Unicode's Default_Ignorable_Code_Point set
+/// (variation selectors, Hangul and Mongolian fillers, joiners, tags…) and the blanks that are
+/// letters or symbols by category yet draw no ink (the braille blank, the Khitan filler). Text
+/// may carry them — some scripts need them — but they never tell two names apart.
+const IGNORABLE: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x16FE4, 0x16FE4),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
+
+/// Whether `c` draws nothing: default-ignorable, or a filler or blank (see [`IGNORABLE`]).
+pub fn ignorable(c: char) -> bool {
+    let n = c as u32;
+    IGNORABLE.iter().any(|(lo, hi)| (*lo..=*hi).contains(&n))
+}
+
+/// `s` without the code points that draw nothing.
+pub fn without_ignorable(s: &str) -> String {
+    s.chars().filter(|c| !ignorable(*c)).collect()
+}
+
+/// Whether `s` shows nothing at all: only whitespace, fillers and default-ignorable code points.
+pub fn shows_nothing(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || ignorable(c))
+}
+
 /// Whether `c` may not appear in typed text (`\n` is allowed where `multiline`).
 pub fn forbidden(c: char, multiline: bool) -> bool {
     if c == '\n' && multiline {
@@ -88,5 +130,20 @@ mod tests {
         assert!(optional("Main St 1\nVienna", 500, true).is_ok());
         assert!(optional("Main St 1\nVienna", 500, false).is_err());
         assert!(optional("", 500, true).is_ok());
+    }
+
+    #[test]
+    fn fillers_and_default_ignorables_show_nothing_and_letters_do() {
+        for blank in [
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{2800} \u{FFA0}",
+            "\u{FE0F}",
+            "\u{E0100}",
+        ] {
+            assert!(shows_nothing(blank), "{blank:?}");
+        }
+        assert!(!shows_nothing("A\u{3164}"));
+        assert_eq!(without_ignorable("Po\u{FE0F}nd\u{2800}"), "Pond");
     }
 }

@@ -256,7 +256,7 @@ pub async fn create_patient(
     request_body(content = Object, content_type = "application/fhir+json"),
     responses((status = 200, description = "Updated", content_type = "application/fhir+json", body = Object, headers(("ETag" = String))),
         (status = 301, description = "Merged into another patient"),
-        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken, or the new names and date of birth are another patient's"),
         (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
         (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
 pub async fn update_patient(

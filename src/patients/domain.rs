@@ -17,6 +17,18 @@ pub fn fold(s: &str) -> String {
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The form names are compared in for duplicates: folded as above, then reduced to their
+/// confusable skeleton (Unicode TS #39: letters of other scripts that look like Latin ones,
+/// `0` like `o`, `rn` like `m`, all written one way) and folded again, with every code point
+/// that draws nothing (fillers, variation selectors, the braille blank…) dropped before and
+/// after. "Pond", "PОND" with a Cyrillic О, and "Pond" followed by a Hangul filler compare
+/// alike. Search keeps the plain fold: a search for "rn" must not find "m".
+pub fn identity_key(s: &str) -> String {
+    let folded = fold(&crate::text::without_ignorable(s));
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    fold(&crate::text::without_ignorable(&skeleton))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
@@ -49,14 +61,14 @@ pub struct PatientFields {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
         example = "Amy"
     )]
     pub given_name: String,
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
         example = "Pond"
     )]
     pub family_name: String,
@@ -105,14 +117,14 @@ pub struct NewPatient {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
         example = "Amy"
     )]
     pub given_name: String,
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
         example = "Pond"
     )]
     pub family_name: String,
@@ -146,7 +158,8 @@ pub struct NewPatient {
     #[serde(default)]
     #[schema(minimum = 0.5, maximum = 650, example = 61.5)]
     pub weight_kg: Option<f64>,
-    /// Store even when a patient with the same names and date of birth exists in the clinic.
+    /// Store even when a patient with the same names (compared as they look: case, accents,
+    /// look-alike letters and invisible fillers aside) and date of birth exists in the clinic.
     #[serde(default)]
     #[schema(example = true)]
     pub allow_duplicate: bool,
@@ -186,10 +199,22 @@ pub struct ValidPatient {
 
 fn name(raw: &str, pointer: &str, errors: &mut Vec<FieldError>) -> String {
     // Length and characters are judged as sent (as the schema states them); then trimmed.
-    crate::text::line(raw, 100).unwrap_or_else(|m| {
-        errors.push(FieldError::new(pointer, m));
-        raw.trim().to_string()
-    })
+    match crate::text::line(raw, 100) {
+        // Fillers alone (U+3164, the braille blank…) would be a name nobody can read or tell
+        // apart from another.
+        Ok(v) if crate::text::shows_nothing(&v) => {
+            errors.push(FieldError::new(
+                pointer,
+                "must show at least one letter: it holds only invisible or filler characters",
+            ));
+            v
+        }
+        Ok(v) => v,
+        Err(m) => {
+            errors.push(FieldError::new(pointer, m));
+            raw.trim().to_string()
+        }
+    }
 }
 
 /// A date of birth: a real date, not after `today` (the clinic's local date), not over 130
@@ -229,14 +254,33 @@ pub fn phone_as_typed(raw: &str) -> String {
     }
 }
 
+/// What makes a value no phone number in any country, whatever the clinic's: nothing typed, over
+/// 40 characters, a letter, or no digit at all. Judged before the numbering plans, and without
+/// the clinic, so a body with other errors lists it too.
+fn phone_anywhere(s: &str) -> Result<(), &'static str> {
+    if s.is_empty()
+        || s.len() > 40
+        || s.chars().any(char::is_alphabetic)
+        || !s.contains(|c: char| c.is_ascii_digit())
+    {
+        return Err("a phone number such as +43 664 1234567: digits, with spaces, dashes, dots or parentheses");
+    }
+    Ok(())
+}
+
+/// Whether a typed number can be judged only in the clinic's country: a national number (no
+/// `+` or `00`) that could be a number somewhere.
+fn needs_country(raw: &str) -> bool {
+    let s = raw.trim();
+    phone_anywhere(s).is_ok() && !s.starts_with('+') && !s.starts_with("00")
+}
+
 /// A phone number as people type it — spaces, dashes, dots, parentheses, `00` for `+`, or a
 /// national number read in `region` (the clinic's country) — as E.164 (`+436641234567`), if it
 /// can be a number of that country's plan (libphonenumber's rules, via `phonenumber`).
 pub fn phone(raw: &str, region: Option<&str>) -> Result<String, &'static str> {
     let s = raw.trim();
-    if s.is_empty() || s.len() > 40 {
-        return Err("a phone number such as +43 664 1234567");
-    }
+    phone_anywhere(s)?;
     let international = s.starts_with('+') || s.starts_with("00");
     let region = region.and_then(|r| r.parse::<phonenumber::country::Id>().ok());
     if !international && region.is_none() {
@@ -371,13 +415,13 @@ pub struct Patient {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub given_name: String,
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub family_name: String,
     pub date_of_birth: String,
@@ -577,12 +621,10 @@ impl crate::http::csv_out::CsvRow for Patient {
 }
 
 /// The patient rules that need no clinic, for a body that also has shape errors: a national
-/// phone number (read in the clinic's country) is judged only once the body's shape is right.
+/// phone number (read in the clinic's country) is judged only once the body's shape is right;
+/// a value that is no number in any country (letters, no digit) is reported with the rest.
 fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {
-    let national = f
-        .phone
-        .as_deref()
-        .is_some_and(|p| !p.trim().starts_with('+') && !p.trim().starts_with("00"));
+    let national = f.phone.as_deref().is_some_and(needs_country);
     // Without the clinic, its local date is unknown: the date of birth is judged against the
     // latest date anywhere (UTC+14), so no rule is reported that the clinic's day would not break.
     let latest = crate::clock::local_date(jiff::Timestamp::now(), "Pacific/Kiritimati");
@@ -665,6 +707,57 @@ mod tests {
     fn folding_drops_case_and_accents() {
         assert_eq!(fold("José Núñez"), "jose nunez");
         assert_eq!(fold("ÅSA"), "asa");
+    }
+
+    #[test]
+    fn look_alike_names_share_one_identity_key_and_different_names_do_not() {
+        let pond = identity_key("Pond");
+        for alike in [
+            "Pond\u{3164}",
+            "Pond\u{115F}",
+            "Pond\u{2800}",
+            "Po\u{FE0F}nd",
+            "P\u{43E}nd",
+            "P\u{41E}ND",
+            "\u{FF30}ond",
+            "Pónd",
+            "P0nd",
+            " Pond ",
+        ] {
+            assert_eq!(identity_key(alike), pond, "{alike:?}");
+        }
+        for other in ["Pound", "Bond", "Pon", "Ponds"] {
+            assert_ne!(identity_key(other), pond, "{other:?}");
+        }
+        // Stricter than search on purpose: "rn" and "m" look alike.
+        assert_eq!(identity_key("Arny"), identity_key("Amy"));
+        assert_ne!(search_key("Arny"), search_key("Amy"));
+        assert_eq!(identity_key("李小龍"), identity_key("李小龍\u{FE00}"));
+        assert_ne!(identity_key("李小龍"), identity_key("李小"));
+    }
+
+    #[test]
+    fn names_that_show_nothing_are_refused() {
+        for blank in ["\u{3164}", "\u{2800}\u{115F}", "\u{FE0F} \u{FFA0}"] {
+            let mut f = fields();
+            f.family_name = blank.into();
+            let errs = ValidPatient::parse(&f).unwrap_err();
+            assert_eq!(errs[0].pointer, "/family_name", "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn a_phone_with_letters_or_no_digit_is_no_number_in_any_country() {
+        for bad in ["not a phone", "+43 664 CALL-ME", "()", "+", ""] {
+            assert!(phone(bad, Some("AT")).is_err(), "{bad:?}");
+            assert!(!needs_country(bad), "{bad:?}");
+        }
+        assert!(needs_country("0664 123 45 67"));
+        assert!(!needs_country("+43 664 1234567"));
+        assert_eq!(
+            phone("0664 123 45 67", Some("AT")).unwrap(),
+            "+436641234567"
+        );
     }
 
     #[test]

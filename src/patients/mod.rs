@@ -361,6 +361,14 @@ pub fn merged_touch<'a>(merged: &'a str, survivor: &'a str) -> Touch<'a> {
     }
 }
 
+/// Whether `valid` names the same person as `current` for duplicate checks.
+fn same_identity(current: &Patient, valid: &ValidPatient) -> bool {
+    use domain::identity_key;
+    valid.date_of_birth == current.date_of_birth
+        && identity_key(&valid.given_name) == identity_key(&current.given_name)
+        && identity_key(&valid.family_name) == identity_key(&current.family_name)
+}
+
 /// Replaces a live patient's fields if it is still at `version` (the If-Match check).
 pub async fn replace(
     tx: &mut dyn Tx,
@@ -381,6 +389,19 @@ pub async fn replace(
     if mrn != current.mrn {
         if let Some(existing) = tx.patient_by_mrn(&current.clinic_id, &mrn).await? {
             return Err(duplicate_of(tx, caller, &existing, "this MRN").await?);
+        }
+    }
+    // New names or a new date of birth that make this patient another's duplicate are refused
+    // as on create. Unchanged ones are not checked again: a namesake registered knowingly
+    // (`allow_duplicate`) can still be updated.
+    if !same_identity(current, &valid) {
+        if let Some(existing) = tx
+            .same_person(&current.clinic_id, &valid, &current.id)
+            .await?
+        {
+            return Err(
+                duplicate_of(tx, caller, &existing, "these names and date of birth").await?,
+            );
         }
     }
     match tx

@@ -204,7 +204,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = NewPatient,
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the first response for the same key and body")),
     responses((status = 201, description = "Created", body = Patient),
-        (status = 409, description = "Duplicate (same MRN, or same names and date of birth), or the key is in flight"),
+        (status = 409, description = "Duplicate (same MRN, or the same names — look-alikes included — and date of birth), or the key is in flight"),
         (status = 404, description = "A replayed key's patient is no longer yours to see"),
         (status = 410, description = "A replayed key's patient was deleted since"),
         (status = 451, description = "A replayed key's patient is sealed")))]
@@ -290,7 +290,7 @@ async fn write(
     request_body = PatientFields,
     responses((status = 200, description = "Replaced", body = Patient, headers(("ETag" = String))),
         (status = 301, description = "Merged into another patient"),
-        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken, or the new names and date of birth are another patient's"),
         (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
         (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
 pub async fn replace(
@@ -308,7 +308,7 @@ pub async fn replace(
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = Patient, headers(("ETag" = String))),
         (status = 301, description = "Merged into another patient"),
-        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken"),
+        (status = 404, description = "No such patient"), (status = 409, description = "MRN taken, or the new names and date of birth are another patient's"),
         (status = 410, description = "Deleted"), (status = 412, description = "Stale If-Match"),
         (status = 423, description = "Sealed"), (status = 428, description = "No If-Match")))]
 pub async fn patch(

@@ -196,8 +196,8 @@ pub trait Tx: Send {
         clinic_id: &str,
         mrn: &str,
     ) -> Result<Option<String>, StoreError>;
-    /// A live patient of the clinic (other than `except`) with the same folded names and date
-    /// of birth.
+    /// A live patient of the clinic (other than `except`) with the same names by
+    /// `identity_key` (look-alikes included) and the same date of birth.
     async fn same_person(
         &mut self,
         clinic_id: &str,

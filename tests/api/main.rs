@@ -41,6 +41,7 @@ mod raw_http;
 mod readme;
 mod reliability;
 mod review2_links;
+mod review2_names;
 mod review2_screens;
 mod review2_seals;
 mod search;

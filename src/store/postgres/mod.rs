@@ -91,6 +91,9 @@ impl PgEngine {
         patients::backfill_search_keys(&mut conn)
             .await
             .context("giving stored patients their search keys")?;
+        patients::rekey_identities(&mut conn)
+            .await
+            .context("giving stored patients their duplicate keys")?;
         let _ = conn.close().await;
         let size = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 4)

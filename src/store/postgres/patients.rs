@@ -3,7 +3,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::clock::now_rfc3339;
 use crate::patients::domain::{
-    bmi, fold, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
+    bmi, identity_key, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
     StoredPatient, ValidPatient,
 };
 use crate::store::PatientMark;
@@ -98,8 +98,9 @@ pub async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Er
     Ok(())
 }
 
-/// A live patient of the clinic with the same names (folded) and date of birth. Inside a unit
-/// it first locks that identity, so two creates of the same person cannot both find none.
+/// A live patient of the clinic with the same names (compared by [`identity_key`], as stored in
+/// `given_norm`/`family_norm`) and date of birth. Inside a unit it first locks that identity, so
+/// two creates of the same person cannot both find none.
 pub async fn same_person(
     conn: &mut PgConnection,
     clinic_id: &str,
@@ -110,8 +111,8 @@ pub async fn same_person(
     if lock {
         let identity = format!(
             "person\u{1f}{clinic_id}\u{1f}{}\u{1f}{}\u{1f}{}",
-            fold(&v.family_name),
-            fold(&v.given_name),
+            identity_key(&v.family_name),
+            identity_key(&v.given_name),
             v.date_of_birth
         );
         lock_key(conn, &identity).await?;
@@ -121,8 +122,8 @@ pub async fn same_person(
            AND date_of_birth = $4 AND deleted_at IS NULL AND merged_into IS NULL AND id <> $5 LIMIT 1",
     )
     .bind(clinic_id)
-    .bind(fold(&v.family_name))
-    .bind(fold(&v.given_name))
+    .bind(identity_key(&v.family_name))
+    .bind(identity_key(&v.given_name))
     .bind(&v.date_of_birth)
     .bind(except)
     .fetch_optional(conn)
@@ -161,8 +162,8 @@ pub async fn insert(
     .bind(&v.address)
     .bind(v.height_cm)
     .bind(v.weight_kg)
-    .bind(fold(&v.given_name))
-    .bind(fold(&v.family_name))
+    .bind(identity_key(&v.given_name))
+    .bind(identity_key(&v.family_name))
     .bind(sort_key(v, id))
     .bind(now_rfc3339())
     .bind(search_key(&v.given_name))
@@ -197,8 +198,8 @@ pub async fn update(
     .bind(&v.address)
     .bind(v.height_cm)
     .bind(v.weight_kg)
-    .bind(fold(&v.given_name))
-    .bind(fold(&v.family_name))
+    .bind(identity_key(&v.given_name))
+    .bind(identity_key(&v.family_name))
     .bind(sort_key(v, id))
     .bind(now_rfc3339())
     .bind(id)
@@ -445,6 +446,42 @@ pub async fn backfill_search_keys(conn: &mut PgConnection) -> Result<u64, sqlx::
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
+        done += rows.len() as u64;
+    }
+}
+
+/// Gives the rows listed in `patients_rekey` (stored before names were compared by
+/// [`identity_key`]; migration 0017) their duplicate keys, a thousand per commit, each taken off
+/// the list in the commit that re-keys it; run after migrating, before serving.
+pub async fn rekey_identities(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    let mut done = 0;
+    loop {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT r.id, p.given_name, p.family_name FROM patients_rekey r
+               LEFT JOIN patients p ON p.id = r.id ORDER BY r.id LIMIT 1000",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = conn.begin().await?;
+        for (id, given, family) in &rows {
+            if let (Some(given), Some(family)) = (given, family) {
+                sqlx::query("UPDATE patients SET given_norm = $1, family_norm = $2 WHERE id = $3")
+                    .bind(identity_key(given))
+                    .bind(identity_key(family))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM patients_rekey WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         done += rows.len() as u64;

@@ -75,6 +75,9 @@ impl SqliteEngine {
         patients::backfill_search_keys(&mut conn)
             .await
             .context("giving stored patients their search keys")?;
+        patients::rekey_identities(&mut conn)
+            .await
+            .context("giving stored patients their duplicate keys")?;
         let readers = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .max(4);

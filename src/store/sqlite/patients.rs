@@ -3,7 +3,7 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::clock::now_rfc3339;
 use crate::patients::domain::{
-    bmi, fold, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
+    bmi, identity_key, search_key, search_words, sort_key_of, Patient, SearchFilters, Sex, Sort,
     StoredPatient, ValidPatient,
 };
 use crate::store::{PatientMark, StoreError};
@@ -91,7 +91,8 @@ pub async fn id_by_mrn(
     )
 }
 
-/// A live patient of the clinic with the same names (folded) and date of birth.
+/// A live patient of the clinic with the same names (compared by [`identity_key`], as stored in
+/// `given_norm`/`family_norm`) and date of birth.
 pub async fn same_person(
     conn: &mut SqliteConnection,
     clinic_id: &str,
@@ -103,8 +104,8 @@ pub async fn same_person(
            AND date_of_birth = $4 AND deleted_at IS NULL AND merged_into IS NULL AND id <> $5 LIMIT 1",
     )
     .bind(clinic_id)
-    .bind(fold(&v.family_name))
-    .bind(fold(&v.given_name))
+    .bind(identity_key(&v.family_name))
+    .bind(identity_key(&v.given_name))
     .bind(&v.date_of_birth)
     .bind(except)
     .fetch_optional(conn)
@@ -140,8 +141,8 @@ pub async fn insert(
     .bind(&v.address)
     .bind(v.height_cm)
     .bind(v.weight_kg)
-    .bind(fold(&v.given_name))
-    .bind(fold(&v.family_name))
+    .bind(identity_key(&v.given_name))
+    .bind(identity_key(&v.family_name))
     .bind(sort_key(v, id))
     .bind(now_rfc3339())
     .bind(search_key(&v.given_name))
@@ -176,8 +177,8 @@ pub async fn update(
     .bind(&v.address)
     .bind(v.height_cm)
     .bind(v.weight_kg)
-    .bind(fold(&v.given_name))
-    .bind(fold(&v.family_name))
+    .bind(identity_key(&v.given_name))
+    .bind(identity_key(&v.family_name))
     .bind(sort_key(v, id))
     .bind(now_rfc3339())
     .bind(id)
@@ -483,6 +484,42 @@ pub async fn backfill_search_keys(conn: &mut SqliteConnection) -> Result<u64, sq
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
+        done += rows.len() as u64;
+    }
+}
+
+/// Gives the rows listed in `patients_rekey` (stored before names were compared by
+/// [`identity_key`]; migration 0017) their duplicate keys, a thousand per commit, each taken off
+/// the list in the commit that re-keys it; run after migrating, before serving.
+pub async fn rekey_identities(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    let mut done = 0;
+    loop {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT r.id, p.given_name, p.family_name FROM patients_rekey r
+               LEFT JOIN patients p ON p.id = r.id ORDER BY r.id LIMIT 1000",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = conn.begin().await?;
+        for (id, given, family) in &rows {
+            if let (Some(given), Some(family)) = (given, family) {
+                sqlx::query("UPDATE patients SET given_norm = $1, family_norm = $2 WHERE id = $3")
+                    .bind(identity_key(given))
+                    .bind(identity_key(family))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM patients_rekey WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         done += rows.len() as u64;
