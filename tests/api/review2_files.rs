@@ -628,3 +628,93 @@ async fn an_in_process_server_writes_its_export_directory_and_files_owner_only()
         assert_eq!(mode(Path::new(&db)), "600");
     }
 }
+
+#[tokio::test]
+async fn a_seal_committed_while_an_export_reads_its_snapshot_still_withdraws_the_file() {
+    // The runner stops at its gate once it has claimed the job; the test plays its part around
+    // a seal: the snapshot is read, the seal commits, and only then is the file recorded with
+    // what the snapshot held (the order a long export can meet).
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let app = spawn_app_with(move |c| c.export_gate = Some(held)).await;
+    let admin = app.admin_token().await;
+    let clinic = app.create_clinic(&admin, "North").await;
+    let (amy, _) = create_patient(&app, &admin, &new_patient_json(&clinic, "Amy", "Pond")).await;
+    let res = app
+        .authed(Method::POST, "/v1/exports", &admin)
+        .json(&json!({"kind": "patients", "format": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runner = loop {
+        let runner: Option<String> = sqlx::query_scalar("SELECT runner FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if let Some(r) = runner {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the job was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let scope = careq::store::ExportScope {
+        kind: "patients".into(),
+        sealed: true,
+        ..Default::default()
+    };
+    let mut snapshot = app.state.db.read().await.unwrap();
+    snapshot.begin_snapshot().await.unwrap();
+    let page = snapshot.export_page(&scope, "", 10).await.unwrap();
+    let named: Vec<(String, i64)> = page.iter().filter_map(|r| r.patient.clone()).collect();
+    assert_eq!(named, [(amy.clone(), 1)]);
+    let res = app
+        .authed(Method::POST, &format!("/v1/patients/{amy}/seal"), &admin)
+        .json(&json!({"reason": "court order"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop(snapshot);
+
+    let path = careq::exports::file_path(&app.state.config, &id, "csv");
+    careq::private_files::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, format!("id\r\n{amy}\r\n")).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len() as i64;
+    let (job, named) = (id.clone(), std::sync::Arc::new(named));
+    app.state
+        .db
+        .write(move |tx| {
+            let (job, runner, named) = (job.clone(), runner.clone(), named.clone());
+            Box::pin(async move {
+                let end = careq::store::JobEnd::Succeeded {
+                    rows: 1,
+                    size_bytes: size,
+                    at: careq::clock::now_rfc3339(),
+                    expires_at: careq::clock::now_unix() + 3600,
+                };
+                assert!(tx.finish_job(&job, &runner, &end).await?);
+                tx.add_export_patients(&job, &named).await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+
+    let file = format!("/v1/exports/{id}/file");
+    let res = app.authed(Method::GET, &file, &admin).send().await.unwrap();
+    let body = assert_problem(res, 410).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("sealed"),
+        "{body}"
+    );
+    assert!(!path.exists(), "a withdrawn file stays on disk");
+    drop(gate);
+}
