@@ -5,6 +5,14 @@ pub fn now_rfc3339() -> String {
     now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The moment `ms` (Unix milliseconds) as the stored timestamps write it.
+pub fn rfc3339_of_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// Unix seconds of an RFC 3339 timestamp (0 if unparsable).
 pub fn unix_of(rfc3339: &str) -> i64 {
     rfc3339

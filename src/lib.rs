@@ -20,6 +20,7 @@ pub mod ids;
 pub mod openapi;
 pub mod ops;
 pub mod patients;
+pub mod private_files;
 pub mod queue;
 pub mod startup;
 pub mod store;

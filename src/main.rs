@@ -3,6 +3,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    // Files careq writes hold patient data: whatever it (or SQLite) creates is owner-only,
+    // beside the explicit modes of `private_files`.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let cli = careq::cli::Cli::parse();
     match careq::cli::run(cli).await {
         Ok(code) => std::process::exit(code),

@@ -38,16 +38,12 @@ pub async fn run(database_url: &str, cmd: AuditCommand) -> anyhow::Result<()> {
     }
     let before = format!("{day}T00:00:00.000Z");
     let db = Store::open(Options::cli(database_url)).await?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&out)
-        .with_context(|| {
-            format!(
-                "--out: cannot create {} (it must not exist yet)",
-                out.display()
-            )
-        })?;
+    let mut file = crate::private_files::create_new(&out).with_context(|| {
+        format!(
+            "--out: cannot create {} (it must not exist yet)",
+            out.display()
+        )
+    })?;
     let filter = LogFilter {
         before: Some(before.clone()),
         ..LogFilter::default()

@@ -143,18 +143,34 @@ fn busy() -> ApiError {
     }
 }
 
-/// A job the caller may see: their own, or any for an admin (others: 404, as if absent).
+/// A job the caller may see: any for an admin; their own for others, while what it exported is
+/// still theirs to see (the role and clinics they have now, not those they had when they asked
+/// for it). Others get 404, as if it were absent.
 pub async fn find(db: &Store, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
     db.read()
         .await?
         .find_job(id)
         .await?
-        .filter(|j| j.owner_id == caller.user_id || caller.role == Role::Admin)
+        .filter(|j| {
+            caller.role == Role::Admin
+                || (j.owner_id == caller.user_id && still_sees(caller, &j.scope))
+        })
         .ok_or_else(|| ApiError::NotFound("no export job with this id".into()))
 }
 
+/// Whether a non-admin may see everything a scope covers now: no sealed records, and only
+/// clinics they belong to today.
+fn still_sees(caller: &Caller, scope: &ExportScope) -> bool {
+    !scope.sealed
+        && scope
+            .clinic_ids
+            .as_ref()
+            .is_some_and(|ids| ids.iter().all(|c| caller.sees_clinic(c)))
+}
+
 /// The finished file of a job the caller may see: 404 while it is not finished, 410 once the
-/// retention period removed it.
+/// retention period removed it or once a patient it names was sealed, deleted or merged (the
+/// file is then removed at once, if the sweep has not done so yet).
 pub async fn finished_file(
     db: &Store,
     config: &Config,
@@ -169,6 +185,15 @@ pub async fn finished_file(
             job_location(id)
         )));
     }
+    if let Some(why) = &job.withdrawn {
+        if job.removed_at.is_none() {
+            // The answer is 410 either way; a file that stays is removed by the next sweep.
+            if let Err(e) = discard(db, config, &job.id, &job.format, Some(why)).await {
+                tracing::warn!(job = %job.id, error = ?e, "removing a withdrawn export failed");
+            }
+        }
+        return Err(withdrawn(why));
+    }
     let expired = job
         .expires_at
         .is_some_and(|at| at <= crate::clock::now_unix());
@@ -182,4 +207,44 @@ pub async fn finished_file(
 
 pub fn gone() -> ApiError {
     ApiError::Gone("this export's file was removed after its retention period; export again".into())
+}
+
+/// 410 for a file taken back because a patient it names is sealed, deleted or merged now.
+fn withdrawn(why: &str) -> ApiError {
+    let what = match why {
+        "merged" => "merged into another record",
+        "deleted" => "deleted",
+        _ => "sealed",
+    };
+    ApiError::Gone(format!(
+        "this export's file was withdrawn and removed: a patient it names has been {what} since \
+         it was made; export again for what you may see now"
+    ))
+}
+
+/// Removes a job's file from disk and records it removed (`why`: withdrawn, and why; `None`:
+/// its retention ran out). A file already gone is fine.
+pub async fn discard(
+    db: &Store,
+    config: &Config,
+    id: &str,
+    format: &str,
+    why: Option<&str>,
+) -> Result<(), ApiError> {
+    let path = file_path(config, id, format);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let (id, at, why) = (
+        id.to_string(),
+        crate::clock::now_rfc3339(),
+        why.map(str::to_string),
+    );
+    db.write(move |tx| {
+        let (id, at, why) = (id.clone(), at.clone(), why.clone());
+        Box::pin(async move { Ok(tx.mark_job_removed(&id, &at, why.as_deref()).await?) })
+    })
+    .await
 }

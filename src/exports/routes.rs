@@ -59,14 +59,15 @@ pub async fn create(
 /// Follow an export job
 ///
 /// 200 with `Retry-After` while queued or running; 303 to the file once it succeeded; 200 with
-/// a problem in `error` once it failed. Only the job's owner and admins see it.
+/// a problem in `error` once it failed. Only admins and the job's owner see it, the owner only
+/// while their role and clinics today still cover what it exports.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "exports",
     params(("id" = String, Path, pattern = "^job_[0-9a-f]{20}$")),
     responses((status = 200, description = "Queued, running (with `Retry-After`) or failed", body = Job,
             headers(("Retry-After" = String, description = "While queued or running: seconds until it is worth asking again"))),
         (status = 303, description = "Succeeded: `Location` is the file", body = Job),
         (status = 403, description = "Your role may not export"),
-        (status = 404, description = "No such job, or not yours")))]
+        (status = 404, description = "No such job, not yours, or covering clinics or sealed records you may no longer see")))]
 pub async fn read(
     State(st): State<AppState>,
     caller: Require<perm::Export>,
@@ -83,7 +84,10 @@ pub async fn read(
 ///
 /// Streamed with `Accept-Ranges: bytes`: one `Range` gets 206 (with `If-Range`, only while the
 /// validator is current; a stale one gets the whole file), a range outside the file 416, and
-/// several ranges the whole file with 200. After the retention period the file is gone (410).
+/// several ranges the whole file with 200. After the retention period the file is gone (410),
+/// and so is a file naming a patient who has since been sealed, deleted or merged (410, the
+/// problem says which). Its owner gets it only while their role and clinics today still cover
+/// what it exports (404 otherwise).
 #[utoipa::path(get, path = "/v1/exports/{id}/file", tag = "exports",
     params(("id" = String, Path, pattern = "^job_[0-9a-f]{20}$"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-99`"),
@@ -93,8 +97,8 @@ pub async fn read(
         (status = 206, description = "The range asked for", content((String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 304, description = "Not modified"),
         (status = 403, description = "Your role may not export"),
-        (status = 404, description = "No such job, not yours, or not finished"),
-        (status = 410, description = "Removed after the retention period"),
+        (status = 404, description = "No such job, not yours, not finished, or covering clinics or sealed records you may no longer see"),
+        (status = 410, description = "Removed after the retention period, or withdrawn because a patient it names was sealed, deleted or merged since"),
         (status = 416, description = "The range lies outside the file")))]
 pub async fn file(
     State(st): State<AppState>,

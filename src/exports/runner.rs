@@ -3,6 +3,7 @@
 //! and removes files past their retention. Jobs are durable rows, so a job queued or running
 //! when a process stops is run again from the start by the next runner that claims it; a file is
 //! written under a temporary name and renamed only once complete.
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,13 @@ use crate::store::{JobEnd, JobProgress, JobRecord, LogRow};
 
 /// How often an idle runner looks for work other processes queued, or for leases that ran out.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How many named patients a running export holds before it records them (with a heartbeat),
+/// so memory stays flat however many rows a second it writes.
+const PATIENTS_HELD: usize = 10_000;
+
+/// Files to remove per sweep, expired or withdrawn (the next sweep takes the rest).
+const SWEEP_BATCH: u32 = 100;
 
 /// Starts this process's runner; it ends with the process.
 pub fn spawn(state: AppState) {
@@ -58,11 +66,13 @@ fn lease(state: &AppState) -> Duration {
     Duration::from_secs(state.config.export_lease_seconds.max(1))
 }
 
+/// Sweeps find expired files and files withdrawn because a patient they name was sealed,
+/// deleted or merged (a download finds those at once; the sweep removes the rest from disk).
 fn sweep_every(state: &AppState) -> Duration {
     state
         .config
         .export_retention()
-        .clamp(Duration::from_millis(100), Duration::from_secs(60))
+        .clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 fn idle_wait(state: &AppState) -> Duration {
@@ -100,13 +110,19 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
     let outcome = write_file(state, runner, &job, &part).await;
     drop(permit);
     let at = crate::clock::now_rfc3339();
-    let end = match &outcome {
-        Ok(Written::Done { rows, size }) => {
+    let mut named = Vec::new();
+    let end = match outcome {
+        Ok(Written::Done {
+            rows,
+            size,
+            patients,
+        }) => {
+            named = patients;
             let keep = state.config.export_retention().as_secs() as i64;
             let ms = state.config.export_retention().subsec_millis();
             JobEnd::Succeeded {
-                rows: *rows,
-                size_bytes: *size as i64,
+                rows,
+                size_bytes: size as i64,
                 at,
                 // Rounded up: a retention under a second still lasts until the next second.
                 expires_at: crate::clock::now_unix() + keep + i64::from(ms > 0),
@@ -145,14 +161,22 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
     };
     let (id, runner_id) = (job.id.clone(), runner.to_string());
     let succeeded = matches!(end, JobEnd::Succeeded { .. });
+    let named = std::sync::Arc::new(named);
     let finished = state
         .db
         .write(move |tx| {
-            let (id, runner_id, end, log) =
-                (id.clone(), runner_id.clone(), end.clone(), log.clone());
+            let (id, runner_id, end, log, named) = (
+                id.clone(),
+                runner_id.clone(),
+                end.clone(),
+                log.clone(),
+                named.clone(),
+            );
             Box::pin(async move {
                 let held = tx.finish_job(&id, &runner_id, &end).await?;
                 if held && succeeded {
+                    // The file's last patients, in the commit that makes it downloadable.
+                    tx.add_export_patients(&id, &named).await?;
                     tx.append_access(&[&log]).await?;
                 }
                 Ok(held)
@@ -174,6 +198,8 @@ enum Written {
     Done {
         rows: i64,
         size: u64,
+        /// The patients named since the last heartbeat, still to be recorded.
+        patients: Vec<(String, i64)>,
     },
     /// Another runner took the job over (this one stalled past its lease): leave it.
     LostLease,
@@ -190,11 +216,13 @@ async fn write_file(
 ) -> Result<Written, ApiError> {
     let format = Format::parse(&job.format).ok_or_else(|| ApiError::internal("bad format"))?;
     if let Some(dir) = part.parent() {
-        tokio::fs::create_dir_all(dir)
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::private_files::create_dir_all(&dir))
             .await
+            .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
     }
-    let file = tokio::fs::File::create(part)
+    let file = crate::private_files::create_or_truncate(part)
         .await
         .map_err(ApiError::internal)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
@@ -202,7 +230,10 @@ async fn write_file(
     let mut read = state.db.read().await?;
     read.begin_snapshot().await?;
     let total = read.export_count(&scope).await?;
-    if !beat(state, runner, &job.id, 0, total).await? {
+    // The patients the file names (id → the version of their record it holds), recorded with
+    // each heartbeat, so a later seal, deletion or merge withdraws the file.
+    let mut named: HashMap<String, i64> = HashMap::new();
+    if !beat(state, runner, &job.id, 0, total, &mut named).await? {
         return Ok(Written::LostLease);
     }
     let encoder = Encoder::new(&job.kind, format);
@@ -219,12 +250,15 @@ async fn write_file(
         rows += page.len() as i64;
         for row in &page {
             encoder.row(row, &mut buf);
+            if let Some((patient, version)) = &row.patient {
+                named.entry(patient.clone()).or_insert(*version);
+            }
         }
         out.write_all(&buf).await.map_err(ApiError::internal)?;
         buf.clear();
-        if last_beat.elapsed() >= every {
+        if last_beat.elapsed() >= every || named.len() >= PATIENTS_HELD {
             last_beat = Instant::now();
-            if !beat(state, runner, &job.id, rows, total).await? {
+            if !beat(state, runner, &job.id, rows, total, &mut named).await? {
                 return Ok(Written::LostLease);
             }
         }
@@ -240,23 +274,30 @@ async fn write_file(
     tokio::fs::rename(part, &target)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Written::Done { rows, size })
+    Ok(Written::Done {
+        rows,
+        size,
+        patients: named.into_iter().collect(),
+    })
 }
 
-/// Records progress and renews the lease; false when this runner no longer holds the job.
+/// Records progress and the patients named since the last beat, and renews the lease; false
+/// when this runner no longer holds the job.
 async fn beat(
     state: &AppState,
     runner: &str,
     id: &str,
     rows: i64,
     total: i64,
+    named: &mut HashMap<String, i64>,
 ) -> Result<bool, ApiError> {
     let (id, runner) = (id.to_string(), runner.to_string());
     let lease_ms = lease(state).as_millis() as i64;
+    let patients: std::sync::Arc<Vec<(String, i64)>> = std::sync::Arc::new(named.drain().collect());
     state
         .db
         .write(move |tx| {
-            let (id, runner) = (id.clone(), runner.clone());
+            let (id, runner, patients) = (id.clone(), runner.clone(), patients.clone());
             Box::pin(async move {
                 let progress = JobProgress {
                     rows_written: rows,
@@ -264,34 +305,37 @@ async fn beat(
                     lease_until: crate::clock::now_ms() + lease_ms,
                     at: crate::clock::now_rfc3339(),
                 };
-                Ok(tx.job_progress(&id, &runner, &progress).await?)
+                let held = tx.job_progress(&id, &runner, &progress).await?;
+                if held {
+                    tx.add_export_patients(&id, &patients).await?;
+                }
+                Ok(held)
             })
         })
         .await
 }
 
-/// Removes files whose retention ran out; their URLs then answer 410.
+/// Removes files whose retention ran out, and files withdrawn because a patient they name was
+/// sealed, deleted or merged; their URLs then answer 410.
 async fn sweep(state: &AppState) -> Result<(), ApiError> {
     let now = crate::clock::now_unix();
-    let expired = state.db.read().await?.expired_jobs(now, 100).await?;
-    for (id, format) in expired {
-        let path = super::file_path(&state.config, &id, &format);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "removing an expired export failed");
-                continue;
-            }
+    let expired = state
+        .db
+        .read()
+        .await?
+        .expired_jobs(now, SWEEP_BATCH)
+        .await?;
+    let withdrawn = state.db.read().await?.withdrawn_jobs(SWEEP_BATCH).await?;
+    let each = expired
+        .into_iter()
+        .map(|(id, format)| (id, format, None))
+        .chain(withdrawn.into_iter().map(|(i, f, why)| (i, f, Some(why))));
+    for (id, format, why) in each {
+        // One file that cannot be removed does not keep the others; the next sweep tries again.
+        if let Err(e) = super::discard(&state.db, &state.config, &id, &format, why.as_deref()).await
+        {
+            tracing::warn!(job = %id, error = ?e, "removing an export file failed");
         }
-        let at = crate::clock::now_rfc3339();
-        state
-            .db
-            .write(move |tx| {
-                let (id, at) = (id.clone(), at.clone());
-                Box::pin(async move { Ok(tx.mark_job_removed(&id, &at).await?) })
-            })
-            .await?;
     }
     Ok(())
 }

@@ -454,9 +454,13 @@ pub trait Tx: Send {
     // Export jobs (`jobs.rs` of each engine).
     /// `Conflict` when the owner already has a queued or running job.
     async fn insert_job(&mut self, job: &JobRecord) -> Result<(), StoreError>;
+    /// A job, with `withdrawn` set when its file is withdrawn: marked so, or naming a patient
+    /// whose record was sealed, deleted or merged after the export read it (one query).
     async fn find_job(&mut self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Takes the oldest job that is queued, or running under a lease that ran out before
     /// `now_ms`, for `runner` until `lease_until`; each job is handed to one runner at a time.
+    /// The patients an earlier run of the job listed are forgotten, and the job notes from when
+    /// patients' changes may concern its file (`CHANGES_MARGIN_MS` before `now_ms`).
     async fn claim_job(
         &mut self,
         runner: &str,
@@ -484,7 +488,27 @@ pub trait Tx: Send {
         now_s: i64,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError>;
-    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError>;
+    /// Records that a job's file is gone from disk: after its retention (`why` absent), or
+    /// withdrawn because a patient it names was sealed, deleted or merged (`why` says which).
+    /// The job's patient list goes with it.
+    async fn mark_job_removed(
+        &mut self,
+        id: &str,
+        at: &str,
+        why: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Adds to the patients a job's file names (patient id, the version of the record the
+    /// export read); a patient already listed keeps the version first recorded.
+    async fn add_export_patients(
+        &mut self,
+        job_id: &str,
+        patients: &[(String, i64)],
+    ) -> Result<(), StoreError>;
+    /// Succeeded jobs whose file is still on disk but withdrawn: (id, format, why).
+    async fn withdrawn_jobs(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// Whether some job is claimable at `now_ms` (a read: lets an idle runner skip the write).
     async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError>;
     /// Turns a read into one consistent snapshot for the reads that follow (an export's), held
@@ -524,7 +548,14 @@ pub struct JobRecord {
     /// Unix seconds after which the file is removed.
     pub expires_at: Option<i64>,
     pub removed_at: Option<String>,
+    /// Why the file was withdrawn (`sealed`, `deleted`, `merged`: what became of a patient it
+    /// names), if it was.
+    pub withdrawn: Option<String>,
 }
+
+/// How long before a job's claim a patient's change may still postdate the export's snapshot:
+/// room for the clocks of several processes on one PostgreSQL database to disagree.
+pub const CHANGES_MARGIN_MS: i64 = 10 * 60 * 1000;
 
 /// Which rows an export takes: one kind, the clinics in scope, sealed records or not, a range
 /// of days.
@@ -603,6 +634,8 @@ pub enum Cell {
 pub struct ExportRow {
     pub id: String,
     pub cells: Vec<Cell>,
+    /// The patient the row names and the version of their record in the export's snapshot.
+    pub patient: Option<(String, i64)>,
 }
 
 /// How a running job is doing, with its renewed lease.

@@ -40,6 +40,7 @@ mod races;
 mod raw_http;
 mod readme;
 mod reliability;
+mod review2_files;
 mod review2_links;
 mod review2_names;
 mod review2_screens;

@@ -6,11 +6,29 @@ use sqlx::{PgConnection, Row};
 
 use crate::store::{
     export_columns, Cell, ColumnType, ExportRow, ExportScope, JobEnd, JobProgress, JobRecord,
+    CHANGES_MARGIN_MS,
 };
 
-const COLUMNS: &str = "id, owner_id, kind, format, clinic_ids, sealed, from_day, to_day, state,
-    rows_written, rows_total, size_bytes, error, runs, ip, request_id, client_request_id,
-    created_at, updated_at, finished_at, expires_at, removed_at";
+/// A job's columns but `withdrawn`, which `find` works out.
+macro_rules! stored_columns {
+    () => {
+        "id, owner_id, kind, format, clinic_ids, sealed, from_day, to_day, state, rows_written,
+         rows_total, size_bytes, error, runs, ip, request_id, client_request_id, created_at,
+         updated_at, finished_at, expires_at, removed_at"
+    };
+}
+const COLUMNS: &str = concat!(stored_columns!(), ", withdrawn");
+
+/// Why the file of job `j` is withdrawn, if it is: the first patient it names whose record was
+/// sealed, deleted or merged (each bumps the version) after the export read it. The retired
+/// patients changed since the job's claim (`patients_retired`) are few; each is looked up in
+/// the job's list by key.
+const WITHDRAWN_BY: &str = "(SELECT CASE WHEN p.merged_into IS NOT NULL THEN 'merged'
+                         WHEN p.deleted_at IS NOT NULL THEN 'deleted' ELSE 'sealed' END
+        FROM patients p JOIN export_patients e ON e.job_id = j.id AND e.patient_id = p.id
+        WHERE (p.sealed_at IS NOT NULL OR p.deleted_at IS NOT NULL OR p.merged_into IS NOT NULL)
+          AND p.updated_at >= j.changes_since AND e.version < p.version
+        LIMIT 1)";
 
 fn job_of(r: &PgRow) -> Result<JobRecord, sqlx::Error> {
     let clinic_ids: Option<String> = r.try_get("clinic_ids")?;
@@ -42,6 +60,7 @@ fn job_of(r: &PgRow) -> Result<JobRecord, sqlx::Error> {
         finished_at: r.try_get("finished_at")?,
         expires_at: r.try_get("expires_at")?,
         removed_at: r.try_get("removed_at")?,
+        withdrawn: r.try_get("withdrawn")?,
     })
 }
 
@@ -76,10 +95,13 @@ pub async fn insert(conn: &mut PgConnection, j: &JobRecord) -> Result<bool, sqlx
 }
 
 pub async fn find(conn: &mut PgConnection, id: &str) -> Result<Option<JobRecord>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {}, COALESCE(j.withdrawn, {WITHDRAWN_BY}) AS withdrawn FROM jobs j WHERE j.id = $1",
+        stored_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(job_of).transpose()
 }
 
@@ -91,7 +113,7 @@ pub async fn claim(
 ) -> Result<Option<JobRecord>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "UPDATE jobs SET state = 'running', runner = $1, lease_until = $2, runs = runs + 1,
-             rows_written = 0, updated_at = $4
+             rows_written = 0, updated_at = $4, changes_since = $5
          WHERE id = (SELECT id FROM jobs
                      WHERE state = 'queued' OR (state = 'running' AND lease_until < $3)
                      ORDER BY created_at, id LIMIT 1
@@ -102,9 +124,68 @@ pub async fn claim(
     .bind(lease_until)
     .bind(now_ms)
     .bind(crate::clock::now_rfc3339())
+    .bind(crate::clock::rfc3339_of_ms(now_ms - CHANGES_MARGIN_MS))
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(job_of).transpose()
+    let job = row.as_ref().map(job_of).transpose()?;
+    if let Some(job) = &job {
+        // A run starts from nothing: what an earlier run read is no longer in any file.
+        forget_patients(conn, &job.id).await?;
+    }
+    Ok(job)
+}
+
+async fn forget_patients(conn: &mut PgConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM export_patients WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The list goes in as two arrays, ids and versions (one statement, no parameter limit).
+pub async fn add_patients(
+    conn: &mut PgConnection,
+    id: &str,
+    patients: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
+    if patients.is_empty() {
+        return Ok(());
+    }
+    let (ids, versions): (Vec<&str>, Vec<i64>) =
+        patients.iter().map(|(p, v)| (p.as_str(), *v)).unzip();
+    sqlx::query(
+        "INSERT INTO export_patients (job_id, patient_id, version)
+         SELECT $1, p, v FROM UNNEST($2::text[], $3::bigint[]) AS t (p, v)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(ids)
+    .bind(versions)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn withdrawn(
+    conn: &mut PgConnection,
+    limit: u32,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, format, why FROM (
+             SELECT j.id, j.format, COALESCE(j.withdrawn, {WITHDRAWN_BY}) AS why
+             FROM jobs j
+             WHERE j.state = 'succeeded' AND j.removed_at IS NULL AND j.expires_at IS NOT NULL
+         ) w
+         WHERE why IS NOT NULL LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("format"), r.get("why")))
+        .collect())
 }
 
 pub async fn progress(
@@ -162,7 +243,11 @@ pub async fn finish(
         .bind(error)
         .bind(at),
     };
-    Ok(q.execute(&mut *conn).await?.rows_affected() == 1)
+    let held = q.execute(&mut *conn).await?.rows_affected() == 1;
+    if held && matches!(end, JobEnd::Failed { .. }) {
+        forget_patients(conn, id).await?;
+    }
+    Ok(held)
 }
 
 pub async fn expired(
@@ -196,13 +281,23 @@ pub async fn waiting(conn: &mut PgConnection, now_ms: i64) -> Result<bool, sqlx:
     Ok(found)
 }
 
-pub async fn mark_removed(conn: &mut PgConnection, id: &str, at: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET removed_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+pub async fn mark_removed(
+    conn: &mut PgConnection,
+    id: &str,
+    at: &str,
+    why: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET removed_at = COALESCE(removed_at, $2),
+             withdrawn = COALESCE(withdrawn, $3)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(why)
+    .execute(&mut *conn)
+    .await?;
+    forget_patients(conn, id).await
 }
 
 pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -250,6 +345,14 @@ fn source(kind: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// The patient a row names and the version of their record, as the export reads them.
+fn named_patient(kind: &str) -> &'static str {
+    match kind {
+        "patients" => "x.id, x.version",
+        _ => "x.patient_id, (SELECT n.version FROM patients n WHERE n.id = x.patient_id)",
+    }
+}
+
 fn filtered(scope: &ExportScope, select: &str, tail: &str) -> String {
     let (table, rule) = source(&scope.kind);
     format!(
@@ -290,6 +393,7 @@ pub async fn page(
     let select = columns
         .iter()
         .map(|(c, _)| format!("x.{c}"))
+        .chain([named_patient(&scope.kind).to_string()])
         .collect::<Vec<_>>()
         .join(", ");
     let sql = filtered(scope, &select, "AND x.id > $4 ORDER BY x.id LIMIT $5");
@@ -314,9 +418,13 @@ pub async fn page(
                     .map_or(Cell::Null, Cell::Real),
             });
         }
+        let n = columns.len();
+        let patient: Option<String> = r.try_get(n)?;
+        let version: Option<i64> = r.try_get(n + 1)?;
         out.push(ExportRow {
             id: r.try_get(0)?,
             cells,
+            patient: patient.zip(version),
         });
     }
     Ok(out)

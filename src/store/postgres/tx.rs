@@ -570,8 +570,28 @@ impl Tx for PgTx<'_> {
         let r = jobs::expired(self.c(), now_s, limit).await;
         self.done(r)
     }
-    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError> {
-        let r = jobs::mark_removed(self.c(), id, at).await;
+    async fn mark_job_removed(
+        &mut self,
+        id: &str,
+        at: &str,
+        why: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let r = jobs::mark_removed(self.c(), id, at, why).await;
+        self.done(r)
+    }
+    async fn add_export_patients(
+        &mut self,
+        job_id: &str,
+        patients: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        let r = jobs::add_patients(self.c(), job_id, patients).await;
+        self.done(r)
+    }
+    async fn withdrawn_jobs(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let r = jobs::withdrawn(self.c(), limit).await;
         self.done(r)
     }
     async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError> {

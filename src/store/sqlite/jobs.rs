@@ -6,12 +6,31 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::store::{
     export_columns, Cell, ColumnType, ExportRow, ExportScope, JobEnd, JobProgress, JobRecord,
-    StoreError,
+    StoreError, CHANGES_MARGIN_MS,
 };
 
-const COLUMNS: &str = "id, owner_id, kind, format, clinic_ids, sealed, from_day, to_day, state,
-    rows_written, rows_total, size_bytes, error, runs, ip, request_id, client_request_id,
-    created_at, updated_at, finished_at, expires_at, removed_at";
+/// A job's columns but `withdrawn`, which `find` works out.
+macro_rules! stored_columns {
+    () => {
+        "id, owner_id, kind, format, clinic_ids, sealed, from_day, to_day, state, rows_written,
+         rows_total, size_bytes, error, runs, ip, request_id, client_request_id, created_at,
+         updated_at, finished_at, expires_at, removed_at"
+    };
+}
+const COLUMNS: &str = concat!(stored_columns!(), ", withdrawn");
+
+/// Why the file of job `j` is withdrawn, if it is: the first patient it names whose record was
+/// sealed, deleted or merged (each bumps the version) after the export read it. Driven by the
+/// retired patients changed since the job's claim (`patients_retired`), each looked up in the
+/// job's list by key, so its cost follows recent seals, deletions and merges, not the file's
+/// size or the tombstones of years.
+const WITHDRAWN_BY: &str = "(SELECT CASE WHEN p.merged_into IS NOT NULL THEN 'merged'
+                         WHEN p.deleted_at IS NOT NULL THEN 'deleted' ELSE 'sealed' END
+        FROM patients p INDEXED BY patients_retired CROSS JOIN export_patients e
+        WHERE (p.sealed_at IS NOT NULL OR p.deleted_at IS NOT NULL OR p.merged_into IS NOT NULL)
+          AND p.updated_at >= j.changes_since
+          AND e.job_id = j.id AND e.patient_id = p.id AND e.version < p.version
+        LIMIT 1)";
 
 fn job_of(r: &SqliteRow) -> Result<JobRecord, sqlx::Error> {
     let clinic_ids: Option<String> = r.try_get("clinic_ids")?;
@@ -43,6 +62,7 @@ fn job_of(r: &SqliteRow) -> Result<JobRecord, sqlx::Error> {
         finished_at: r.try_get("finished_at")?,
         expires_at: r.try_get("expires_at")?,
         removed_at: r.try_get("removed_at")?,
+        withdrawn: r.try_get("withdrawn")?,
     })
 }
 
@@ -79,10 +99,13 @@ pub async fn insert(conn: &mut SqliteConnection, j: &JobRecord) -> Result<(), St
 }
 
 pub async fn find(conn: &mut SqliteConnection, id: &str) -> Result<Option<JobRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {}, COALESCE(j.withdrawn, {WITHDRAWN_BY}) AS withdrawn FROM jobs j WHERE j.id = $1",
+        stored_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.as_ref().map(job_of).transpose()?)
 }
 
@@ -94,7 +117,7 @@ pub async fn claim(
 ) -> Result<Option<JobRecord>, StoreError> {
     let row = sqlx::query(&format!(
         "UPDATE jobs SET state = 'running', runner = $1, lease_until = $2, runs = runs + 1,
-             rows_written = 0, updated_at = $4
+             rows_written = 0, updated_at = $4, changes_since = $5
          WHERE id = (SELECT id FROM jobs
                      WHERE state = 'queued' OR (state = 'running' AND lease_until < $3)
                      ORDER BY created_at, id LIMIT 1)
@@ -104,9 +127,65 @@ pub async fn claim(
     .bind(lease_until)
     .bind(now_ms)
     .bind(crate::clock::now_rfc3339())
+    .bind(crate::clock::rfc3339_of_ms(now_ms - CHANGES_MARGIN_MS))
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(job_of).transpose()?)
+    let job = row.as_ref().map(job_of).transpose()?;
+    if let Some(job) = &job {
+        // A run starts from nothing: what an earlier run read is no longer in any file.
+        forget_patients(conn, &job.id).await?;
+    }
+    Ok(job)
+}
+
+async fn forget_patients(conn: &mut SqliteConnection, id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM export_patients WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The list goes in as one JSON array of `[id, version]` pairs (no bind-parameter limit).
+pub async fn add_patients(
+    conn: &mut SqliteConnection,
+    id: &str,
+    patients: &[(String, i64)],
+) -> Result<(), StoreError> {
+    if patients.is_empty() {
+        return Ok(());
+    }
+    let list = serde_json::to_string(patients).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO export_patients (job_id, patient_id, version)
+         SELECT $1, p.value ->> 0, p.value ->> 1 FROM json_each($2) p WHERE true
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(list)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn withdrawn(
+    conn: &mut SqliteConnection,
+    limit: u32,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, format, why FROM (
+             SELECT j.id, j.format, COALESCE(j.withdrawn, {WITHDRAWN_BY}) AS why
+             FROM jobs j
+             WHERE j.state = 'succeeded' AND j.removed_at IS NULL AND j.expires_at IS NOT NULL)
+         WHERE why IS NOT NULL LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("format"), r.get("why")))
+        .collect())
 }
 
 pub async fn progress(
@@ -164,7 +243,11 @@ pub async fn finish(
         .bind(error)
         .bind(at),
     };
-    Ok(q.execute(&mut *conn).await?.rows_affected() == 1)
+    let held = q.execute(&mut *conn).await?.rows_affected() == 1;
+    if held && matches!(end, JobEnd::Failed { .. }) {
+        forget_patients(conn, id).await?;
+    }
+    Ok(held)
 }
 
 pub async fn expired(
@@ -202,13 +285,19 @@ pub async fn mark_removed(
     conn: &mut SqliteConnection,
     id: &str,
     at: &str,
+    why: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE jobs SET removed_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    sqlx::query(
+        "UPDATE jobs SET removed_at = COALESCE(removed_at, $2),
+             withdrawn = COALESCE(withdrawn, $3)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(why)
+    .execute(&mut *conn)
+    .await?;
+    forget_patients(conn, id).await
 }
 
 pub async fn begin_snapshot(conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -216,7 +305,7 @@ pub async fn begin_snapshot(conn: &mut SqliteConnection) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The table, its alias and day column, and the sealed-record rule of each kind.
+/// The table and its alias, and the sealed-record and day rules of each kind.
 fn source(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "patients" => (
@@ -251,6 +340,14 @@ fn source(kind: &str) -> (&'static str, &'static str) {
                    AND (w.value ->> 'fd' IS NULL OR x.day >= w.value ->> 'fd')
                    AND (w.value ->> 'td' IS NULL OR x.day <= w.value ->> 'td')))",
         ),
+    }
+}
+
+/// The patient a row names and the version of their record, as the export reads them.
+fn named_patient(kind: &str) -> &'static str {
+    match kind {
+        "patients" => "x.id, x.version",
+        _ => "x.patient_id, (SELECT n.version FROM patients n WHERE n.id = x.patient_id)",
     }
 }
 
@@ -294,6 +391,7 @@ pub async fn page(
     let select = columns
         .iter()
         .map(|(c, _)| format!("x.{c}"))
+        .chain([named_patient(&scope.kind).to_string()])
         .collect::<Vec<_>>()
         .join(", ");
     let sql = filtered(scope, &select, "AND x.id > $4 ORDER BY x.id LIMIT $5");
@@ -318,9 +416,13 @@ pub async fn page(
                     .map_or(Cell::Null, Cell::Real),
             });
         }
+        let n = columns.len();
+        let patient: Option<String> = r.try_get(n)?;
+        let version: Option<i64> = r.try_get(n + 1)?;
         out.push(ExportRow {
             id: r.try_get(0)?,
             cells,
+            patient: patient.zip(version),
         });
     }
     Ok(out)

@@ -56,6 +56,9 @@ impl SqliteEngine {
             // The writer touches index pages all over the access log's and patients' indexes:
             // 32 MiB of page cache keeps them from being re-read on every group.
             .pragma("cache_size", "-32768");
+        if !(o.url.contains(":memory:") || o.url.contains("mode=memory")) {
+            private_file(write_opts.get_filename());
+        }
         let max_bytes = o.max_bytes;
         let open_writer = move || {
             let opts = write_opts.clone();
@@ -95,6 +98,27 @@ impl SqliteEngine {
             writer: Writer::start(conn, o.write_queue, Box::new(open_writer)),
             max_bytes: o.max_bytes,
         })
+    }
+}
+
+/// Creates the database file owner-only (0600) before SQLite opens it: SQLite gives the
+/// `-wal` and `-shm` files it makes beside it the database file's mode. An existing file that
+/// others may read is reported (its path and mode; never its contents). Any other failure is
+/// left for SQLite's own open to report.
+fn private_file(path: &std::path::Path) {
+    match crate::private_files::create_new(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_file() => {
+            if let Ok(Some(mode)) = crate::private_files::open_to_others(path) {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = %format!("{mode:04o}"),
+                    "the database file is readable by other users of this machine; \
+                     `chmod 600` it (careq creates new ones 0600)"
+                );
+            }
+        }
+        Err(_) => {}
     }
 }
 
@@ -159,12 +183,20 @@ impl Engine for SqliteEngine {
 
     /// `VACUUM INTO` on a read connection: one read transaction, so the copy is the database as
     /// of one moment, compacted, while writers go on (WAL); the copy has no WAL of its own.
+    /// The copy goes into an empty file made owner-only first (`VACUUM INTO` accepts an
+    /// empty file and keeps its mode); it is removed again if the copy fails.
     async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
-        let to = to
+        let name = to
             .to_str()
             .ok_or_else(|| StoreError::Other("the backup path is not UTF-8".into()))?;
+        crate::private_files::create_new(to)
+            .map_err(|e| StoreError::Other(format!("creating {}: {e}", to.display())))?;
         let mut conn = self.read.acquire().await?;
-        settings::vacuum_into(&mut conn, to).await
+        let copied = settings::vacuum_into(&mut conn, name).await;
+        if copied.is_err() {
+            let _ = std::fs::remove_file(to);
+        }
+        copied
     }
 
     async fn close(&self) {
@@ -588,8 +620,26 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Vec<(String, String)>, StoreError> {
         jobs::expired(self.c(), now_s, limit).await
     }
-    async fn mark_job_removed(&mut self, id: &str, at: &str) -> Result<(), StoreError> {
-        jobs::mark_removed(self.c(), id, at).await
+    async fn mark_job_removed(
+        &mut self,
+        id: &str,
+        at: &str,
+        why: Option<&str>,
+    ) -> Result<(), StoreError> {
+        jobs::mark_removed(self.c(), id, at, why).await
+    }
+    async fn add_export_patients(
+        &mut self,
+        job_id: &str,
+        patients: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        jobs::add_patients(self.c(), job_id, patients).await
+    }
+    async fn withdrawn_jobs(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        jobs::withdrawn(self.c(), limit).await
     }
     async fn job_waiting(&mut self, now_ms: i64) -> Result<bool, StoreError> {
         jobs::waiting(self.c(), now_ms).await

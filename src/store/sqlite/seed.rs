@@ -280,7 +280,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let json = serde_json::to_string_pretty(&seeded)?;
     match &args.out {
-        Some(path) => std::fs::write(path, json).with_context(|| format!("writing {path:?}"))?,
+        // It holds the bench user's password: owner-only, like every file careq writes.
+        Some(path) => {
+            use std::io::Write;
+            let _ = std::fs::remove_file(path);
+            crate::private_files::create_new(path)
+                .and_then(|mut f| f.write_all(json.as_bytes()))
+                .with_context(|| format!("writing {path:?}"))?
+        }
         None => println!("{json}"),
     }
     Ok(())

@@ -1,0 +1,22 @@
+-- Which patients each export file names, and the version of each patient's record the export
+-- read. Once such a patient is sealed, deleted or merged (each bumps the version), the file no
+-- longer matches what its owner may see and answers 410 (`jobs.withdrawn` says why; the file is
+-- removed). Rows are written by the runner while it holds the job and go with the file. The
+-- key is the one way in: a download's check starts from the few patients retired since its
+-- export (`patients_retired`) and looks each up by (job, patient).
+CREATE TABLE export_patients (
+    job_id     TEXT NOT NULL REFERENCES jobs (id),
+    patient_id TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (job_id, patient_id)
+) WITHOUT ROWID;
+-- `withdrawn`: why the file was taken back (`sealed`, `deleted`, `merged`). `changes_since`: a
+-- moment before the export's snapshot (its claim, less a margin for clocks of other
+-- processes); only patients changed from then on can differ from what the file holds.
+ALTER TABLE jobs ADD COLUMN withdrawn TEXT;
+ALTER TABLE jobs ADD COLUMN changes_since TEXT;
+-- The patients who left the living (sealed, deleted or merged), by when they last changed: the
+-- check of a download walks only those changed since its export, however many tombstones
+-- accumulate.
+CREATE INDEX patients_retired ON patients (updated_at)
+    WHERE sealed_at IS NOT NULL OR deleted_at IS NOT NULL OR merged_into IS NOT NULL;
