@@ -123,7 +123,7 @@ catalogue! {
         Produced("A duplicate patient, a double-booked slot, an invalid ticket transition, or an idempotency key still in flight; the problem names the conflicting resource.");
     HTTP_410_GONE = 410, "Gone",
         "The resource existed and has been removed on purpose, for good.",
-        Produced("GET, PUT or PATCH of a deleted patient, appointment or user.");
+        Produced("GET, PUT or PATCH of a deleted patient, appointment or user; an export file past its retention, or withdrawn because a patient it names was sealed, deleted or merged.");
     HTTP_411_LENGTH_REQUIRED = 411, "Length Required",
         "The server needs a `Content-Length` for this request.",
         Produced("`POST /v1/patients/batch` sent chunked without `Content-Length`.");
