@@ -20,3 +20,7 @@ ALTER TABLE jobs ADD COLUMN changes_since TEXT;
 -- accumulate.
 CREATE INDEX patients_retired ON patients (updated_at)
     WHERE sealed_at IS NOT NULL OR deleted_at IS NOT NULL OR merged_into IS NOT NULL;
+-- Files finished before this migration carry no list, so nothing could tell when one of them
+-- names a patient sealed, deleted or merged later: they are withdrawn now (the runner's sweep
+-- removes them; their URLs answer 410 saying to export again).
+UPDATE jobs SET withdrawn = 'unlisted' WHERE state = 'succeeded' AND removed_at IS NULL;

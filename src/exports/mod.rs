@@ -211,6 +211,13 @@ pub fn gone() -> ApiError {
 
 /// 410 for a file taken back because a patient it names is sealed, deleted or merged now.
 fn withdrawn(why: &str) -> ApiError {
+    if why == "unlisted" {
+        return ApiError::Gone(
+            "this export's file was withdrawn and removed: it was made before careq recorded \
+             which patients a file names, so it could outlive a seal; export again"
+                .into(),
+        );
+    }
     let what = match why {
         "merged" => "merged into another record",
         "deleted" => "deleted",

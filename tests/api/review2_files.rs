@@ -718,3 +718,43 @@ async fn a_seal_committed_while_an_export_reads_its_snapshot_still_withdraws_the
     assert!(!path.exists(), "a withdrawn file stays on disk");
     drop(gate);
 }
+
+#[tokio::test]
+async fn a_file_finished_before_careq_listed_its_patients_is_withdrawn_by_the_upgrade() {
+    let s = scene().await;
+    s.patient(&s.clinic, "Pond").await;
+    let (job, file) = s
+        .export(&s.ann, json!({"kind": "patients", "format": "csv"}))
+        .await;
+    // The job as an earlier version left it (no list, nothing withdrawn), then the statement
+    // migration 0016 ends with, as the upgrade runs it on this engine.
+    let mut w = s.app.writable().await;
+    for sql in [
+        "DELETE FROM export_patients",
+        "UPDATE jobs SET withdrawn = NULL",
+    ] {
+        sqlx::query(sql).execute(&mut w).await.unwrap();
+    }
+    let engine = if on_postgres() { "postgres" } else { "sqlite" };
+    let migration = std::fs::read_to_string(format!(
+        "{}/migrations/{engine}/0016_export_patients.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let code: String = migration
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let upgrade = code
+        .split(';')
+        .map(str::trim)
+        .find(|s| s.starts_with("UPDATE jobs"))
+        .expect("the migration withdraws earlier files");
+    sqlx::query(&upgrade).execute(&mut w).await.unwrap();
+    drop(w);
+    let body = s.refused(&s.ann, &file, 410).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("export again"), "{detail}");
+    assert!(!s.on_disk(&job), "a withdrawn file stays on disk");
+}
