@@ -1,8 +1,8 @@
-//! Argon2id password hashing. Every hash is computed on a thread of careq's own that keeps its
-//! Argon2 memory (about 19 MiB) from one hash to the next: one thread per slot of the sign-in
-//! gate, and one more for accounts being created (by an admin, the CLI or the first start).
-//! Freed and re-allocated on whichever pool thread happened to run it, that memory used to stay
-//! with the allocator's per-thread arenas and RSS grew to several hundred MiB.
+//! Argon2id password hashing, always on threads of careq's own: one per slot of the sign-in gate,
+//! each keeping its Argon2 memory (about 19 MiB) from one hash to the next, and one more for
+//! accounts being created (by an admin, the CLI or the first start). Freed and re-allocated on
+//! whichever blocking-pool thread happened to run it, that memory used to stay with the
+//! allocator's per-thread arenas, and RSS grew to several hundred MiB.
 use argon2::password_hash::{self, rand_core::OsRng, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashMap;
@@ -89,7 +89,11 @@ fn verify_in(memory: &mut Memory, password: &str, stored: Option<&str>) -> bool 
 }
 
 /// Computes `password`'s hash with the algorithm, version, costs and salt `stored` names.
-fn matches(memory: &mut Memory, password: &str, stored: &str) -> Result<bool, password_hash::Error> {
+fn matches(
+    memory: &mut Memory,
+    password: &str,
+    stored: &str,
+) -> Result<bool, password_hash::Error> {
     let hash = PasswordHash::new(stored)?;
     let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
         return Ok(false);
@@ -134,27 +138,28 @@ struct Job {
     answer: oneshot::Sender<Done>,
 }
 
-/// A fixed set of threads, each with its own kept Argon2 memory, taking jobs from one queue.
-/// When the pool is dropped the queue closes and the threads end.
+/// A fixed set of threads taking jobs from one queue, each with its own Argon2 memory, kept from
+/// one job to the next when `keep` (else given back after each job). When the pool is dropped
+/// the queue closes and the threads end.
 struct HashPool {
     jobs: mpsc::Sender<Job>,
 }
 
 impl HashPool {
-    fn start(threads: usize, name: impl Fn(usize) -> String) -> Self {
+    fn start(threads: usize, keep: bool, name: impl Fn(usize) -> String) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(name(i))
-                .spawn(move || Self::work(&queue))
+                .spawn(move || Self::work(&queue, keep))
                 .expect("starting a password-hashing thread");
         }
         Self { jobs }
     }
 
-    fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
+    fn work(queue: &Mutex<mpsc::Receiver<Job>>, keep: bool) {
         // Allocated at the first job, so a server nobody signs in to holds none of it.
         let mut memory = Memory::default();
         loop {
@@ -168,6 +173,9 @@ impl HashPool {
                     Done::Verified(verify_in(&mut memory, &password, stored.as_deref()))
                 }
             };
+            if !keep {
+                memory = Memory::default();
+            }
             drop(job.hold);
             // The asker may have gone (its client hung up): the work was still done, in order.
             let _ = job.answer.send(done);
@@ -204,9 +212,10 @@ impl HashPool {
 }
 
 /// Hashes for new accounts (an admin's `POST /v1/users`, the CLI, the first start): rare, so one
-/// thread of their own, started when first needed, outside the sign-in gate.
+/// thread of their own, started when first needed, outside the sign-in gate, which gives its
+/// memory back after each (usually the first start's admin is the only one).
 static NEW_ACCOUNTS: LazyLock<HashPool> =
-    LazyLock::new(|| HashPool::start(1, |_| "careq-hash-new".into()));
+    LazyLock::new(|| HashPool::start(1, false, |_| "careq-hash-new".into()));
 
 /// A PHC string for a new account's password.
 pub async fn hash(password: String) -> Result<String, ApiError> {
@@ -303,7 +312,7 @@ impl HashGate {
             max_waiting,
             per_address,
             held: Arc::default(),
-            pool: HashPool::start(slots, |i| format!("careq-hash-{i}")),
+            pool: HashPool::start(slots, true, |i| format!("careq-hash-{i}")),
         }
     }
 

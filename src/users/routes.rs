@@ -76,7 +76,11 @@ pub async fn change_password(
     st.throttle.check(&key, caller.ip)?;
     let stored = super::credentials(&st.db, &caller.username).await?;
     let hash = stored.map(|(_, h)| h);
-    if !st.hashing.verify(caller.ip, req.current, hash.clone()).await? {
+    if !st
+        .hashing
+        .verify(caller.ip, req.current, hash.clone())
+        .await?
+    {
         st.throttle.record_failure(&key, caller.ip);
         return Err(ApiError::invalid(vec![FieldError::new(
             "/current",

@@ -85,7 +85,9 @@ async fn a_flood_of_sign_ins_from_one_address_gets_429_while_another_address_sig
         let status = res.status().as_u16();
         if status == 200 {
             let grant: serde_json::Value = res.json().await.unwrap();
-            assert!(grant["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(grant["access_token"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()));
         }
         visitor_answers.push(status);
     }
@@ -94,7 +96,10 @@ async fn a_flood_of_sign_ins_from_one_address_gets_429_while_another_address_sig
         task.await.unwrap();
     }
 
-    assert_eq!(visitor_answers, [200; 5], "the other address was turned away");
+    assert_eq!(
+        visitor_answers, [200; 5],
+        "the other address was turned away"
+    );
     let seen = seen.lock().unwrap();
     let refused: Vec<_> = seen.iter().filter(|(s, _)| *s == 429).collect();
     assert!(!refused.is_empty(), "the flood never got a 429: {seen:?}");
@@ -108,10 +113,7 @@ async fn a_flood_of_sign_ins_from_one_address_gets_429_while_another_address_sig
     }
     assert!(seen.iter().any(|(s, _)| *s == 401));
     // Once the flood has stopped nothing of it is held.
-    assert_eq!(
-        app.state.hashing.held_by("127.0.0.2".parse().unwrap()),
-        0
-    );
+    assert_eq!(app.state.hashing.held_by("127.0.0.2".parse().unwrap()), 0);
 }
 
 #[tokio::test]
@@ -154,7 +156,10 @@ async fn password_changes_from_one_address_share_its_part_of_the_gate() {
         }
     }
     for body in refused {
-        assert!(body["detail"].as_str().unwrap().contains("at once"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("at once"),
+            "{body}"
+        );
     }
     // The account's password is unchanged.
     app.login("nurse.rory", STAFF_PASSWORD).await;
@@ -172,7 +177,10 @@ fn gate_threads(pid: u32) -> BTreeSet<(String, String)> {
         let name = name.trim_end();
         let slot = name.strip_prefix("careq-hash-").unwrap_or("");
         if !slot.is_empty() && slot.bytes().all(|b| b.is_ascii_digit()) {
-            found.insert((task.file_name().to_string_lossy().into_owned(), name.to_string()));
+            found.insert((
+                task.file_name().to_string_lossy().into_owned(),
+                name.to_string(),
+            ));
         }
     }
     found
