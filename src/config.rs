@@ -107,10 +107,16 @@ pub struct Config {
     /// is believed; from any other peer those headers are ignored. Unset: none.
     #[arg(long, env = "CAREQ_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<crate::auth::client_ip::Cidr>,
-    /// Password hashes (Argon2, ~19 MiB each) computed at once; unset: one per core. Four times
-    /// as many sign-ins may wait; more answer 503.
+    /// Password hashes (Argon2, ~19 MiB each) computed at once, each on a thread of its own that
+    /// keeps its memory; unset: one per core, at most 4. Four times as many sign-ins may wait;
+    /// more answer 503.
     #[arg(long, env = "CAREQ_PASSWORD_HASH_SLOTS")]
     pub password_hash_slots: Option<usize>,
+    /// Places in the hashing gate (running or waiting) one client address (an IPv6 /64) may
+    /// hold at once; more from it answer 429 before any hashing. Unset: two per slot. Always
+    /// fewer than all places.
+    #[arg(long, env = "CAREQ_PASSWORD_HASH_PER_ADDRESS")]
+    pub password_hash_per_address: Option<usize>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "CAREQ_LOG", default_value = "info")]
     pub log: String,
@@ -293,6 +299,7 @@ impl fmt::Debug for Config {
             .field("db_max_bytes", &self.db_max_bytes)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("password_hash_slots", &self.password_hash_slots)
+            .field("password_hash_per_address", &self.password_hash_per_address)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_listen", &self.metrics_listen)
             .field("max_sockets_per_clinic", &self.max_sockets_per_clinic)

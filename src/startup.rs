@@ -229,6 +229,7 @@ impl Application {
             cursor_seal,
             hashing: Arc::new(crate::auth::password::HashGate::new(
                 config.password_hash_slots,
+                config.password_hash_per_address,
             )),
             maintenance: Arc::new(Maintenance::default()),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),

@@ -54,8 +54,8 @@ where
     responses((status = 200, description = "Signed in", body = TokenGrant),
         (status = 401, description = "Wrong username or password"),
         (status = 422, description = "A username longer than any account's (over 64 characters)"),
-        (status = 429, description = "Too many failed sign-ins for this user from this address"),
-        (status = 503, description = "Too many sign-ins being checked at once")),
+        (status = 429, description = "Too many failed sign-ins for this user from this address, or too many sign-ins from this address being checked at once"),
+        (status = 503, description = "Too many sign-ins (from many addresses) being checked at once")),
     security(()))]
 pub async fn sign_in(
     State(st): State<AppState>,
@@ -82,7 +82,7 @@ pub async fn sign_in(
         None => (None, None),
     };
     // Unknown users are verified against a dummy hash: same answer, about the same time.
-    let ok = st.hashing.verify(creds.password, hash).await?;
+    let ok = st.hashing.verify(ip, creds.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
         st.throttle.record_failure(&key, ip);
         return Err(ApiError::Unauthorized {

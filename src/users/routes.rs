@@ -63,7 +63,7 @@ pub struct PasswordChange {
     responses((status = 204, description = "Changed; sign in again with the new password"),
         (status = 401, description = "Not signed in, or another change of your password came first and ended this session"),
         (status = 422, description = "The current password is wrong, or the new one breaks the rules"),
-        (status = 429, description = "Too many wrong current passwords from this address"),
+        (status = 429, description = "Too many wrong current passwords from this address, or too many passwords from this address being checked at once"),
         (status = 503, description = "Too many passwords being checked at once")))]
 pub async fn change_password(
     State(st): State<AppState>,
@@ -76,14 +76,18 @@ pub async fn change_password(
     st.throttle.check(&key, caller.ip)?;
     let stored = super::credentials(&st.db, &caller.username).await?;
     let hash = stored.map(|(_, h)| h);
-    if !st.hashing.verify(req.current, hash.clone()).await? {
+    if !st
+        .hashing
+        .verify(caller.ip, req.current, hash.clone())
+        .await?
+    {
         st.throttle.record_failure(&key, caller.ip);
         return Err(ApiError::invalid(vec![FieldError::new(
             "/current",
             "this is not your current password",
         )]));
     }
-    let new_hash = st.hashing.hash(req.new).await?;
+    let new_hash = st.hashing.hash(caller.ip, req.new).await?;
     let was = hash.unwrap_or_default();
     st.db
         .write(move |conn| {
@@ -202,7 +206,7 @@ pub async fn update(
         password::validate(pw, "/password")?;
     }
     let hash = match patch.password.clone() {
-        Some(pw) => Some(st.hashing.hash(pw).await?),
+        Some(pw) => Some(st.hashing.hash(admin.0.ip, pw).await?),
         None => None,
     };
     let admin = admin.0;

@@ -45,6 +45,7 @@ mod review2_links;
 mod review2_names;
 mod review2_screens;
 mod review2_seals;
+mod review2_signin;
 mod search;
 mod security;
 mod slowloris;
