@@ -168,7 +168,7 @@ catalogue! {
         Produced("PUT or PATCH without `If-Match`.");
     HTTP_429_TOO_MANY_REQUESTS = 429, "Too Many Requests",
         "The client has sent too many requests in a given time.",
-        Produced("Too many failed logins per user and IP, too many requests per token, or a second concurrent export; carries `Retry-After`.");
+        Produced("Too many failed logins per user and IP, too many sign-ins from one address being checked at once, too many requests per token, or a second concurrent export; carries `Retry-After`.");
     HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE = 431, "Request Header Fields Too Large",
         "The request's header fields are too large to process.",
         Stack("Header fields too large for the HTTP stack. hyper's and h2's buffer limits are approximate (64 KiB and up, empty body), so careq also applies one exact limit on HTTP/1.1 and HTTP/2 alike: over 32 KiB of header fields is a 431 problem.");
@@ -186,7 +186,7 @@ catalogue! {
         Produced("The configured notifier answered with an error status or an unreadable answer.");
     HTTP_503_SERVICE_UNAVAILABLE = 503, "Service Unavailable",
         "The server cannot handle the request right now; it may later.",
-        Produced("Maintenance mode, the database unreachable or busy past its timeout, load shedding, or more sign-ins than the password-hashing gate queues; carries `Retry-After`.");
+        Produced("Maintenance mode, the database unreachable or busy past its timeout, load shedding, or more sign-ins (from many addresses) than the password-hashing gate queues; carries `Retry-After`.");
     HTTP_504_GATEWAY_TIMEOUT = 504, "Gateway Timeout",
         "An upstream server the server called did not answer in time.",
         Produced("The notifier did not answer within `CAREQ_NOTIFY_TIMEOUT_MS`.");
