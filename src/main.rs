@@ -1,9 +1,13 @@
 #![forbid(unsafe_code)]
-use clap::Parser;
-
 #[tokio::main]
 async fn main() {
-    let cli = careq::cli::Cli::parse();
+    let cli = match careq::cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("careq: {e:#}");
+            std::process::exit(2);
+        }
+    };
     match careq::cli::run(cli).await {
         Ok(code) => std::process::exit(code),
         Err(e) => {
