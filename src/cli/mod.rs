@@ -139,7 +139,7 @@ pub fn secret_flag_warning(flag: &str) -> String {
         "CAREQ_{}",
         flag.trim_start_matches('-')
             .to_uppercase()
-            .replace('-', '_')
+            .replace('-', "_")
     );
     format!(
         "{flag} carries a secret on the command line, where any user of this machine can read \
