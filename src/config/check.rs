@@ -52,7 +52,7 @@ impl Config {
             };
             r.refuse(
                 missing,
-                "a PEM file; CAREQ_TLS_CERT and CAREQ_TLS_KEY are set together or not at all",
+                "a PEM file: set both CAREQ_TLS_CERT and CAREQ_TLS_KEY, or neither",
             );
         }
         if let Err(takes) = database_url(&self.database_url) {

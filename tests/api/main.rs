@@ -40,6 +40,7 @@ mod races;
 mod raw_http;
 mod readme;
 mod reliability;
+mod review2_startup;
 mod search;
 mod security;
 mod slowloris;
