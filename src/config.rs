@@ -23,7 +23,12 @@ pub struct Config {
     #[arg(long, env = "CAREQ_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (must exist).
-    #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
+    #[arg(
+        long,
+        env = "CAREQ_DATABASE_URL",
+        default_value = "sqlite://careq.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Password of the `admin` user created when no active admin exists; if unset, one is
     /// generated and written to a new file (see `CAREQ_ADMIN_PASSWORD_OUT`).

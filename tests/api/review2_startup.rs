@@ -154,6 +154,34 @@ fn texts(out: &Output) -> (String, String) {
     )
 }
 
+/// Runs `cmd` (a `careq serve` expected to be refused) to its end: its exit code and stderr. A
+/// server that starts anyway is stopped and the test fails, rather than waiting forever.
+fn refused(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.contains("careq listening") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("careq started anyway: {line}");
+        }
+    }
+    let status = child.wait().unwrap();
+    (status.code(), stderr.join().unwrap())
+}
+
 /// A serving process: its address, and its output once stopped.
 struct Serving {
     child: Child,
@@ -272,18 +300,15 @@ async fn a_generated_admin_password_is_written_to_a_new_owner_only_file_whatever
     let out = dir.path().join("secret").join("pw");
     std::fs::create_dir(dir.path().join("secret")).unwrap();
     std::fs::write(&out, "keep me\n").unwrap();
-    let run = careq(
+    let (code, stderr) = refused(careq(
         dir.path(),
         &serve_args(),
         &[
             ("CAREQ_DATABASE_URL", &db.url),
             ("CAREQ_ADMIN_PASSWORD_OUT", out.to_str().unwrap()),
         ],
-    )
-    .output()
-    .unwrap();
-    let (_, stderr) = texts(&run);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("CAREQ_ADMIN_PASSWORD_OUT"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
     std::fs::remove_file(&out).unwrap();
@@ -348,15 +373,12 @@ async fn secrets_are_read_from_their_file_variables_and_both_forms_at_once_are_r
         ("CAREQ_NOTIFY_SECRET", files[2]),
     ] {
         let fresh = tempfile::tempdir().unwrap();
-        let out = careq(
+        let (code, stderr) = refused(careq(
             fresh.path(),
             &serve_args(),
             &[(value, "some-long-enough-value"), file],
-        )
-        .output()
-        .unwrap();
-        let (_, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        ));
+        assert_eq!(code, Some(2), "{value}: {stderr}");
         assert!(
             stderr.contains(value) && stderr.contains(file.0) && stderr.contains("both"),
             "{stderr}"
@@ -364,15 +386,12 @@ async fn secrets_are_read_from_their_file_variables_and_both_forms_at_once_are_r
         assert!(!stderr.contains("some-long-enough-value"), "{stderr}");
         assert_eq!(std::fs::read_dir(fresh.path()).unwrap().count(), 0);
     }
-    let out = careq(
+    let (code, stderr) = refused(careq(
         dir.path(),
         &serve_args(),
         &[("CAREQ_NOTIFY_SECRET_FILE", "/no/such/secret")],
-    )
-    .output()
-    .unwrap();
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2));
+    ));
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("CAREQ_NOTIFY_SECRET_FILE") && stderr.contains("/no/such/secret"),
         "{stderr}"
@@ -414,7 +433,7 @@ async fn a_secret_given_as_a_flag_is_warned_about_by_name_never_by_value() {
     let (log, _) = server.stop();
     assert!(!log.contains("\"flag\":"), "{log}");
     // A database URL with a password, as a flag of a CLI command, is warned about on stderr.
-    let out = careq(
+    let (code, stderr) = refused(careq(
         dir.path(),
         &[
             "user",
@@ -423,10 +442,8 @@ async fn a_secret_given_as_a_flag_is_warned_about_by_name_never_by_value() {
             "postgres://careq:url-secret@127.0.0.1:1/careq",
         ],
         &[],
-    )
-    .output()
-    .unwrap();
-    let (_, stderr) = texts(&out);
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("--database-url carries a secret")
             && stderr.contains("CAREQ_DATABASE_URL_FILE"),
@@ -440,21 +457,19 @@ async fn a_secret_given_as_a_flag_is_warned_about_by_name_never_by_value() {
 #[tokio::test]
 async fn a_listen_address_that_cannot_be_used_fails_before_a_database_or_password_exists() {
     let dir = tempfile::tempdir().unwrap();
-    let out = careq(dir.path(), &["serve"], &[("CAREQ_LISTEN", "notanaddress")])
-        .output()
-        .unwrap();
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = refused(careq(
+        dir.path(),
+        &["serve"],
+        &[("CAREQ_LISTEN", "notanaddress")],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("CAREQ_LISTEN"), "{stderr}");
     assert!(!stderr.contains("password"), "{stderr}");
     // An address in use fails at bind, which comes before the database too.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = careq(dir.path(), &["serve"], &[("CAREQ_LISTEN", &addr)])
-        .output()
-        .unwrap();
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = refused(careq(dir.path(), &["serve"], &[("CAREQ_LISTEN", &addr)]));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -656,11 +671,8 @@ fn settings_that_make_no_sense_are_refused_at_start_naming_the_variable_and_what
     ];
     for (var, value, takes) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let out = careq(dir.path(), &serve_args(), &[(var, value)])
-            .output()
-            .unwrap();
-        let (_, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        let (code, stderr) = refused(careq(dir.path(), &serve_args(), &[(var, value)]));
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
         assert!(stderr.contains(var), "{var}: {stderr}");
         assert!(
             stderr.contains("takes") && stderr.contains(takes),
@@ -674,14 +686,12 @@ fn settings_that_make_no_sense_are_refused_at_start_naming_the_variable_and_what
     }
     // Several at once are all named.
     let dir = tempfile::tempdir().unwrap();
-    let out = careq(
+    let (code, stderr) = refused(careq(
         dir.path(),
         &serve_args(),
         &[("CAREQ_RATE_BURST", "0"), ("CAREQ_CORS_ORIGINS", "*")],
-    )
-    .output()
-    .unwrap();
-    let (_, stderr) = texts(&out);
+    ));
+    assert_eq!(code, Some(2));
     assert!(stderr.contains("CAREQ_RATE_BURST") && stderr.contains("CAREQ_CORS_ORIGINS"));
 }
 
@@ -694,17 +704,13 @@ fn values_the_flag_parser_refuses_name_the_variable_as_well_as_the_flag() {
         ("CAREQ_LOG_FORMAT", "--log-format", "yaml"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = careq(dir.path(), &serve_args(), &[(var, value)])
-            .output()
-            .unwrap();
-        let (_, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let (code, stderr) = refused(careq(dir.path(), &serve_args(), &[(var, value)]));
+        assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(var) && stderr.contains(flag), "{stderr}");
         let mut args = serve_args();
         args.extend([flag, value]);
-        let out = careq(dir.path(), &args, &[]).output().unwrap();
-        let (_, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let (code, stderr) = refused(careq(dir.path(), &args, &[]));
+        assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(var) && stderr.contains(flag), "{stderr}");
     }
 }
@@ -713,19 +719,99 @@ fn values_the_flag_parser_refuses_name_the_variable_as_well_as_the_flag() {
 fn a_directory_given_as_the_sqlite_path_is_called_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().display());
-    let out = careq(dir.path(), &serve_args(), &[("CAREQ_DATABASE_URL", &url)])
-        .output()
-        .unwrap();
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = refused(careq(
+        dir.path(),
+        &serve_args(),
+        &[("CAREQ_DATABASE_URL", &url)],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("CAREQ_DATABASE_URL"), "{stderr}");
     assert!(stderr.contains("is a directory"), "{stderr}");
     assert!(!stderr.contains("code: 14"), "{stderr}");
-    let out = careq(dir.path(), &["user", "list", "--database-url", &url], &[])
-        .output()
-        .unwrap();
-    let (_, stderr) = texts(&out);
-    assert!(!out.status.success());
+    let (code, stderr) = refused(careq(
+        dir.path(),
+        &["user", "list", "--database-url", &url],
+        &[],
+    ));
+    assert_ne!(code, Some(0));
     assert!(stderr.contains("is a directory"), "{stderr}");
     assert!(!stderr.contains("code: 14"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_deleted_admin_is_not_brought_back_and_no_password_file_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(&dir.path().join("careq.db")).await;
+    let server = Serving::start(careq(
+        dir.path(),
+        &serve_args(),
+        &[
+            ("CAREQ_DATABASE_URL", &db.url),
+            ("CAREQ_ADMIN_PASSWORD", "the-first-password"),
+        ],
+    ));
+    let base = server.base();
+    let client = reqwest::Client::new();
+    let token = |user: &'static str, pw: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let v: Value = client
+                .post(format!("{base}/v1/auth/token"))
+                .json(&json!({"username": user, "password": pw}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let admin = token("admin", "the-first-password").await;
+    let res = client
+        .post(format!("{base}/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "boss", "password": "a-boss-password-1", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let me: Value = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let boss = token("boss", "a-boss-password-1").await;
+    let res = client
+        .delete(format!("{base}/v1/users/{}", me["id"].as_str().unwrap()))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    drop(server);
+    user_cmd(dir.path(), &db.url, &["deactivate", "boss"], "");
+    // No active admin now; `admin` was deleted, so careq says so and creates nothing.
+    let out = dir.path().join("generated");
+    let server = Serving::start(careq(
+        dir.path(),
+        &serve_args(),
+        &[
+            ("CAREQ_DATABASE_URL", &db.url),
+            ("CAREQ_ADMIN_PASSWORD_OUT", out.to_str().unwrap()),
+        ],
+    ));
+    assert!(!out.exists(), "the unused password file is removed");
+    let (log, stderr) = server.stop();
+    let said = log
+        .lines()
+        .find(|l| l.contains("\"ERROR\"") && l.contains("no active admin"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(said.contains("deleted"), "{said}");
+    assert!(said.contains("careq user add NAME --role admin"), "{said}");
+    assert!(!stderr.contains("generated"), "{stderr}");
 }
