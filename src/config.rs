@@ -106,8 +106,9 @@ pub struct Config {
     /// private interface). Unset: `/metrics` is served on the main address to admins only.
     #[arg(long, env = "CAREQ_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
-    /// Comma-separated networks (CIDR) of reverse proxies whose `Forwarded` / `X-Forwarded-For`
-    /// is believed; from any other peer those headers are ignored. Unset: none.
+    /// Comma-separated networks (CIDR) of reverse proxies whose client-address header
+    /// (`CAREQ_CLIENT_IP_HEADER`) is believed, for the hops they appended; from any other peer
+    /// it is ignored. Unset: none.
     #[arg(long, env = "CAREQ_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<crate::auth::client_ip::Cidr>,
     /// The one header a trusted proxy writes the client's address in: `x-forwarded-for` or
