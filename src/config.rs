@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+mod check;
+pub mod secrets;
+
+pub use secrets::ADMIN_PASSWORD_FILE_NAME;
+
 #[derive(Args, Clone)]
 pub struct Config {
     /// Address to bind; port 0 picks a free port (the bound address is logged).
@@ -18,9 +23,15 @@ pub struct Config {
     #[arg(long, env = "CAREQ_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (must exist).
-    #[arg(long, env = "CAREQ_DATABASE_URL", default_value = "sqlite://careq.db")]
+    #[arg(
+        long,
+        env = "CAREQ_DATABASE_URL",
+        default_value = "sqlite://careq.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
-    /// Password of the `admin` user created on first start; generated and printed once if unset.
+    /// Password of the `admin` user created when no active admin exists; if unset, one is
+    /// generated and written to a new file (see `CAREQ_ADMIN_PASSWORD_OUT`).
     #[arg(long, env = "CAREQ_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
     /// Request bodies larger than this answer 413.
@@ -52,7 +63,7 @@ pub struct Config {
     pub notify_timeout_ms: u64,
     /// Signs each delivery (`X-Careq-Signature`, HMAC-SHA256) so the receiver can check it came
     /// from careq; unset: deliveries are not signed.
-    #[arg(long, env = "CAREQ_NOTIFY_SECRET")]
+    #[arg(long, env = "CAREQ_NOTIFY_SECRET", hide_env_values = true)]
     pub notify_secret: Option<String>,
     /// A PEM file of extra root certificates to trust for an HTTPS notifier (a private CA or a
     /// self-signed receiver), besides the bundled public roots.
@@ -103,10 +114,40 @@ pub struct Config {
     /// private interface). Unset: `/metrics` is served on the main address to admins only.
     #[arg(long, env = "CAREQ_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
-    /// Comma-separated networks (CIDR) of reverse proxies whose `Forwarded` / `X-Forwarded-For`
-    /// is believed; from any other peer those headers are ignored. Unset: none.
+    /// Comma-separated networks (CIDR) of reverse proxies whose client-address header
+    /// (`CAREQ_CLIENT_IP_HEADER`) is believed, for the hops they appended; from any other peer
+    /// it is ignored. Unset: none.
     #[arg(long, env = "CAREQ_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<crate::auth::client_ip::Cidr>,
+    /// The one header a trusted proxy writes the client's address in: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239). The other is never read; the proxy must overwrite or append to
+    /// the one chosen.
+    #[arg(
+        long,
+        env = "CAREQ_CLIENT_IP_HEADER",
+        value_enum,
+        default_value_t = crate::auth::client_ip::ClientIpHeader::XForwardedFor
+    )]
+    pub client_ip_header: crate::auth::client_ip::ClientIpHeader,
+    /// A file whose content (one trailing newline dropped) is the admin password; instead of
+    /// `CAREQ_ADMIN_PASSWORD`, which then must be unset.
+    #[arg(long, env = "CAREQ_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<std::path::PathBuf>,
+    /// Where a generated admin password is written (a new file, mode 0600). Unset:
+    /// `careq-admin-password` in the working directory.
+    #[arg(long, env = "CAREQ_ADMIN_PASSWORD_OUT")]
+    pub admin_password_out: Option<std::path::PathBuf>,
+    /// A file whose content is the notifier secret; instead of `CAREQ_NOTIFY_SECRET`.
+    #[arg(long, env = "CAREQ_NOTIFY_SECRET_FILE")]
+    pub notify_secret_file: Option<std::path::PathBuf>,
+    /// A file whose content is the database URL (one with a password in it); instead of
+    /// `CAREQ_DATABASE_URL`.
+    #[arg(long, env = "CAREQ_DATABASE_URL_FILE")]
+    pub database_url_file: Option<std::path::PathBuf>,
+    /// The flags that carried a secret on the command line (where `ps` shows it), warned about
+    /// at start. Filled from the parsed command line, not settable itself.
+    #[arg(skip)]
+    pub secrets_on_command_line: Vec<&'static str>,
     /// Password hashes (Argon2, ~19 MiB each) computed at once, each on a thread of its own that
     /// keeps its memory; unset: one per core, at most 4. Four times as many sign-ins may wait;
     /// more answer 503.
@@ -301,6 +342,11 @@ impl fmt::Debug for Config {
             .field("password_hash_slots", &self.password_hash_slots)
             .field("password_hash_per_address", &self.password_hash_per_address)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("client_ip_header", &self.client_ip_header)
+            .field("admin_password_file", &self.admin_password_file)
+            .field("admin_password_out", &self.admin_password_out)
+            .field("notify_secret_file", &self.notify_secret_file)
+            .field("database_url_file", &self.database_url_file)
             .field("metrics_listen", &self.metrics_listen)
             .field("max_sockets_per_clinic", &self.max_sockets_per_clinic)
             .field("max_in_flight", &self.max_in_flight)
@@ -324,17 +370,20 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The settings as a command of their own, to look up an argument's variable and flag by id
+/// and to parse the defaults.
+#[derive(clap::Parser)]
+struct Wrap {
+    #[command(flatten)]
+    c: Config,
+}
+
 impl Default for Config {
     /// The documented defaults, as `careq serve` with no flags and no `CAREQ_*` variables would
     /// use. The environment is not read: the defaults live in one place (the attributes), and a
     /// developer's exported `CAREQ_*` cannot change what the test suite tests.
     fn default() -> Self {
         use clap::{CommandFactory, FromArgMatches};
-        #[derive(clap::Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            c: Config,
-        }
         let matches = Wrap::command()
             .mut_args(|a| a.env(None))
             .try_get_matches_from(["careq"])
@@ -342,6 +391,21 @@ impl Default for Config {
         Wrap::from_arg_matches(&matches)
             .map(|w| w.c)
             .expect("the defaults parse")
+    }
+}
+
+/// How a setting is named to the operator: `CAREQ_RATE_BURST (--rate-burst)`.
+pub(crate) fn setting_name(id: &str) -> String {
+    use clap::CommandFactory;
+    let command = Wrap::command();
+    let Some(arg) = command.get_arguments().find(|a| a.get_id() == id) else {
+        return id.to_string();
+    };
+    match (arg.get_env(), arg.get_long()) {
+        (Some(env), Some(long)) => format!("{} (--{long})", env.to_string_lossy()),
+        (Some(env), None) => env.to_string_lossy().into_owned(),
+        (None, Some(long)) => format!("--{long}"),
+        (None, None) => id.to_string(),
     }
 }
 

@@ -24,6 +24,8 @@ use tower_http::compression::CompressionLayer;
 use crate::error::ApiError;
 use crate::store::Store;
 
+mod admin;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -163,13 +165,31 @@ fn bind_address(listen: &str) -> String {
 }
 
 impl Application {
-    /// Opens the database, migrates it and binds the listener. Nothing is served yet.
+    /// Binds the listeners, then opens and migrates the database and makes sure an active
+    /// admin exists. Nothing is served yet. What can fail without the database (TLS files, the
+    /// addresses, the notifier's CA file) fails first, so a wrong setting leaves no database and
+    /// no password behind.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        // TLS files are checked first: a wrong path stops the start before anything is opened.
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(crate::http::tls::Certificates::load(cert, key)?),
             (None, None) => None,
             _ => anyhow::bail!("set both CAREQ_TLS_CERT and CAREQ_TLS_KEY, or neither"),
+        };
+        let notifier = Arc::new(crate::queue::notify::Notifier::from_config(&config)?);
+        let addr = bind_address(&config.listen);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding {addr} (CAREQ_LISTEN)"))?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(listen) => {
+                let addr = bind_address(listen);
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("binding {addr} (CAREQ_METRICS_LISTEN)"))?,
+                )
+            }
+            None => None,
         };
         let db = crate::store::Store::open(crate::store::Options {
             url: config.database_url.clone(),
@@ -179,23 +199,12 @@ impl Application {
         })
         .await
         .context("opening the database")?;
-        let generated = crate::users::bootstrap_admin(&db, config.admin_password.as_deref())
+        admin::ensure(&db, &config)
             .await
-            .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.problem().detail))?;
-        if let Some(password) = generated {
-            // Shown once on the terminal, never logged.
-            eprintln!(
-                "careq: created user `admin` with password {password}\n\
-                 careq: it is shown only this once; change it with `careq user passwd admin`"
-            );
-        }
+            .context("making sure an active admin exists")?;
         let cursor_seal = crate::http::cursor_seal::CursorSeal::load(&db)
             .await
             .map_err(|e| anyhow::anyhow!("loading the cursor secret: {}", e.problem().detail))?;
-        let addr = bind_address(&config.listen);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             // Port 0 is resolved: links name the port actually bound.
@@ -203,17 +212,6 @@ impl Application {
                 tls.is_some(),
                 listener.local_addr().context("reading the bound address")?,
             ),
-        };
-        let metrics_listener = match &config.metrics_listen {
-            Some(listen) => {
-                let addr = bind_address(listen);
-                Some(
-                    TcpListener::bind(&addr)
-                        .await
-                        .with_context(|| format!("binding the metrics address {addr}"))?,
-                )
-            }
-            None => None,
         };
         let state = AppState {
             db,
@@ -235,7 +233,7 @@ impl Application {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             events: crate::queue::live::channel(),
             sockets: Arc::default(),
-            notifier: Arc::new(crate::queue::notify::Notifier::from_config(&config)?),
+            notifier,
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             jobs: Arc::new(tokio::sync::Notify::new()),
             config: Arc::new(config),

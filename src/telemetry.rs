@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
     use crate::config::LogFormat;
     use std::io::IsTerminal;
+    // `careq serve` refuses a filter that does not parse before it gets here (`Config::check`);
+    // the fallback is for code that builds a `Config` itself.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let terminal = std::io::stdout().is_terminal();
     let text = match format {

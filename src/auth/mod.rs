@@ -115,14 +115,19 @@ impl Caller {
 }
 
 /// The client's IP: the socket peer the accept loop recorded, or, when that peer is a trusted
-/// proxy, the address it forwarded (see `client_ip::resolve`).
-pub fn client_ip(parts: &Parts, trusted: &[client_ip::Cidr]) -> IpAddr {
+/// proxy, the address it forwarded in the header careq reads (see `client_ip::resolve`).
+pub fn client_ip(parts: &Parts, config: &crate::config::Config) -> IpAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    client_ip::resolve(peer, &parts.headers, trusted)
+    client_ip::resolve(
+        peer,
+        &parts.headers,
+        &config.trusted_proxies,
+        config.client_ip_header,
+    )
 }
 
 /// The subprotocol prefix a browser offers its token under when opening a WebSocket: browsers
@@ -202,7 +207,7 @@ where
             detail: "this endpoint needs a bearer token from POST /v1/auth/token".into(),
             invalid_token: false,
         })?;
-        let ip = client_ip(parts, &app.config.trusted_proxies);
+        let ip = client_ip(parts, &app.config);
         let mut caller = tokens::authenticate(&app.db, token, ip)
             .await?
             .ok_or_else(invalid_token)?;

@@ -45,7 +45,7 @@ where
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let app = <AppState as axum::extract::FromRef<S>>::from_ref(state);
-        Ok(ClientIp(client_ip(parts, &app.config.trusted_proxies)))
+        Ok(ClientIp(client_ip(parts, &app.config)))
     }
 }
 

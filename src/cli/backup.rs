@@ -18,7 +18,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.path.exists() {
         bail!("{} exists already; choose a new file", args.path.display());
     }
-    let db = Store::open(Options::cli(&args.db.database_url)).await?;
+    let db = Store::open(Options::cli(&args.db.url()?)).await?;
     db.backup(&args.path)
         .await
         .with_context(|| format!("writing the backup to {}", args.path.display()))?;

@@ -1,9 +1,10 @@
 //! Staff accounts: `/v1/users` (admin only), plus the operations the CLI and first start share.
 pub mod domain;
+pub mod first_admin;
 pub mod routes;
 
 use crate::access::{self, Action};
-use crate::auth::{password, Caller, Role};
+use crate::auth::{password, Caller};
 use crate::error::{ApiError, FieldError};
 use crate::store::{Store, StoreError, Tx};
 use domain::{NewUser, StoredUser, User, Username};
@@ -47,38 +48,6 @@ pub async fn create(db: &Store, new: NewUser, actor: Option<&Caller>) -> Result<
         })
     })
     .await
-}
-
-/// On first start (no users at all) creates `admin`. Returns the password when it was generated,
-/// so the caller can show it once.
-pub async fn bootstrap_admin(
-    db: &Store,
-    configured: Option<&str>,
-) -> Result<Option<String>, ApiError> {
-    if db.read().await?.count_users().await? > 0 {
-        return Ok(None);
-    }
-    let (pw, generated) = match configured {
-        Some(p) => (p.to_string(), false),
-        None => (crate::auth::tokens::new_token()[..24].to_string(), true),
-    };
-    let created = create(
-        db,
-        NewUser {
-            username: "admin".into(),
-            password: pw.clone(),
-            role: Role::Admin,
-            clinic_ids: Vec::new(),
-        },
-        None,
-    )
-    .await;
-    match created {
-        Ok(_) => Ok(generated.then_some(pw)),
-        // Another process on the same database (PostgreSQL) created it first: theirs stands.
-        Err(e) if e.status().code == 409 => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The live user, or 404 (never existed) / 410 (deleted).

@@ -1,5 +1,5 @@
 //! The real binary's log output never holds passwords or tokens, and a generated admin password
-//! is shown once on the terminal, not in the log.
+//! goes to a file of its own, not to the terminal or the log.
 use crate::helpers::{start_binary as start, test_database, STAFF_PASSWORD};
 
 #[tokio::test]
@@ -142,21 +142,23 @@ async fn passwords_tokens_and_patient_data_never_reach_the_log() {
 }
 
 #[tokio::test]
-async fn a_generated_admin_password_is_shown_once_and_works() {
+async fn a_generated_admin_password_goes_to_its_file_never_to_the_terminal_or_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let db = test_database(&dir.path().join("g.db")).await;
-    // The password line is printed before the server listens; stop to collect the output.
-    let (log, stderr) = start(&db.url, None).stop();
-    let pw = stderr
-        .split("with password ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("the generated password is printed")
+    let file = dir.path().join("admin-password");
+    let out = [("CAREQ_ADMIN_PASSWORD_OUT", file.to_str().unwrap())];
+    // The file is written before the server listens; stop to collect the output.
+    let (log, stderr) = crate::helpers::start_binary_url(&db.url, &out).stop();
+    let pw = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim_end()
         .to_string();
     assert!(pw.len() >= 16);
     assert!(!log.contains(&pw), "the password is not in the log");
-    // Restart on the same file: the password works and is not printed again.
-    let server = start(&db.url, None);
+    assert!(!stderr.contains(&pw), "nor on the terminal");
+    assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    // Restart on the same database: the password works, and nothing is generated again.
+    let server = crate::helpers::start_binary_url(&db.url, &out);
     let base = format!("http://{}", server.addr);
     let res = reqwest::Client::new()
         .post(format!("{base}/v1/auth/token"))
@@ -166,7 +168,7 @@ async fn a_generated_admin_password_is_shown_once_and_works() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let (_, stderr) = server.stop();
-    assert!(!stderr.contains("with password"));
+    assert!(!stderr.contains("admin-password"), "{stderr}");
 }
 
 #[test]

@@ -46,6 +46,7 @@ mod review2_names;
 mod review2_screens;
 mod review2_seals;
 mod review2_signin;
+mod review2_startup;
 mod search;
 mod security;
 mod slowloris;

@@ -117,7 +117,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_used() {
         .to_string();
     let res = app
         .authed(Method::POST, "/v1/patients", &admin)
-        .header("forwarded", "for=192.0.2.44;proto=https")
+        .header("x-forwarded-for", "192.0.2.44")
         .json(
             &json!({"clinic_id": clinic, "given_name": "Pro", "family_name": "Xy",
             "date_of_birth": "1970-01-01", "sex": "other"}),

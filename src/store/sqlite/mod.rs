@@ -131,6 +131,13 @@ fn open_error(url: &str, e: sqlx::Error) -> anyhow::Error {
     let dir = std::path::Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty());
+    if std::path::Path::new(path).is_dir() {
+        return anyhow::anyhow!(
+            "cannot open the database file {path}: it is a directory; name a file in it, such \
+             as sqlite://{}/careq.db",
+            path.trim_end_matches('/')
+        );
+    }
     match dir {
         Some(d) if !d.is_dir() => anyhow::anyhow!(
             "cannot open the database file {path}: the directory {} does not exist",
