@@ -751,7 +751,7 @@ async fn a_file_finished_before_careq_listed_its_patients_is_withdrawn_by_the_up
         .map(str::trim)
         .find(|s| s.starts_with("UPDATE jobs"))
         .expect("the migration withdraws earlier files");
-    sqlx::query(&upgrade).execute(&mut w).await.unwrap();
+    sqlx::query(upgrade).execute(&mut w).await.unwrap();
     drop(w);
     let body = s.refused(&s.ann, &file, 410).await;
     let detail = body["detail"].as_str().unwrap();
