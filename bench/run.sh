@@ -150,6 +150,7 @@ scenario baseline_post "baseline POST (bare hyper)" baseline -
 scenario get_patient "GET patient" careq baseline_get
 scenario get_patient_304 "GET patient, If-None-Match (304)" careq baseline_get
 scenario search_name "search: name prefix (q=)" careq baseline_get
+scenario search_common "search: a common given name typed (ro/rob/robe)" careq baseline_get
 scenario search_mrn "search: MRN" careq baseline_get
 scenario search_dob "search: date of birth" careq baseline_get
 scenario list_page "list page (limit=50)" careq baseline_get

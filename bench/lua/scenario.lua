@@ -63,6 +63,12 @@ local builders = {
   search_name = function()
     return wrk.format("GET", "/v1/patients?q=" .. D.prefixes[pick()], auth)
   end,
+  -- Many clients typing one common given name at once ("ro", "rob", "robe"; about one patient
+  -- in forty has a given name starting "Ro"), 20 per page as a typing search asks.
+  search_common = function()
+    local typed = { "ro", "rob", "robe" }
+    return wrk.format("GET", "/v1/patients?limit=20&q=" .. typed[math.random(3)], auth)
+  end,
   search_mrn = function()
     return wrk.format("GET", "/v1/patients?mrn=" .. D.mrns[pick()], auth)
   end,
