@@ -251,10 +251,15 @@ async fn world(app: &TestApp) -> World {
 
 /// An app whose rate limits stay out of the way: these clients are many, from one token.
 async fn unlimited() -> TestApp {
+    unlimited_with(|_| {}).await
+}
+
+async fn unlimited_with(more: impl FnOnce(&mut careq::config::Config)) -> TestApp {
     spawn_app_with(|c| {
         c.rate_burst = 1_000_000;
         c.rate_per_second = 1_000_000;
         c.kiosk_burst = 10_000;
+        more(c);
     })
     .await
 }
@@ -438,7 +443,12 @@ async fn people_clinics_and_accounts_take_concurrent_and_vanishing_writers() {
 
 #[tokio::test]
 async fn appointments_queue_keys_and_exports_take_concurrent_and_vanishing_writers() {
-    let app = unlimited().await;
+    // The runner holds claimed exports until the storm is over: an export that finished
+    // mid-storm would rightly let the same user start another (202 twice), which is not the
+    // race this test is about.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let app = unlimited_with(move |c| c.export_gate = Some(held)).await;
     let w = world(&app).await;
     let (a, c) = (w.admin.as_str(), w.clinic.as_str());
     // 09:00 in Vienna, so today's appointments can be booked and checked in.
@@ -629,6 +639,7 @@ async fn appointments_queue_keys_and_exports_take_concurrent_and_vanishing_write
     );
     let out = storm(&app, &w, &write, &[202, 429]).await;
     assert!(out.count(202) <= 1);
+    gate.add_permits(1_000);
     app.assert_no_transaction_left_open().await;
 }
 
