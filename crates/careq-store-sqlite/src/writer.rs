@@ -1,0 +1,149 @@
+//! The one writer: an OS thread owning SQLite's one read-write connection. It takes the first
+//! unit waiting and every unit queued behind it (up to [`MAX_GROUP`]), runs each inside its own
+//! savepoint of one `BEGIN IMMEDIATE` transaction (a unit that refuses is undone alone),
+//! commits once — one fsync for the whole group — and only then answers every unit. A unit
+//! runs to its end whether or not its caller still waits, so no transaction is left open.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+use careq_store::{StoreError, WriteJob};
+use rusqlite::Connection;
+
+use crate::access::Conn;
+use crate::open::{self, SqliteOptions};
+
+/// Most units committed together; more wait for the next commit.
+pub const MAX_GROUP: usize = 512;
+
+/// The writer thread's body: runs groups until every sender is gone and the queue is empty.
+pub fn run(
+    mut conn: Connection,
+    rx: Receiver<Box<dyn WriteJob>>,
+    depth: Arc<AtomicUsize>,
+    o: SqliteOptions,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let n = group.len();
+        let healthy = commit_group(&conn, group, o.max_bytes);
+        depth.fetch_sub(n, Ordering::Relaxed);
+        if !healthy {
+            // SQLite may have ended the transaction by itself (a full disk, an I/O error):
+            // the connection's state can no longer be trusted.
+            drop(conn);
+            conn = reopen(&o);
+        }
+    }
+}
+
+/// A fresh writer connection, waiting (with backoff) for as long as it takes: units queue
+/// meanwhile and a full queue refuses more with `Busy`.
+fn reopen(o: &SqliteOptions) -> Connection {
+    let mut wait = Duration::from_millis(10);
+    loop {
+        match open::writer(o) {
+            Ok(conn) => return conn,
+            Err(_) => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// What became of one unit before the commit decides.
+enum Ran {
+    /// It ran; kept or undone by its own choice. The commit's outcome is its answer.
+    Attempted,
+    /// It did not get to run, or it panicked: this is its answer whatever the commit does.
+    Refused(StoreError),
+}
+
+/// Runs one group and answers each unit. Returns whether the connection is in a known state.
+fn commit_group(conn: &Connection, group: Vec<Box<dyn WriteJob>>, max: Option<u64>) -> bool {
+    let mut c = Conn::new(conn);
+    if let Err(e) = c.run("BEGIN IMMEDIATE") {
+        for job in group {
+            job.finish(Err(e.clone()));
+        }
+        return false;
+    }
+    let mut ran: Vec<(Box<dyn WriteJob>, Ran)> = Vec::with_capacity(group.len());
+    let mut left = Vec::new();
+    let mut broken: Option<StoreError> = None;
+    for mut job in group {
+        if broken.is_some() {
+            left.push(job);
+            continue;
+        }
+        if let Some(max) = max.filter(|_| job.stores_data()) {
+            match open::room_left(conn, max) {
+                Ok(()) => {}
+                Err(StoreError::Full) => {
+                    ran.push((job, Ran::Refused(StoreError::Full)));
+                    continue;
+                }
+                Err(e) => {
+                    broken = Some(e);
+                    left.push(job);
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = c.run("SAVEPOINT unit") {
+            broken = Some(e);
+            left.push(job);
+            continue;
+        }
+        let mut unit = Conn::new(conn);
+        let kept = catch_unwind(AssertUnwindSafe(|| job.attempt(&mut unit)));
+        let end = match kept {
+            Ok(true) => c.run("RELEASE unit"),
+            _ => c
+                .run("ROLLBACK TO unit")
+                .and_then(|()| c.run("RELEASE unit")),
+        };
+        let outcome = match kept {
+            Ok(_) => Ran::Attempted,
+            Err(_) => Ran::Refused(StoreError::other("a write unit panicked")),
+        };
+        ran.push((job, outcome));
+        if let Err(e) = end {
+            // Why the transaction went is best told by the unit's statement that ended it.
+            broken = Some(unit.last_error.unwrap_or(e));
+        } else if conn.is_autocommit() {
+            broken = Some(
+                unit.last_error
+                    .unwrap_or_else(|| StoreError::other("the group transaction ended early")),
+            );
+        }
+    }
+    let healthy = broken.is_none();
+    let committed = match broken {
+        None => c.run("COMMIT"),
+        Some(e) => Err(e),
+    };
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = c.run("ROLLBACK");
+    }
+    for (job, ran) in ran {
+        job.finish(match ran {
+            Ran::Attempted => committed.clone(),
+            Ran::Refused(e) => Err(e),
+        });
+    }
+    for job in left {
+        // Not run on a connection in doubt; the caller may try again at once.
+        job.finish(Err(StoreError::Busy));
+    }
+    healthy && committed.is_ok()
+}
