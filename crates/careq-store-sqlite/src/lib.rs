@@ -106,7 +106,7 @@ impl SqliteEngine {
                     .map_err(classify)
             })
             .await
-            .unwrap_or_else(|e| Err(e));
+            .unwrap_or_else(Err);
         if copied.is_err() {
             let _ = std::fs::remove_file(to);
         }
