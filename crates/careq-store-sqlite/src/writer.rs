@@ -34,8 +34,12 @@ pub fn run(
             }
         }
         let n = group.len();
-        let healthy = commit_group(&conn, group, o.max_bytes);
+        let (answers, healthy) = commit_group(&conn, group, o.max_bytes);
+        // Answered units are no longer waiting or running: count them out first.
         depth.fetch_sub(n, Ordering::Relaxed);
+        for (job, outcome) in answers {
+            job.finish(outcome);
+        }
         if !healthy {
             // SQLite may have ended the transaction by itself (a full disk, an I/O error):
             // the connection's state can no longer be trusted.
@@ -68,14 +72,19 @@ enum Ran {
     Refused(StoreError),
 }
 
-/// Runs one group and answers each unit. Returns whether the connection is in a known state.
-fn commit_group(conn: &Connection, group: Vec<Box<dyn WriteJob>>, max: Option<u64>) -> bool {
+/// A unit and its answer.
+type Answer = (Box<dyn WriteJob>, Result<(), StoreError>);
+
+/// Runs one group. Returns each unit's answer, and whether the connection is in a known state.
+fn commit_group(
+    conn: &Connection,
+    group: Vec<Box<dyn WriteJob>>,
+    max: Option<u64>,
+) -> (Vec<Answer>, bool) {
     let mut c = Conn::new(conn);
     if let Err(e) = c.run("BEGIN IMMEDIATE") {
-        for job in group {
-            job.finish(Err(e.clone()));
-        }
-        return false;
+        let answers = group.into_iter().map(|j| (j, Err(e.clone()))).collect();
+        return (answers, false);
     }
     let mut ran: Vec<(Box<dyn WriteJob>, Ran)> = Vec::with_capacity(group.len());
     let mut left = Vec::new();
@@ -135,15 +144,14 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn WriteJob>>, max: Option<u6
     if committed.is_err() && !conn.is_autocommit() {
         let _ = c.run("ROLLBACK");
     }
-    for (job, ran) in ran {
-        job.finish(match ran {
-            Ran::Attempted => committed.clone(),
-            Ran::Refused(e) => Err(e),
-        });
-    }
-    for job in left {
-        // Not run on a connection in doubt; the caller may try again at once.
-        job.finish(Err(StoreError::Busy));
-    }
-    healthy && committed.is_ok()
+    let mut answers: Vec<Answer> = ran
+        .into_iter()
+        .map(|(job, ran)| match ran {
+            Ran::Attempted => (job, committed.clone()),
+            Ran::Refused(e) => (job, Err(e)),
+        })
+        .collect();
+    // Not run on a connection in doubt; the caller may try again at once.
+    answers.extend(left.into_iter().map(|job| (job, Err(StoreError::Busy))));
+    (answers, healthy && committed.is_ok())
 }
