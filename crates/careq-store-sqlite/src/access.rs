@@ -76,6 +76,8 @@ impl Read for Conn<'_> {
         each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let conn = self.conn;
+        // Translating again each time costs one scan of the text, about what looking the
+        // translation up in a cache would; the statement cache keys by the translated text.
         let mut stmt = self.note(conn.prepare_cached(&numbered(sql)))?;
         let mut rows = self.note(stmt.query(rusqlite::params_from_iter(binds(params))))?;
         loop {

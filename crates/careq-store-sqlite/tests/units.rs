@@ -312,3 +312,35 @@ async fn a_full_disk_in_the_middle_of_a_group_fails_that_unit_and_the_writer_goe
         .await;
     assert_eq!(next, Ok(1), "the writer is working again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_unit_sees_the_database_as_of_one_moment() {
+    let db = TestDb::new();
+    let store = db.open();
+    insert(&store, "one").await.unwrap();
+    let (first_done, first_read) = tokio::sync::oneshot::channel();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (wait, first_done) = (
+        std::sync::Mutex::new(wait),
+        std::sync::Mutex::new(Some(first_done)),
+    );
+    let s = store.clone();
+    let reading = tokio::spawn(async move {
+        s.read(move |r| {
+            let before = r.int("SELECT count(*) FROM items", &[])?;
+            let _ = first_done.lock().unwrap().take().unwrap().send(());
+            let _ = wait.lock().unwrap().recv();
+            let after = r.int("SELECT count(*) FROM items", &[])?;
+            Ok::<_, StoreError>((before, after))
+        })
+        .await
+    });
+    first_read.await.unwrap();
+    insert(&store, "two").await.unwrap();
+    go.send(()).unwrap();
+    assert_eq!(reading.await.unwrap(), Ok((Some(1), Some(1))));
+    let now = store
+        .read(|r| r.int("SELECT count(*) FROM items", &[]))
+        .await;
+    assert_eq!(now, Ok(Some(2)));
+}
