@@ -20,11 +20,13 @@ pub const MAX_GROUP: usize = 512;
 
 /// The writer thread's body: runs groups until every sender is gone and the queue is empty.
 pub fn run(
-    mut conn: Connection,
+    conn: Connection,
     rx: Receiver<Box<dyn WriteJob>>,
     depth: Arc<AtomicUsize>,
     o: SqliteOptions,
 ) {
+    let mut conn = Some(conn);
+    let mut wait = FIRST_WAIT;
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -34,35 +36,42 @@ pub fn run(
             }
         }
         let n = group.len();
-        let (answers, healthy) = commit_group(&conn, group, o.max_bytes);
+        if conn.is_none() {
+            conn = open::writer(&o).ok();
+        }
+        let (answers, healthy) = match &conn {
+            Some(c) => commit_group(c, group, o.max_bytes),
+            // Without a connection the group is refused rather than held: callers may retry,
+            // and the thread still ends when the engine closes.
+            None => (
+                group
+                    .into_iter()
+                    .map(|j| (j, Err(StoreError::Busy)))
+                    .collect(),
+                true,
+            ),
+        };
         // Answered units are no longer waiting or running: count them out first.
         depth.fetch_sub(n, Ordering::Relaxed);
         for (job, outcome) in answers {
             job.finish(outcome);
         }
-        if !healthy {
+        if conn.is_none() {
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(2));
+        } else if !healthy {
             // SQLite may have ended the transaction by itself (a full disk, an I/O error):
             // the connection's state can no longer be trusted.
-            drop(conn);
-            conn = reopen(&o);
+            drop(conn.take());
+            conn = open::writer(&o).ok();
+        } else {
+            wait = FIRST_WAIT;
         }
     }
 }
 
-/// A fresh writer connection, waiting (with backoff) for as long as it takes: units queue
-/// meanwhile and a full queue refuses more with `Busy`.
-fn reopen(o: &SqliteOptions) -> Connection {
-    let mut wait = Duration::from_millis(10);
-    loop {
-        match open::writer(o) {
-            Ok(conn) => return conn,
-            Err(_) => {
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-}
+/// The first pause before opening the write connection again after a failed attempt.
+const FIRST_WAIT: Duration = Duration::from_millis(10);
 
 /// What became of one unit before the commit decides.
 enum Ran {

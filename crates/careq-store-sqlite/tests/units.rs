@@ -344,3 +344,25 @@ async fn a_read_unit_sees_the_database_as_of_one_moment() {
         .await;
     assert_eq!(now, Ok(Some(2)));
 }
+
+#[tokio::test]
+async fn a_writer_that_cannot_reopen_its_file_refuses_units_as_busy_and_still_closes() {
+    let db = TestDb::new();
+    let mut o = db.options();
+    o.max_bytes = Some(1);
+    let (store, engine) = db.open_with(o.clone());
+    // The writer never creates the file itself (it would not be owner-only): gone, it stays gone.
+    std::fs::remove_file(&o.path).unwrap();
+    let huge = store
+        .write(|w| {
+            w.execute(
+                "INSERT INTO items (name, note) VALUES ('huge', zeroblob(4000000))",
+                &[],
+            )
+        })
+        .await;
+    assert_eq!(huge, Err(StoreError::Full));
+    assert_eq!(insert(&store, "next").await, Err(StoreError::Busy));
+    drop((store, engine)); // returns: the writer thread ended
+    assert!(!o.path.exists());
+}
