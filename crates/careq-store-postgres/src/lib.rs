@@ -98,20 +98,23 @@ impl PgEngine {
         // Waiting for a lock longer than the busy timeout is "busy", as on SQLite.
         let lock_timeout = format!("-c lock_timeout={}", o.busy_timeout.as_millis().max(1));
         let write = with_option(&base, &lock_timeout);
-        let read = with_option(&base, "-c default_transaction_read_only=on");
+        // Readers are read-only by a setting made once connected, not at startup: with it at
+        // startup, `target_session_attrs=read-write` would take every server for a standby.
+        // Readers then follow the primary as writers do (a unit reads what was committed).
+        let read = base.clone();
         let shared = Arc::new(Shared::new(o.write_queue, o.read_queue, o.max_bytes));
         let engine = PgEngine {
             shared: shared.clone(),
         };
         let pool = |n: usize| if n == 0 { default_threads() } else { n };
         for i in 0..pool(o.writers) {
-            let (shared, link) = (shared.clone(), Link::new(write.clone()));
+            let (shared, link) = (shared.clone(), Link::new(write.clone(), None));
             spawn(format!("careq-pg-w{i}"), move || {
                 worker::writer(&shared, link)
             })?;
         }
         for i in 0..pool(o.readers) {
-            let (shared, link) = (shared.clone(), Link::new(read.clone()));
+            let (shared, link) = (shared.clone(), Link::new(read.clone(), Some(READ_ONLY)));
             spawn(format!("careq-pg-r{i}"), move || {
                 worker::reader(&shared, link)
             })?;
@@ -128,6 +131,8 @@ impl PgEngine {
         answer.await.unwrap_or(false)
     }
 }
+
+const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
 
 /// Four threads per core, between 8 and 32: a unit holds its thread while PostgreSQL works.
 fn default_threads() -> usize {

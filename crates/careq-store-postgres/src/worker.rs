@@ -57,6 +57,8 @@ pub(crate) enum ReadTask {
 /// elapsed (units meanwhile get `Busy` at once rather than wait).
 pub(crate) struct Link {
     config: Config,
+    /// Run on each new connection before its first unit.
+    init: Option<&'static str>,
     conn: Option<Conn>,
     retry_at: Instant,
     backoff: Duration,
@@ -66,9 +68,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LAST_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Link {
-    pub fn new(config: Config) -> Link {
+    pub fn new(config: Config, init: Option<&'static str>) -> Link {
         Link {
             config,
+            init,
             conn: None,
             retry_at: Instant::now(),
             backoff: FIRST_BACKOFF,
@@ -80,7 +83,13 @@ impl Link {
             if Instant::now() < self.retry_at {
                 return Err(StoreError::Busy);
             }
-            match self.config.connect(NoTls) {
+            let connected = self.config.connect(NoTls).and_then(|mut client| {
+                if let Some(init) = self.init {
+                    client.batch_execute(init)?;
+                }
+                Ok(client)
+            });
+            match connected {
                 Ok(client) => {
                     self.conn = Some(Conn::new(client));
                     self.backoff = FIRST_BACKOFF;
