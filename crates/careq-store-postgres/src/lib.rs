@@ -214,3 +214,37 @@ impl Drop for PgEngine {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres::config::{Host, TargetSessionAttrs};
+
+    #[test]
+    fn a_url_may_name_several_hosts_and_ask_for_the_read_write_one() {
+        let c =
+            base_config("postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write").unwrap();
+        let hosts: Vec<_> = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.as_str(),
+                _ => "a socket",
+            })
+            .collect();
+        assert_eq!(hosts, ["h1", "h2"]);
+        assert_eq!(c.get_ports(), [5432, 5433]);
+        assert_eq!(c.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+        assert_eq!(c.get_application_name(), Some("careq"));
+    }
+
+    #[test]
+    fn a_server_setting_is_added_after_those_the_url_gives() {
+        let c = base_config("postgres://u@h/db?options=-c%20search_path%3Dx").unwrap();
+        let c = with_option(&c, "-c lock_timeout=5000");
+        assert_eq!(
+            c.get_options(),
+            Some("-c search_path=x -c lock_timeout=5000")
+        );
+    }
+}
