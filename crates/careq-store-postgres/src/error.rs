@@ -1,6 +1,7 @@
 //! The one place PostgreSQL's failures get their storage class, by SQLSTATE. Messages of
-//! `Other` carry the code and the server's one-line message only: never the SQL, a value's
-//! detail or a host name.
+//! `Other` carry the code, the server's one-line message with every quoted part elided (where
+//! PostgreSQL quotes a value, a name or a piece of the SQL) and the table, column or
+//! constraint the server names: never a value, the SQL or a host name.
 use careq_store::StoreError;
 use postgres::error::SqlState;
 
@@ -24,6 +25,41 @@ pub(crate) fn classify(err: &postgres::Error, side: Side) -> StoreError {
     }
     // Our own conversions (parameters, columns): their text is ours.
     StoreError::Other(err.to_string())
+}
+
+/// A server error as `Other` says it.
+pub(crate) fn describe(db: &postgres::error::DbError) -> String {
+    let mut out = format!("{}: {}", db.code().code(), elide_quoted(db.message()));
+    let named = [
+        ("table", db.table()),
+        ("column", db.column()),
+        ("constraint", db.constraint()),
+    ];
+    for (what, name) in named {
+        if let Some(name) = name {
+            out.push_str(&format!(", {what} {name}"));
+        }
+    }
+    out
+}
+
+/// `message` with each double-quoted part replaced by `"…"`.
+fn elide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('"').enumerate() {
+        match i {
+            0 => out.push_str(part),
+            _ if i % 2 == 1 => out.push_str("\"…"),
+            _ => {
+                out.push('"');
+                out.push_str(part);
+            }
+        }
+    }
+    if message.matches('"').count() % 2 == 1 {
+        out.push('"');
+    }
+    out
 }
 
 fn by_code(code: &str, side: Side) -> Option<StoreError> {
@@ -80,6 +116,26 @@ pub(crate) fn is_lost(err: &postgres::Error, side: Side) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_parts_of_a_message_are_elided() {
+        let cases = [
+            (
+                r#"invalid input syntax for type bigint: "0771 234 567""#,
+                r#"invalid input syntax for type bigint: "…""#,
+            ),
+            (
+                r#"relation "x" does not exist"#,
+                r#"relation "…" does not exist"#,
+            ),
+            (r#"a "b" c "d" e"#, r#"a "…" c "…" e"#),
+            ("no quotes", "no quotes"),
+            (r#"unterminated "secret"#, r#"unterminated "…""#),
+        ];
+        for (message, want) in cases {
+            assert_eq!(elide_quoted(message), want);
+        }
+    }
 
     #[test]
     fn each_sqlstate_gets_its_storage_class() {

@@ -104,7 +104,7 @@ fn apply(client: &mut Client, migrations: &[Migration]) -> Result<(), StoreError
 
 fn failed(doing: &str, e: postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(db) => StoreError::Other(format!("{doing}: {}: {}", db.code().code(), db.message())),
+        Some(db) => StoreError::Other(format!("{doing}: {}", crate::error::describe(db))),
         None => StoreError::Other(format!("{doing}: {e}")),
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use careq_store::{Dialect, Read, Row, StoreError, Value, Write};
+use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
 
@@ -89,7 +90,14 @@ impl<'c> Session<'c> {
         };
         match stream(&mut self.conn.client, &stmt, params, each) {
             Ok(n) => Ok(n),
-            Err(Stop::Db(e)) => Err(self.fail(e)),
+            Err(Stop::Db(e)) => {
+                // "cached plan must not change result type": the table changed under the
+                // statement (another process migrated); prepare it afresh next time.
+                if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) {
+                    self.conn.stmts.remove(sql);
+                }
+                Err(self.fail(e))
+            }
             Err(Stop::Unit(e)) => Err(e),
         }
     }
