@@ -1,7 +1,7 @@
 //! Connections: several hosts in the URL, and connections the server closed.
 use careq_store::{ReadExt, StoreError};
 
-use crate::helpers::{open, TestDb};
+use crate::helpers::{admin, open, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_host_url_skips_a_dead_first_host_for_the_read_write_one() {
@@ -51,4 +51,40 @@ async fn connections_the_server_closed_are_opened_again() {
     );
     assert_eq!(count().await, Ok(Some(1)));
     assert!(engine.ping().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_on_a_server_that_turned_read_only_answers_busy_then_reconnects() {
+    let db = TestDb::new();
+    let mut o = db.options();
+    o.writers = 1;
+    let (store, _) = open(o).await;
+    let insert = |id: &'static str| {
+        store
+            .write(move |w| w.execute("INSERT INTO items (id, name) VALUES ($1, $1)", &[id.into()]))
+    };
+    assert_eq!(insert("a").await, Ok(1));
+
+    // As a demoted primary: every new session is read-only, and the old ones are gone.
+    admin(&format!(
+        "ALTER DATABASE {} SET default_transaction_read_only = on",
+        db.name
+    ));
+    db.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(insert("b").await, Err(StoreError::Busy));
+
+    // The writer dropped that connection: once a writable server is back, the next unit
+    // opens a connection to it.
+    admin(&format!(
+        "ALTER DATABASE {} RESET default_transaction_read_only",
+        db.name
+    ));
+    assert_eq!(insert("c").await, Ok(1));
+    assert_eq!(
+        db.sql("SELECT string_agg(id, ',' ORDER BY id) FROM items"),
+        ["a,c"]
+    );
 }
