@@ -170,7 +170,9 @@ fn run_write(shared: &Shared, link: &mut Link, mut job: Box<dyn WriteJob>) {
             Err(e) => return job.finish(Err(e)),
         };
         let mut s = Session::new(conn, Side::Writer);
-        if let Err(e) = s.batch("BEGIN") {
+        // READ COMMITTED whatever the server's default: careq's units are written for it
+        // (rows they must keep as read are held; versioned updates re-check their WHERE).
+        if let Err(e) = s.batch("BEGIN ISOLATION LEVEL READ COMMITTED") {
             // A connection the server dropped while it was idle (a restart, a failover) fails
             // here, before anything of the unit ran: the unit starts again on a new one.
             let lost = s.lost;

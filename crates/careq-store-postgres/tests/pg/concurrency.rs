@@ -216,3 +216,37 @@ async fn a_full_queue_answers_busy_at_once_and_close_still_answers_what_was_queu
         ["a,b"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_held_longer_than_the_busy_timeout_answers_busy() {
+    let db = TestDb::new();
+    let mut o = db.options();
+    o.busy_timeout = std::time::Duration::from_millis(50);
+    let (store, _) = open(o).await;
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let started = Mutex::new(Some(started));
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+
+    let holder = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(move |w| {
+                    w.hold("counters", "c")?;
+                    if let Some(s) = started.lock().unwrap().take() {
+                        let _ = s.send(());
+                    }
+                    let _ = wait.lock().unwrap().recv();
+                    Ok::<_, StoreError>(())
+                })
+                .await
+        }
+    });
+    running.await.unwrap();
+
+    let waited = store.write(|w| w.hold("counters", "c")).await;
+    assert_eq!(waited, Err(StoreError::Busy));
+    go.send(()).unwrap();
+    assert_eq!(holder.await.unwrap(), Ok(()));
+}
