@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 pub use migrate::Migration;
 use worker::{Link, ReadTask, Shared};
 
-/// How the engine is opened.
-#[derive(Debug, Clone)]
+/// How the engine is opened. Its `Debug` shows no password.
+#[derive(Clone)]
 pub struct PgOptions {
     /// A libpq URL (or key=value string); several hosts allowed.
     pub url: String,
@@ -63,6 +63,38 @@ impl PgOptions {
             migrations: &[],
         }
     }
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact(&self.url))
+            .field("writers", &self.writers)
+            .field("readers", &self.readers)
+            .field("write_queue", &self.write_queue)
+            .field("read_queue", &self.read_queue)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("max_bytes", &self.max_bytes)
+            .field("migrations", &self.migrations.len())
+            .finish()
+    }
+}
+
+/// A URL's password replaced by `***` (a key=value string's `password=` too).
+fn redact(url: &str) -> String {
+    if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@')) {
+        if let Some((user, _)) = url[s + 3..at.max(s + 3)].split_once(':') {
+            return format!("{}{user}:***{}", &url[..s + 3], &url[at..]);
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// PostgreSQL as careq runs it.
@@ -236,6 +268,26 @@ mod tests {
         assert_eq!(c.get_ports(), [5432, 5433]);
         assert_eq!(c.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
         assert_eq!(c.get_application_name(), Some("careq"));
+    }
+
+    #[test]
+    fn options_show_no_password() {
+        let cases = [
+            ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h1:1,h2:2/db", "postgres://u@h1:1,h2:2/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            (
+                "host=h password=secret user=u",
+                "host=h password=*** user=u",
+            ),
+        ];
+        for (url, shown) in cases {
+            let debug = format!("{:?}", PgOptions::new(url));
+            assert!(
+                debug.contains(shown) && !debug.contains("secret"),
+                "{debug}"
+            );
+        }
     }
 
     #[test]
