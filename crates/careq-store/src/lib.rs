@@ -9,7 +9,9 @@
 //! `Result<T, E>` comes back, with no `dyn Any` in between.
 #![forbid(unsafe_code)]
 
+pub mod clinics;
 mod error;
+pub mod schema;
 mod store;
 mod value;
 
