@@ -13,6 +13,7 @@ pub mod clinics;
 mod error;
 pub mod schema;
 mod store;
+pub mod users;
 mod value;
 
 pub use error::StoreError;
