@@ -475,3 +475,447 @@ async fn start_up_lists_rows_to_key_and_each_keyed_row_leaves_the_list() {
         );
     }
 }
+
+/// The search data set: three clinics, names sharing prefixes, equal birth dates, phones and
+/// registration times (ties go by id), a name past `z` in code-point order, and one sealed,
+/// one deleted and one merged record.
+fn people() -> Vec<(P, Option<PatientMark>)> {
+    let p = |id, clinic, given, family, dob, phone, created| P {
+        id,
+        clinic,
+        mrn: id,
+        given,
+        family,
+        dob,
+        phone,
+        created,
+    };
+    let (t1, t2, t3) = (
+        "2030-01-01T00:00:00.000Z",
+        "2030-01-02T00:00:00.000Z",
+        "2030-01-03T00:00:00.000Z",
+    );
+    let d = "1980-01-01";
+    vec![
+        (
+            p("pat_01", "cln_1", "Robert", "Smith", d, Some("+4311"), t2),
+            None,
+        ),
+        (
+            p(
+                "pat_02",
+                "cln_1",
+                "Roberta",
+                "Smithers",
+                "1975-05-05",
+                None,
+                t1,
+            ),
+            None,
+        ),
+        (
+            p("pat_03", "cln_2", "Rob", "Jones", d, Some("+4311"), t2),
+            None,
+        ),
+        (
+            p(
+                "pat_04",
+                "cln_1",
+                "John",
+                "Robertson",
+                "1990-02-02",
+                None,
+                t3,
+            ),
+            None,
+        ),
+        (p("pat_05", "cln_3", "Robin", "Hood", d, None, t1), None),
+        (
+            p("pat_06", "cln_1", "Mary", "O'Brien", "1960-06-06", None, t2),
+            None,
+        ),
+        (
+            p(
+                "pat_07",
+                "cln_2",
+                "Jo",
+                "Smith",
+                "1985-03-03",
+                Some("+4311"),
+                t3,
+            ),
+            None,
+        ),
+        (p("pat_08", "cln_1", "Smith", "John", d, None, t1), None),
+        (
+            p("pat_09", "cln_2", "Hans", "Ørsted", "1777-08-14", None, t2),
+            None,
+        ),
+        (
+            p("pat_10", "cln_1", "Robert", "Smith", "1970-07-07", None, t2),
+            None,
+        ),
+        (
+            p("pat_11", "cln_1", "Roberto", "Sealed", d, None, t1),
+            Some(PatientMark::Sealed),
+        ),
+        (
+            p("pat_12", "cln_2", "Robert", "Gone", d, None, t1),
+            Some(PatientMark::Deleted),
+        ),
+        (
+            p("pat_13", "cln_1", "Robert", "Merged", d, None, t3),
+            Some(PatientMark::Merged),
+        ),
+        (
+            p("pat_14", "cln_3", "Ada", "Lovelace", "1815-12-10", None, t3),
+            None,
+        ),
+        (p("pat_15", "cln_2", "Roberts", "Adams", d, None, t3), None),
+    ]
+}
+
+async fn load_people(s: &careq_store::Store) {
+    clinics_for(s, &["cln_1", "cln_2", "cln_3"]).await;
+    s.write(|w| {
+        for (p, mark) in people() {
+            p.store(w)?;
+            if let Some(m) = mark {
+                let value = if m == PatientMark::Merged {
+                    "pat_01"
+                } else {
+                    NOW
+                };
+                patients::mark(w, p.id, m, Some(value), NOW)?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .unwrap();
+}
+
+/// A search as the tests hold it (owned, so units can take it along).
+#[derive(Debug, Clone, Default)]
+struct Q {
+    name: &'static str,
+    words: Vec<String>,
+    family: Option<&'static str>,
+    given: Option<&'static str>,
+    mrn: Option<&'static str>,
+    phone: Option<&'static str>,
+    email: Option<&'static str>,
+    date_of_birth: Option<&'static str>,
+    clinic_id: Option<&'static str>,
+    sort: Sort,
+}
+
+impl Q {
+    fn query(&self) -> SearchQuery<'_> {
+        SearchQuery {
+            words: &self.words,
+            family: self.family,
+            given: self.given,
+            mrn: self.mrn,
+            phone: self.phone,
+            email: self.email,
+            date_of_birth: self.date_of_birth,
+            clinic_id: self.clinic_id,
+            sort: self.sort,
+        }
+    }
+
+    /// What the search must find, in order: the rule written out over the data set.
+    fn expected(&self, member: Option<&[String]>, after: &str) -> Vec<&'static str> {
+        let mut found: Vec<(String, &'static str)> = people()
+            .into_iter()
+            .filter(|(p, mark)| {
+                let k = p.keys();
+                let either = |w: &str| k.given.starts_with(w) || k.family.starts_with(w);
+                let visible = match member {
+                    None => !matches!(mark, Some(PatientMark::Deleted | PatientMark::Merged)),
+                    Some(clinics) => mark.is_none() && clinics.iter().any(|c| c == p.clinic),
+                };
+                visible
+                    && self.family.is_none_or(|f| k.sort.starts_with(f))
+                    && self.given.is_none_or(|g| k.given.starts_with(g))
+                    && self.mrn.is_none_or(|m| m == p.mrn)
+                    && self.phone.is_none_or(|ph| Some(ph) == p.phone)
+                    // Nobody in the data set has an email address.
+                    && self.email.is_none()
+                    && self.date_of_birth.is_none_or(|d| d == p.dob)
+                    && self.clinic_id.is_none_or(|c| c == p.clinic)
+                    && (self.words.iter().all(|w| either(w))
+                        || (self.words.len() > 1 && either(&self.words.concat())))
+            })
+            .map(|(p, _)| {
+                let pos = match self.sort {
+                    Sort::Name => p.keys().sort,
+                    Sort::Created => format!("{}\u{1f}{}", p.created, p.id),
+                    Sort::BirthDate => format!("{}\u{1f}{}", p.dob, p.id),
+                };
+                (pos, p.id)
+            })
+            .filter(|(pos, _)| pos.as_str() > after)
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+fn words(ws: &[&str]) -> Vec<String> {
+    ws.iter().map(|w| w.to_string()).collect()
+}
+
+/// Every shape of search: each filter kind alone, names with the other filters, each order.
+fn searches() -> Vec<Q> {
+    let mut all = Vec::new();
+    for sort in [Sort::Name, Sort::Created, Sort::BirthDate] {
+        all.extend([
+            Q {
+                name: "name prefix",
+                words: words(&["rob"]),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "two words, any order",
+                words: words(&["smith", "jo"]),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "words run together",
+                words: words(&["o", "brien"]),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "nothing",
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "date of birth",
+                date_of_birth: Some("1980-01-01"),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "clinic",
+                clinic_id: Some("cln_2"),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "name and date of birth",
+                words: words(&["rob"]),
+                date_of_birth: Some("1980-01-01"),
+                sort,
+                ..Q::default()
+            },
+            Q {
+                name: "name and clinic",
+                words: words(&["rob"]),
+                clinic_id: Some("cln_1"),
+                sort,
+                ..Q::default()
+            },
+        ]);
+    }
+    all.extend([
+        Q {
+            name: "mrn",
+            mrn: Some("pat_03"),
+            ..Q::default()
+        },
+        Q {
+            name: "phone",
+            phone: Some("+4311"),
+            ..Q::default()
+        },
+        Q {
+            name: "email",
+            email: Some("jo@example.org"),
+            ..Q::default()
+        },
+        Q {
+            name: "family and given",
+            family: Some("smith"),
+            given: Some("rob"),
+            ..Q::default()
+        },
+        Q {
+            name: "a name past z",
+            words: words(&["ørs"]),
+            ..Q::default()
+        },
+    ]);
+    all
+}
+
+fn members() -> Vec<Option<Vec<String>>> {
+    vec![
+        None,
+        Some(words(&["cln_1"])),
+        Some(words(&["cln_1", "cln_2"])),
+        Some(vec![]),
+    ]
+}
+
+#[tokio::test]
+async fn both_engines_return_the_same_pages_in_the_same_order_for_every_search() {
+    let mut answers: Vec<(&str, Vec<Vec<&str>>)> = Vec::new();
+    for e in engines::engines().await {
+        let s = &e.store;
+        load_people(s).await;
+        let mut pages_seen = Vec::new();
+        for member in members() {
+            for q in searches() {
+                let mut after = String::new();
+                let mut found = Vec::new();
+                // Two per page: each page's cursor is the last row shown.
+                loop {
+                    let (m, qq, a) = (member.clone(), q.clone(), after.clone());
+                    let rows = s
+                        .read(move |r| patients::search(r, m.as_deref(), &qq.query(), &a, 2))
+                        .await
+                        .unwrap();
+                    assert!(rows.len() <= 3, "{}: {} took too many", e.name, q.name);
+                    let page: Vec<&str> =
+                        rows.iter().take(2).map(|(_, p)| people_id(&p.id)).collect();
+                    found.extend(page.iter().copied());
+                    pages_seen.push(page);
+                    if rows.len() <= 2 {
+                        break;
+                    }
+                    after = rows[1].0.clone();
+                }
+                assert_eq!(
+                    found,
+                    q.expected(member.as_deref(), ""),
+                    "{}: {} ({:?}, {member:?})",
+                    e.name,
+                    q.name,
+                    q.sort
+                );
+                let (m, qq) = (member.clone(), q.clone());
+                let count = s
+                    .read(move |r| patients::count(r, m.as_deref(), &qq.query(), 3))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    count,
+                    found.len().min(3) as i64,
+                    "{}: {} count",
+                    e.name,
+                    q.name
+                );
+            }
+        }
+        // A forged cursor (PostgreSQL text cannot hold NUL) is still a position.
+        let q = Q {
+            name: "nothing",
+            ..Q::default()
+        };
+        let rows = s
+            .read(|r| patients::search(r, None, &Q::default().query(), "lovelace\0", 50))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = rows.iter().map(|(_, p)| people_id(&p.id)).collect();
+        assert_eq!(ids, q.expected(None, "lovelace\0"), "{}", e.name);
+        answers.push((e.name, pages_seen));
+    }
+    for (name, pages) in &answers[1..] {
+        assert!(
+            pages == &answers[0].1,
+            "{name} pages differently from {}",
+            answers[0].0
+        );
+    }
+}
+
+/// The data set's own `&'static str` for an id read back.
+fn people_id(id: &str) -> &'static str {
+    people()
+        .into_iter()
+        .map(|(p, _)| p.id)
+        .find(|p| *p == id)
+        .expect("an id of the data set")
+}
+
+#[tokio::test]
+async fn a_count_reads_no_more_than_its_cap() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        load_people(s).await;
+        for (cap, want) in [(0, 0), (1, 1), (100, 13)] {
+            let n = s
+                .read(move |r| patients::count(r, None, &SearchQuery::default(), cap))
+                .await;
+            assert_eq!(n, Ok(want), "{}: cap {cap}", e.name);
+        }
+    }
+}
+
+/// The plan of each search shape on an empty database: every filter kind must be an index
+/// search, never a walk of the whole table, for admins and clinic members alike (on
+/// PostgreSQL with sequential scans priced out of reach, as with many rows).
+#[tokio::test]
+async fn every_search_filter_is_served_by_an_index() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        for member in members().into_iter().take(3) {
+            for q in searches() {
+                let (m, qq) = (member.clone(), q.clone());
+                let plan = s
+                    .write(move |w| {
+                        let st = patients::search_statement(
+                            w.dialect(),
+                            m.as_deref(),
+                            &qq.query(),
+                            "",
+                            51,
+                        );
+                        match w.dialect() {
+                            careq_store::Dialect::Sqlite => w.all(
+                                &format!("EXPLAIN QUERY PLAN {}", st.sql),
+                                &st.values(),
+                                |r| r.text(3),
+                            ),
+                            careq_store::Dialect::Postgres => {
+                                w.execute("SET LOCAL enable_seqscan = off", &[])?;
+                                w.all(&format!("EXPLAIN {}", st.sql), &st.values(), |r| r.text(0))
+                            }
+                        }
+                    })
+                    .await
+                    .unwrap();
+                let what = format!(
+                    "{}: {} ({:?}, {member:?}): {plan:#?}",
+                    e.name, q.name, q.sort
+                );
+                if e.name == "sqlite" {
+                    // Walking a whole index in order (an unfiltered page, stopping at the
+                    // limit) is a scan too: only the unfiltered list may.
+                    let walks = plan.iter().any(|step| step.starts_with("SCAN patients"));
+                    let unfiltered = q.name == "nothing";
+                    assert!(!walks || unfiltered, "walks the table or an index: {what}");
+                    if unfiltered || (q.name == "clinic" && q.sort == Sort::Created) {
+                        assert!(plan.iter().all(|s| !s.contains("TEMP B-TREE")), "{what}");
+                    }
+                    assert!(
+                        plan.iter().any(|s| s.starts_with("SEARCH patients")),
+                        "{what}"
+                    );
+                } else {
+                    assert!(
+                        !plan.iter().any(|s| s.contains("Seq Scan on patients")),
+                        "walks the table: {what}"
+                    );
+                    assert!(plan.iter().any(|s| s.contains("Index")), "{what}");
+                }
+            }
+        }
+    }
+}
