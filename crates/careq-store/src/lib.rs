@@ -11,6 +11,7 @@
 
 pub mod clinics;
 mod error;
+pub mod patients;
 pub mod schema;
 mod store;
 pub mod users;
