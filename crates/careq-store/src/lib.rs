@@ -11,6 +11,7 @@
 
 pub mod clinics;
 mod error;
+pub mod queue;
 pub mod schema;
 mod store;
 mod value;
