@@ -9,6 +9,7 @@
 //! `Result<T, E>` comes back, with no `dyn Any` in between.
 #![forbid(unsafe_code)]
 
+pub mod appointments;
 pub mod clinics;
 mod error;
 pub mod queue;
