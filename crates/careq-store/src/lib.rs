@@ -9,8 +9,10 @@
 //! `Result<T, E>` comes back, with no `dyn Any` in between.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod clinics;
 mod error;
+pub mod jobs;
 pub mod schema;
 mod store;
 mod value;
