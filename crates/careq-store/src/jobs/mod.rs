@@ -62,7 +62,7 @@ pub enum JobEnd {
     },
 }
 
-/// A job's columns, `withdrawn` last (which `find` and `withdrawn` work out, `claim` returns).
+/// A job's stored columns but `withdrawn`, which `find` works out and `claim` returns as stored.
 const STORED: &str = "id, owner_id, kind, format, clinic_ids, sealed, from_day, to_day, state,
      rows_written, rows_total, size_bytes, error, runs, ip, request_id, client_request_id,
      created_at, updated_at, finished_at, expires_at, removed_at";
