@@ -180,7 +180,7 @@ async fn the_log_filters_by_actor_and_type_from_a_time_inclusive_and_before_one_
 }
 
 #[tokio::test]
-async fn the_log_refuses_changes_and_purge_removes_only_old_archived_entries() {
+async fn the_log_refuses_changes_and_purge_removes_only_what_the_archive_wrote_out() {
     for e in engines::engines().await {
         let s = &e.store;
         append(
@@ -208,22 +208,41 @@ async fn the_log_refuses_changes_and_purge_removes_only_old_archived_entries() {
             e.name
         );
 
-        let seqs = s
-            .read(|r| r.all("SELECT seq FROM access_log ORDER BY seq", &[], |x| x.int(0)))
+        // As the archive command does: read what is before the cut-off, write it out, then
+        // purge through the last entry it wrote.
+        let cut = "2030-01-03T00:00:00.000Z";
+        let filter = LogFilter {
+            before: Some(cut.to_string()),
+            ..LogFilter::default()
+        };
+        let archived = s
+            .read(move |r| access::log(r, &filter, 0, 1000))
             .await
             .unwrap();
-        // Archived through p3, but p3 is not before the cut-off: p1 and p2 go.
-        let through = seqs[2];
-        let purged = s
-            .write(move |w| access::purge(w, "2030-01-03T00:00:00.000Z", through))
-            .await;
+        let ids: Vec<_> = archived.iter().map(|x| x.resource_id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2"], "{}", e.name);
+        let through = archived[1].seq;
+        // Appended after the archive was read, with a time before the cut-off: not archived,
+        // so it stays.
+        append(
+            s,
+            vec![row(
+                "2030-01-01T12:00:00.000Z",
+                "usr_1",
+                "patient",
+                "p5",
+                None,
+            )],
+        )
+        .await;
+        let purged = s.write(move |w| access::purge(w, cut, through)).await;
         assert_eq!(purged, Ok(2), "{}", e.name);
         let left = s
             .read(|r| access::log(r, &LogFilter::default(), 0, 10))
             .await
             .unwrap();
         let ids: Vec<_> = left.iter().map(|x| x.resource_id.as_str()).collect();
-        assert_eq!(ids, ["p3", "p4"], "{}", e.name);
+        assert_eq!(ids, ["p3", "p4", "p5"], "{}", e.name);
         let delete = s.write(|w| w.execute("DELETE FROM access_log", &[])).await;
         assert!(
             refused(&delete),

@@ -596,6 +596,14 @@ async fn an_exports_reads_in_one_snapshot_miss_rows_committed_meanwhile() {
             .read(|r| jobs::count(r, &scope("patients", None, false), None))
             .await;
         assert_eq!(after, Ok(4), "{}: the patient was committed", e.name);
+        if e.name == "postgres" {
+            let in_write = s
+                .write(|w| {
+                    jobs::snapshot(w, |r| jobs::count(r, &scope("patients", None, false), None))
+                })
+                .await;
+            assert!(in_write.is_err(), "{}: never inside a write unit", e.name);
+        }
     }
 }
 

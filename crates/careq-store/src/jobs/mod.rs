@@ -381,6 +381,15 @@ pub fn snapshot<T, E: From<StoreError>>(
     if r.dialect() == Dialect::Sqlite {
         return f(r);
     }
+    // A write unit is a transaction already: a COMMIT here would end it midway.
+    let reader = r.first(
+        "SELECT current_setting('transaction_read_only') = 'on'",
+        &[],
+        |row| row.flag(0),
+    )?;
+    if reader != Some(true) {
+        return Err(StoreError::other("a snapshot is taken on a read unit").into());
+    }
     r.query(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         &[],
