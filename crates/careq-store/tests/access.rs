@@ -3,7 +3,7 @@
 mod engines;
 
 use careq_store::access::{self, LogFilter, LogRow, Outcome};
-use careq_store::{ReadExt, StoreError, Write};
+use careq_store::{StoreError, Write};
 
 const NOW: &str = "2030-03-01T08:00:00.000Z";
 
