@@ -1,0 +1,331 @@
+//! The access log, idempotency outcomes and settings through the store's one set of queries,
+//! on each engine.
+mod engines;
+
+use careq_store::access::{self, LogFilter, LogRow, Outcome};
+use careq_store::{StoreError, Write};
+
+const NOW: &str = "2030-03-01T08:00:00.000Z";
+
+fn row(at: &str, actor: &str, rtype: &str, rid: &str, patient: Option<&str>) -> LogRow {
+    LogRow {
+        at: at.to_string(),
+        actor_id: actor.to_string(),
+        action: "read",
+        resource_type: rtype.to_string(),
+        resource_id: rid.to_string(),
+        ip: "10.0.0.1".to_string(),
+        request_id: format!("req_{rid}"),
+        patient_id: patient.map(str::to_string),
+        client_request_id: None,
+    }
+}
+
+fn user(w: &mut dyn Write, id: &str, name: &str) -> Result<(), StoreError> {
+    w.execute(
+        "INSERT INTO users (id, username, password_hash, role, created_at, updated_at)
+         VALUES ($1, $2, 'x', 'clinician', $3, $3)",
+        &[id.into(), name.into(), NOW.into()],
+    )?;
+    Ok(())
+}
+
+async fn append(s: &careq_store::Store, rows: Vec<LogRow>) {
+    s.write(move |w| access::append(w, &rows.iter().collect::<Vec<_>>()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rows_append_a_hundred_per_statement_and_read_back_in_order_with_the_actors_name() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        s.write(|w| user(w, "usr_1", "ann")).await.unwrap();
+        // 205 rows: two full statements and one of five.
+        let mut rows: Vec<LogRow> = (0..205)
+            .map(|i| row(NOW, "usr_1", "patient", &format!("pat_{i:03}"), None))
+            .collect();
+        rows[204].actor_id = "usr_gone".to_string();
+        rows[204].client_request_id = Some("client-1".to_string());
+        rows[204].patient_id = Some("pat_x".to_string());
+        append(s, rows).await;
+
+        let all = s
+            .read(|r| access::log(r, &LogFilter::default(), 0, 500))
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 205, "{}", e.name);
+        assert!(all.windows(2).all(|p| p[0].seq < p[1].seq), "{}", e.name);
+        assert_eq!(all[0].resource_id, "pat_000");
+        assert_eq!(all[0].actor_username.as_deref(), Some("ann"), "{}", e.name);
+        assert_eq!(all[0].request_id, "req_pat_000");
+        assert_eq!(all[0].action, "read");
+        let last = &all[204];
+        assert_eq!(last.resource_id, "pat_204", "{}", e.name);
+        assert_eq!(
+            last.actor_username, None,
+            "{}: an account that is gone",
+            e.name
+        );
+        assert_eq!(last.client_request_id.as_deref(), Some("client-1"));
+        assert_eq!(last.patient_id.as_deref(), Some("pat_x"));
+
+        // A page is `limit + 1` after the given sequence number.
+        let after = all[1].seq;
+        let page = s
+            .read(move |r| access::log(r, &LogFilter::default(), after, 2))
+            .await
+            .unwrap();
+        let ids: Vec<_> = page.iter().map(|x| x.resource_id.as_str()).collect();
+        assert_eq!(ids, ["pat_002", "pat_003", "pat_004"], "{}", e.name);
+    }
+}
+
+#[tokio::test]
+async fn a_patients_entries_include_those_about_resources_carrying_their_data() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        append(
+            s,
+            vec![
+                row(NOW, "usr_1", "patient", "pat_1", None),
+                row(NOW, "usr_1", "appointment", "apt_1", Some("pat_1")),
+                row(NOW, "usr_1", "patient", "pat_2", None),
+                row(NOW, "usr_1", "ticket", "tkt_2", Some("pat_2")),
+                // Another kind of record with the patient's id: not the patient's.
+                row(NOW, "usr_1", "clinic", "pat_1", None),
+                row(NOW, "usr_1", "ticket", "tkt_1", Some("pat_1")),
+            ],
+        )
+        .await;
+        let about = |t: &'static str, id: &'static str, after: i64, limit: u32| {
+            s.read(move |r| access::entries(r, t, id, after, limit))
+        };
+        let ids = |v: Vec<access::LogEntry>| {
+            v.into_iter()
+                .map(|x| format!("{}:{}", x.resource_type, x.resource_id))
+                .collect::<Vec<_>>()
+        };
+        let all = about("patient", "pat_1", 0, 10).await.unwrap();
+        let first = all[0].seq;
+        assert_eq!(
+            ids(all),
+            ["patient:pat_1", "appointment:apt_1", "ticket:tkt_1"],
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            ids(about("patient", "pat_1", first, 0).await.unwrap()),
+            ["appointment:apt_1"],
+            "{}: after the first, one plus the one that says there is more",
+            e.name
+        );
+        assert_eq!(
+            ids(about("appointment", "apt_1", 0, 10).await.unwrap()),
+            ["appointment:apt_1"],
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            ids(about("clinic", "pat_1", 0, 10).await.unwrap()),
+            ["clinic:pat_1"],
+            "{}: only a patient takes in the entries naming it",
+            e.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_log_filters_by_actor_and_type_from_a_time_inclusive_and_before_one_exclusive() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        append(
+            s,
+            vec![
+                row("2030-03-01T08:00:00.000Z", "usr_1", "patient", "p1", None),
+                row("2030-03-01T09:00:00.000Z", "usr_2", "patient", "p2", None),
+                row("2030-03-01T10:00:00.000Z", "usr_1", "clinic", "c1", None),
+                row("2030-03-01T11:00:00.000Z", "usr_1", "patient", "p3", None),
+            ],
+        )
+        .await;
+        let find = |f: LogFilter| async move {
+            s.read(move |r| access::log(r, &f, 0, 10))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|x| x.resource_id)
+                .collect::<Vec<_>>()
+        };
+        let some = |v: &str| Some(v.to_string());
+        let by_actor = LogFilter {
+            actor_id: some("usr_1"),
+            ..LogFilter::default()
+        };
+        assert_eq!(find(by_actor).await, ["p1", "c1", "p3"], "{}", e.name);
+        let f = LogFilter {
+            actor_id: some("usr_1"),
+            resource_type: some("patient"),
+            from: some("2030-03-01T08:00:00.000Z"),
+            before: some("2030-03-01T11:00:00.000Z"),
+        };
+        assert_eq!(find(f).await, ["p1"], "{}", e.name);
+        let window = LogFilter {
+            from: some("2030-03-01T09:00:00.000Z"),
+            before: some("2030-03-01T10:00:00.000Z"),
+            ..LogFilter::default()
+        };
+        assert_eq!(find(window).await, ["p2"], "{}", e.name);
+    }
+}
+
+#[tokio::test]
+async fn the_log_refuses_changes_and_purge_removes_only_what_the_archive_wrote_out() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        append(
+            s,
+            vec![
+                row("2030-01-01T00:00:00.000Z", "usr_1", "patient", "p1", None),
+                row("2030-01-02T00:00:00.000Z", "usr_1", "patient", "p2", None),
+                row("2030-01-03T00:00:00.000Z", "usr_1", "patient", "p3", None),
+                row("2030-02-01T00:00:00.000Z", "usr_1", "patient", "p4", None),
+            ],
+        )
+        .await;
+        let update = s
+            .write(|w| w.execute("UPDATE access_log SET ip = 'x'", &[]))
+            .await;
+        assert!(
+            refused(&update),
+            "{}: an UPDATE is refused: {update:?}",
+            e.name
+        );
+        let delete = s.write(|w| w.execute("DELETE FROM access_log", &[])).await;
+        assert!(
+            refused(&delete),
+            "{}: a DELETE is refused: {delete:?}",
+            e.name
+        );
+
+        // As the archive command does: read what is before the cut-off, write it out, then
+        // purge through the last entry it wrote.
+        let cut = "2030-01-03T00:00:00.000Z";
+        let filter = LogFilter {
+            before: Some(cut.to_string()),
+            ..LogFilter::default()
+        };
+        let archived = s
+            .read(move |r| access::log(r, &filter, 0, 1000))
+            .await
+            .unwrap();
+        let ids: Vec<_> = archived.iter().map(|x| x.resource_id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2"], "{}", e.name);
+        let through = archived[1].seq;
+        // Appended after the archive was read, with a time before the cut-off: not archived,
+        // so it stays.
+        append(
+            s,
+            vec![row(
+                "2030-01-01T12:00:00.000Z",
+                "usr_1",
+                "patient",
+                "p5",
+                None,
+            )],
+        )
+        .await;
+        let purged = s.write(move |w| access::purge(w, cut, through)).await;
+        assert_eq!(purged, Ok(2), "{}", e.name);
+        let left = s
+            .read(|r| access::log(r, &LogFilter::default(), 0, 10))
+            .await
+            .unwrap();
+        let ids: Vec<_> = left.iter().map(|x| x.resource_id.as_str()).collect();
+        assert_eq!(ids, ["p3", "p4", "p5"], "{}", e.name);
+        let delete = s.write(|w| w.execute("DELETE FROM access_log", &[])).await;
+        assert!(
+            refused(&delete),
+            "{}: the guard is back after a purge",
+            e.name
+        );
+    }
+}
+
+/// Refused by the log's own guard (its triggers), not by anything else.
+fn refused(r: &Result<u64, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Other(m)) if m.contains("append-only"))
+}
+
+fn outcome(key: &str, created_at: i64) -> Outcome {
+    Outcome {
+        caller_id: "usr_1".to_string(),
+        key: key.to_string(),
+        request_hash: "h".to_string(),
+        status: 201,
+        headers: r#"[["location","/x"]]"#.to_string(),
+        body: vec![0, 1, 255],
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_is_stored_once_per_key_found_while_fresh_and_dropped_once_expired() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        let first = outcome("k1", 1000);
+        let o = first.clone();
+        assert_eq!(
+            s.write(move |w| access::save_outcome(w, &o, 0)).await,
+            Ok(true)
+        );
+        let again = outcome("k1", 1001);
+        assert_eq!(
+            s.write(move |w| access::save_outcome(w, &again, 0)).await,
+            Ok(false),
+            "{}: the key is taken and the unit still commits",
+            e.name
+        );
+        let find = |caller: &'static str, key: &'static str, since: i64| {
+            s.read(move |r| access::find_outcome(r, caller, key, since))
+        };
+        assert_eq!(
+            find("usr_1", "k1", 1000).await,
+            Ok(Some(first)),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            find("usr_1", "k1", 1001).await,
+            Ok(None),
+            "{}: too old",
+            e.name
+        );
+        assert_eq!(find("usr_2", "k1", 0).await, Ok(None), "{}", e.name);
+
+        // Saving another drops what was created before the cut-off (1000 < 1001).
+        let other = outcome("k2", 2000);
+        assert_eq!(
+            s.write(move |w| access::save_outcome(w, &other, 1001))
+                .await,
+            Ok(true)
+        );
+        assert_eq!(find("usr_1", "k1", 0).await, Ok(None), "{}", e.name);
+        assert!(find("usr_1", "k2", 0).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_setting_keeps_the_value_stored_first() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        let first = s
+            .write(|w| access::setting_or_insert(w, "instance_id", "a"))
+            .await;
+        assert_eq!(first, Ok("a".to_string()), "{}", e.name);
+        let second = s
+            .write(|w| access::setting_or_insert(w, "instance_id", "b"))
+            .await;
+        assert_eq!(second, Ok("a".to_string()), "{}", e.name);
+    }
+}
