@@ -9,10 +9,10 @@
 //! `Result<T, E>` comes back, with no `dyn Any` in between.
 #![forbid(unsafe_code)]
 
-mod error;
 pub mod access;
 pub mod appointments;
 pub mod clinics;
+mod error;
 pub mod jobs;
 pub mod patients;
 pub mod queue;
