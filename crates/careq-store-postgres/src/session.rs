@@ -144,6 +144,11 @@ impl Write for Session<'_> {
         self.run(sql, params, &mut |_| Ok(()))
     }
 
+    /// Treated as a serialization failure: a refusal after it runs the unit again.
+    fn lost_race(&mut self) {
+        self.race = true;
+    }
+
     fn hold(&mut self, table: &'static str, id: &str) -> Result<(), StoreError> {
         if !is_identifier(table) {
             return Err(StoreError::Other(format!("`{table}` is not a table name")));

@@ -103,6 +103,10 @@ impl Write for Conn<'_> {
         Ok(())
     }
 
+    /// No other unit runs between this unit's statements, so a race cannot be lost here: the
+    /// unit's refusal stands.
+    fn lost_race(&mut self) {}
+
     fn savepoint(
         &mut self,
         part: &mut dyn FnMut(&mut dyn Write) -> Result<bool, StoreError>,

@@ -160,6 +160,12 @@ pub trait Write: Read {
     /// reads of it next is still so when it writes. SQLite's one writer holds everything
     /// already; PostgreSQL locks the row (`FOR NO KEY UPDATE`). `table` is a name from code.
     fn hold(&mut self, table: &'static str, id: &str) -> Result<(), StoreError>;
+    /// Says the unit lost a race: a row it read changed under it (a versioned update matched
+    /// nothing), so its answer would be stale. When the unit then refuses (returns `Err`), an
+    /// engine whose units can interleave (PostgreSQL) undoes it and runs it again from the
+    /// start in a fresh transaction, as after a serialization failure; on SQLite's one writer
+    /// nothing changes between a unit's statements, and the refusal stands.
+    fn lost_race(&mut self);
     /// Runs `part` inside a savepoint: kept when it returns true, undone alone when it returns
     /// false (a batch item that failed, say), while the rest of the unit goes on.
     fn savepoint(
