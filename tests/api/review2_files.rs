@@ -758,3 +758,43 @@ async fn a_file_finished_before_careq_listed_its_patients_is_withdrawn_by_the_up
     assert!(detail.contains("export again"), "{detail}");
     assert!(!s.on_disk(&job), "a withdrawn file stays on disk");
 }
+
+#[tokio::test]
+async fn concurrent_and_vanishing_downloads_of_a_withdrawn_file_all_get_410_and_change_nothing_else(
+) {
+    let s = scene().await;
+    let amy = s.patient(&s.clinic, "Pond").await;
+    let (job, file) = s
+        .export(&s.ann, json!({"kind": "patients", "format": "csv"}))
+        .await;
+    assert!(s.on_disk(&job));
+    let res = s
+        .admin_post(
+            &format!("/v1/patients/{amy}/seal"),
+            json!({"reason": "court order"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // The first downloads after the seal each withdraw the file (a write), while others hang
+    // up mid-request: every answer is 410, the file is gone once, and the server goes on.
+    let auth = [format!("Authorization: Bearer {}", s.ann)];
+    let real = (0..16).map(|_| s.get(&s.ann, &file));
+    let gone = (0..16).map(|i| s.app.vanish("GET", &file, &auth, "", i % 2 == 0));
+    let (answers, _) = tokio::join!(
+        futures_util::future::join_all(real),
+        futures_util::future::join_all(gone)
+    );
+    for res in answers {
+        let problem = assert_problem(res, 410).await;
+        assert!(problem["detail"].as_str().unwrap().contains("sealed"));
+    }
+    assert!(!s.on_disk(&job), "a withdrawn file stays on disk");
+    // Reads and writes go on: a new export names no sealed patient and downloads.
+    let rory = s.patient(&s.clinic, "Williams").await;
+    let (_, again) = s
+        .export(&s.ann, json!({"kind": "patients", "format": "csv"}))
+        .await;
+    let csv = s.text(&s.ann, &again).await;
+    assert!(csv.contains(&rory) && !csv.contains(&amy));
+    s.app.assert_no_transaction_left_open().await;
+}

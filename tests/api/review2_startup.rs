@@ -253,15 +253,29 @@ impl Drop for Serving {
     }
 }
 
+/// A sign-in's status; a refusal (401) must come as a problem with `WWW-Authenticate`.
 async fn token_status(base: &str, username: &str, password: &str) -> u16 {
-    reqwest::Client::new()
+    let res = reqwest::Client::new()
         .post(format!("{base}/v1/auth/token"))
         .json(&json!({"username": username, "password": password}))
         .send()
         .await
+        .unwrap();
+    let status = res.status().as_u16();
+    if status == 401 {
+        assert_unauthorized(res).await;
+    }
+    status
+}
+
+/// 401 with its challenge and a problem body.
+async fn assert_unauthorized(res: reqwest::Response) {
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
         .unwrap()
-        .status()
-        .as_u16()
+        .to_string();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    assert_problem(res, 401).await;
 }
 
 fn serve_args() -> Vec<&'static str> {
@@ -607,7 +621,7 @@ async fn a_deactivated_admin_named_admin_is_made_active_again_when_no_admin_is_l
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_unauthorized(res).await;
     let (log, _) = server.stop();
     assert!(log.contains("active again"), "{log}");
 }
