@@ -436,10 +436,13 @@ pub fn raw_response(err: &ApiError, request_id: &str) -> Vec<u8> {
     bytes
 }
 
+/// What a 503 caused by the database tells clients to wait.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
 /// The one place storage failures become answers.
-impl From<crate::store::StoreError> for ApiError {
-    fn from(err: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
+impl From<careq_store::StoreError> for ApiError {
+    fn from(err: careq_store::StoreError) -> Self {
+        use careq_store::StoreError;
         match err {
             StoreError::NotFound => ApiError::NotFound("no such resource".into()),
             StoreError::Conflict => ApiError::Conflict {
@@ -449,7 +452,7 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::Full => ApiError::InsufficientStorage,
             StoreError::Busy => ApiError::ServiceUnavailable {
                 detail: "the database is busy; try again shortly".into(),
-                retry_after: crate::store::RETRY_AFTER_SECS,
+                retry_after: RETRY_AFTER_SECS,
             },
             StoreError::Other(e) => ApiError::internal(format!("database: {e}")),
         }

@@ -19,11 +19,12 @@ use http::request::Parts;
 use http::StatusCode;
 use sha2::{Digest, Sha256};
 
+use crate::access::records;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::read_body;
 use crate::startup::AppState;
-use crate::store::{Outcome, Tx};
+use crate::store::{Outcome, Write};
 
 const KEEP_SECONDS: i64 = 24 * 60 * 60;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -181,46 +182,51 @@ async fn run(st: Idempotency, req: Request, next: Next) -> Result<Response, Resp
         return Ok(res);
     }
     // A refusal changed nothing; it is stored on its own so a retry hears the same answer.
-    let (outcome, res) = outcome_of(&claim, res)
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
         .await
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|e| ApiError::internal(e).into_response())?;
+    let (outcome, res) = outcome_of(&claim, parts, body).map_err(IntoResponse::into_response)?;
     app.db
         .write(move |conn| {
-            let outcome = outcome.clone();
-            Box::pin(async move {
-                conn.save_outcome(&outcome, outcome.created_at - KEEP_SECONDS)
-                    .await?;
-                Ok(())
-            })
+            records::save_outcome(conn, &outcome, outcome.created_at - KEEP_SECONDS)?;
+            Ok(())
         })
         .await
         .map_err(IntoResponse::into_response)?;
     Ok(res)
 }
 
-/// Stores `res` as the outcome of the claimed key inside the caller's transaction, and hands it
-/// back. Without a claim it is returned untouched.
-pub async fn record_in(
-    tx: &mut dyn Tx,
+/// Stores `res` as the outcome of the claimed key inside the caller's unit of work, and hands
+/// it back. Without a claim it is returned untouched. A unit runs where nothing can be awaited,
+/// so `res` must carry its whole body already (a handler's in-memory answer); one that would
+/// have to wait for its body is an internal error.
+pub fn record_in(
+    conn: &mut dyn Write,
     claimed: &Claimed,
     res: Response,
 ) -> Result<Response, ApiError> {
+    use futures_util::FutureExt;
     let Some(claim) = &claimed.0 else {
         return Ok(res);
     };
-    let (outcome, res) = outcome_of(claim, res).await?;
-    tx.save_outcome(&outcome, outcome.created_at - KEEP_SECONDS)
-        .await?;
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .now_or_never()
+        .ok_or_else(|| ApiError::internal("a recorded response's body was not in memory"))?
+        .map_err(ApiError::internal)?;
+    let (outcome, res) = outcome_of(claim, parts, body)?;
+    records::save_outcome(conn, &outcome, outcome.created_at - KEEP_SECONDS)?;
     Ok(res)
 }
 
-/// The outcome to store for `res` under the claim, and `res` itself (marked as recorded) with
-/// its body buffered.
-async fn outcome_of(claim: &Claim, res: Response) -> Result<(Outcome, Response), ApiError> {
-    let (mut parts, body) = res.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(ApiError::internal)?;
+/// The outcome to store under the claim for the response made of `parts` and `body`, and that
+/// response rebuilt (marked as recorded) around the buffered body.
+fn outcome_of(
+    claim: &Claim,
+    mut parts: http::response::Parts,
+    body: bytes::Bytes,
+) -> Result<(Outcome, Response), ApiError> {
     let kept: Vec<(String, String)> = KEPT
         .iter()
         .filter_map(|n| {
@@ -245,8 +251,10 @@ async fn outcome_of(claim: &Claim, res: Response) -> Result<(Outcome, Response),
 
 async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Outcome>, ApiError> {
     let since = crate::clock::now_unix() - KEEP_SECONDS;
-    let mut conn = app.db.read().await?;
-    Ok(conn.find_outcome(caller_id, key, since).await?)
+    let (caller_id, key) = (caller_id.to_string(), key.to_string());
+    app.db
+        .read(move |conn| Ok(records::find_outcome(conn, &caller_id, &key, since)?))
+        .await
 }
 
 fn request_hash(parts: &http::request::Parts, body: &[u8]) -> String {

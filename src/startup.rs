@@ -199,6 +199,7 @@ impl Application {
         })
         .await
         .context("opening the database")?;
+        backfill(&db).await.context("opening the database")?;
         admin::ensure(&db, &config)
             .await
             .context("making sure an active admin exists")?;
@@ -356,6 +357,20 @@ impl Application {
         self.state.db.close().await;
         result
     }
+}
+
+/// Brings stored patients up to what this version's searches and duplicate checks read (their
+/// search keys and identity keys). Every command that opens the database runs it right after
+/// opening, before anything else reads or writes patients.
+pub async fn backfill(db: &Store) -> anyhow::Result<()> {
+    crate::patients::records::backfill(db).await.map_err(|e| {
+        // An operator reads this: the cause, not the API's words for an unexpected error.
+        let why = match &e {
+            ApiError::Internal(cause) => cause.clone(),
+            other => other.problem().detail,
+        };
+        anyhow::anyhow!("giving stored patients their search and duplicate keys: {why}")
+    })
 }
 
 /// Re-reads the certificate and key on every SIGHUP; a failed read keeps the pair in use.

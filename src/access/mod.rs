@@ -1,12 +1,13 @@
 //! The access log: a durable, append-only record of who read or changed which record, when, from
 //! which IP, under which request id. Writes go into the same transaction as the change they
 //! describe; reads are recorded before the response is sent. Triggers refuse UPDATE and DELETE.
+pub mod records;
 pub mod routes;
 
 use crate::auth::Caller;
 use crate::clock::now_rfc3339;
 use crate::error::ApiError;
-use crate::store::{LogRow, Store, Tx};
+use crate::store::{LogRow, Read, Store, Write};
 
 pub use crate::store::LogEntry as Entry;
 
@@ -56,20 +57,20 @@ impl Action {
 }
 
 /// Appends an entry inside the caller's unit of work.
-pub async fn record(
-    tx: &mut dyn Tx,
+pub fn record(
+    conn: &mut dyn Write,
     caller: &Caller,
     action: Action,
     resource_type: &str,
     resource_id: &str,
 ) -> Result<(), ApiError> {
-    record_about(tx, caller, action, resource_type, resource_id, None).await
+    record_about(conn, caller, action, resource_type, resource_id, None)
 }
 
 /// Appends an entry for a resource that carries a patient's data (`patient`), so the patient's
 /// own log lists it too.
-pub async fn record_about(
-    tx: &mut dyn Tx,
+pub fn record_about(
+    conn: &mut dyn Write,
     caller: &Caller,
     action: Action,
     resource_type: &str,
@@ -77,7 +78,7 @@ pub async fn record_about(
     patient: Option<&str>,
 ) -> Result<(), ApiError> {
     let row = log_row(caller, action, resource_type, resource_id, patient);
-    tx.append_access(&[&row]).await?;
+    records::append_access(conn, &[&row])?;
     Ok(())
 }
 
@@ -120,7 +121,7 @@ impl<'a> Touch<'a> {
     }
 }
 
-/// Writes entries in their own transaction, committed (durable) before the caller answers:
+/// Writes entries in their own unit of work, committed (durable) before the caller answers:
 /// for reads, which change nothing else.
 pub async fn record_now(
     db: &Store,
@@ -140,16 +141,20 @@ pub async fn record_now(
 
 /// A page of entries for one record, oldest first, after sequence number `after`. For a patient
 /// this includes entries about resources that carry the patient's data.
-pub async fn list(
-    tx: &mut dyn Tx,
+pub fn list(
+    conn: &mut dyn Read,
     resource_type: &str,
     resource_id: &str,
     after: i64,
     limit: u32,
 ) -> Result<Vec<Entry>, ApiError> {
-    Ok(tx
-        .access_entries(resource_type, resource_id, after, limit)
-        .await?)
+    Ok(records::access_entries(
+        conn,
+        resource_type,
+        resource_id,
+        after,
+        limit,
+    )?)
 }
 
 /// An instant as the log stores it (RFC 3339 UTC, milliseconds), from a query or CLI value: an

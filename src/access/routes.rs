@@ -108,9 +108,7 @@ pub async fn list(
         Vec::new()
     } else {
         st.db
-            .read()
-            .await?
-            .access_log(&filter, after, limit)
+            .read(move |conn| Ok(super::records::access_log(conn, &filter, after, limit)?))
             .await?
     };
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());

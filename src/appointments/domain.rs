@@ -230,7 +230,7 @@ pub struct AppointmentRow<'a> {
 }
 
 /// Filters of the appointment list.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Filters {
     pub clinic_id: Option<String>,
     pub clinician_id: Option<String>,

@@ -1,7 +1,8 @@
 //! Appointments: `/v1/appointments`. This module is the feature's service: the rules of booking,
-//! rescheduling and checking in, run inside a unit of work on the writer; `routes.rs` holds thin
-//! handlers.
+//! rescheduling and checking in, each run inside one write unit over its transaction;
+//! `records.rs` reads and writes the rows; `routes.rs` holds thin handlers.
 pub mod domain;
+pub mod records;
 pub mod routes;
 
 use crate::access::{self, Action, Touch};
@@ -9,7 +10,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::http::precondition::{stale, IfMatch};
 use crate::patients::Use;
-use crate::store::{Held, Store, Tx};
+use crate::store::{Held, Read, Store, Write};
 use crate::users::domain::StoredUser;
 use domain::{Appointment, AppointmentPatch, AppointmentRow, AppointmentStatus, Filters};
 use domain::{NewAppointment, Slot};
@@ -24,8 +25,8 @@ pub fn location(id: &str) -> String {
 /// is, but its id is named only to a caller who could read it: the overlap check spans clinics
 /// and must not reveal another clinic's appointments, and a sealed patient's appointment is
 /// confirmed to admins only (its read is 451, naming the patient).
-async fn taken(
-    conn: &mut dyn Tx,
+fn taken(
+    conn: &mut dyn Read,
     caller: &Caller,
     (other, clinic_id): (String, String),
 ) -> Result<ApiError, ApiError> {
@@ -35,9 +36,9 @@ async fn taken(
             existing: None,
         });
     }
-    let hidden = match conn.find_appointment(&other).await? {
+    let hidden = match records::find_appointment(conn, &other)? {
         Some((a, _)) => matches!(
-            crate::patients::check_seal(conn, caller, &a.patient_id, Use::Read).await,
+            crate::patients::check_seal(conn, caller, &a.patient_id, Use::Read),
             Err(ApiError::UnavailableForLegalReasons { .. })
         ),
         None => false,
@@ -49,12 +50,8 @@ async fn taken(
 }
 
 /// A live appointment the caller may see: 404 if missing or another clinic's, 410 if deleted.
-pub async fn visible(
-    conn: &mut dyn Tx,
-    caller: &Caller,
-    id: &str,
-) -> Result<Appointment, ApiError> {
-    match conn.find_appointment(id).await? {
+pub fn visible(conn: &mut dyn Read, caller: &Caller, id: &str) -> Result<Appointment, ApiError> {
+    match records::find_appointment(conn, id)? {
         Some((a, deleted)) if caller.sees_clinic(&a.clinic_id) => {
             if deleted {
                 Err(ApiError::Gone("this appointment was deleted".into()))
@@ -68,17 +65,17 @@ pub async fn visible(
 
 /// A live appointment the caller may see and use: its patient's seal answers 451 to a read by
 /// a non-admin and 423 to any write.
-pub async fn usable(
-    conn: &mut dyn Tx,
+pub fn usable(
+    conn: &mut dyn Write,
     caller: &Caller,
     id: &str,
     use_: Use,
 ) -> Result<Appointment, ApiError> {
     if use_ == Use::Write {
-        conn.hold(Held::Appointment, id).await?;
+        conn.hold(Held::Appointment.table(), id)?;
     }
-    let a = visible(conn, caller, id).await?;
-    crate::patients::check_seal(conn, caller, &a.patient_id, use_).await?;
+    let a = visible(conn, caller, id)?;
+    crate::patients::check_seal(conn, caller, &a.patient_id, use_)?;
     Ok(a)
 }
 
@@ -92,8 +89,8 @@ pub fn touch(a: &Appointment) -> Touch<'_> {
 }
 
 /// Writes the access-log entry of a change to an appointment (it carries the patient's data).
-async fn log(
-    conn: &mut dyn Tx,
+fn log(
+    conn: &mut dyn Write,
     caller: &Caller,
     action: Action,
     a: &Appointment,
@@ -106,20 +103,17 @@ async fn log(
         &a.id,
         Some(&a.patient_id),
     )
-    .await
 }
 
 /// 422 unless the patient is live in the clinic and the clinician may see patients there.
-async fn check_people(
-    conn: &mut dyn Tx,
+fn check_people(
+    conn: &mut dyn Read,
     clinic_id: &str,
     patient_id: &str,
     clinician_id: &str,
 ) -> Result<(), ApiError> {
     let mut errors = Vec::new();
-    let patient_ok = conn
-        .find_patient(patient_id)
-        .await?
+    let patient_ok = crate::patients::records::find_patient(conn, patient_id)?
         .is_some_and(|p| p.patient.clinic_id == clinic_id && !p.deleted && p.merged_into.is_none());
     if !patient_ok {
         errors.push(FieldError::new(
@@ -127,7 +121,7 @@ async fn check_people(
             "no live patient of this clinic with this id",
         ));
     }
-    let clinician_ok = match conn.find_user(clinician_id).await? {
+    let clinician_ok = match crate::users::records::find_user(conn, clinician_id)? {
         Some(StoredUser::Live(u)) => {
             u.active
                 && (u.role == Role::Admin
@@ -149,55 +143,52 @@ async fn check_people(
 }
 
 /// Books an appointment (the rules and the insert), with its access-log entry.
-pub async fn book(
-    conn: &mut dyn Tx,
+pub fn book(
+    conn: &mut dyn Write,
     caller: Caller,
     new: NewAppointment,
     slot: Slot,
 ) -> Result<Appointment, ApiError> {
-    if crate::clinics::visible(conn, &caller, &new.clinic_id)
-        .await
-        .is_err()
-    {
+    if crate::clinics::visible(conn, &caller, &new.clinic_id).is_err() {
         return Err(ApiError::invalid(vec![FieldError::new(
             "/clinic_id",
             "no clinic with this id that you belong to",
         )]));
     }
-    check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id).await?;
-    crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write).await?;
-    if let Some(other) = conn.overlapping(&new.clinician_id, &slot, "").await? {
-        return Err(taken(conn, &caller, other).await?);
+    check_people(conn, &new.clinic_id, &new.patient_id, &new.clinician_id)?;
+    crate::patients::check_seal(conn, &caller, &new.patient_id, Use::Write)?;
+    if let Some(other) = records::overlapping(conn, &new.clinician_id, &slot, "")? {
+        return Err(taken(conn, &caller, other)?);
     }
     let id = crate::ids::new_id("apt");
     let reason = domain::reason(new.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
     let reason = reason.as_deref();
-    conn.insert_appointment(&AppointmentRow {
-        id: &id,
-        clinic_id: &new.clinic_id,
-        patient_id: &new.patient_id,
-        clinician_id: &new.clinician_id,
-        slot: &slot,
-        reason,
-    })
-    .await?;
-    let (a, _) = conn
-        .find_appointment(&id)
-        .await?
+    records::insert_appointment(
+        conn,
+        &AppointmentRow {
+            id: &id,
+            clinic_id: &new.clinic_id,
+            patient_id: &new.patient_id,
+            clinician_id: &new.clinician_id,
+            slot: &slot,
+            reason,
+        },
+    )?;
+    let (a, _) = records::find_appointment(conn, &id)?
         .ok_or_else(|| ApiError::internal("appointment vanished"))?;
-    log(conn, &caller, Action::Create, &a).await?;
+    log(conn, &caller, Action::Create, &a)?;
     Ok(a)
 }
 
 /// Reschedules or changes the status of an appointment if still at the `If-Match` version.
-pub async fn update(
-    conn: &mut dyn Tx,
+pub fn update(
+    conn: &mut dyn Write,
     caller: Caller,
     id: String,
     if_match: IfMatch,
     patch: AppointmentPatch,
 ) -> Result<Appointment, ApiError> {
-    let current = usable(conn, &caller, &id, Use::Write).await?;
+    let current = usable(conn, &caller, &id, Use::Write)?;
     let rescheduling = patch.start.is_some() || patch.duration_minutes.is_some();
     let slot = if rescheduling {
         Slot::parse(
@@ -221,8 +212,8 @@ pub async fn update(
         )]));
     }
     if rescheduling && status.holds_slot() {
-        if let Some(other) = conn.overlapping(&current.clinician_id, &slot, &id).await? {
-            return Err(taken(conn, &caller, other).await?);
+        if let Some(other) = records::overlapping(conn, &current.clinician_id, &slot, &id)? {
+            return Err(taken(conn, &caller, other)?);
         }
     }
     let given = domain::reason(patch.reason.as_deref()).map_err(|e| ApiError::invalid(vec![e]))?;
@@ -230,23 +221,20 @@ pub async fn update(
         Some(_) => given.as_deref(),
         None => current.reason.as_deref(),
     };
-    if !conn
-        .update_appointment(&id, current.version, &slot, reason, status, None)
-        .await?
-    {
+    if !records::update_appointment(conn, &id, current.version, &slot, reason, status, None)? {
         return Err(stale(current.version + 1));
     }
-    let a = visible(conn, &caller, &id).await?;
-    log(conn, &caller, Action::Update, &a).await?;
+    let a = visible(conn, &caller, &id)?;
+    log(conn, &caller, Action::Update, &a)?;
     Ok(a)
 }
 
 /// Deletes an appointment (already deleted is fine: DELETE is idempotent).
-pub async fn remove(conn: &mut dyn Tx, caller: Caller, id: String) -> Result<(), ApiError> {
-    match usable(conn, &caller, &id, Use::Write).await {
+pub fn remove(conn: &mut dyn Write, caller: Caller, id: String) -> Result<(), ApiError> {
+    match usable(conn, &caller, &id, Use::Write) {
         Ok(a) => {
-            conn.delete_appointment(&id).await?;
-            log(conn, &caller, Action::Delete, &a).await?;
+            records::delete_appointment(conn, &id)?;
+            log(conn, &caller, Action::Delete, &a)?;
         }
         Err(ApiError::Gone(_)) => {}
         Err(e) => return Err(e),
@@ -255,13 +243,13 @@ pub async fn remove(conn: &mut dyn Tx, caller: Caller, id: String) -> Result<(),
 }
 
 /// Checks a booked appointment in: issues its queue ticket in the same unit of work.
-pub async fn check_in(
-    conn: &mut dyn Tx,
+pub fn check_in(
+    conn: &mut dyn Write,
     caller: Caller,
     id: String,
     aging_minutes: u64,
 ) -> Result<crate::queue::domain::Ticket, ApiError> {
-    let a = usable(conn, &caller, &id, Use::Write).await?;
+    let a = usable(conn, &caller, &id, Use::Write)?;
     if a.status != AppointmentStatus::Booked {
         return Err(ApiError::Conflict {
             detail: format!(
@@ -271,9 +259,7 @@ pub async fn check_in(
             existing: Some(location(&id)),
         });
     }
-    let clinic = conn
-        .find_clinic(&a.clinic_id)
-        .await?
+    let clinic = crate::clinics::records::find_clinic(conn, &a.clinic_id)?
         .ok_or_else(|| ApiError::internal("clinic vanished"))?;
     // Check-in is for the appointment's own day on the clinic's clock, so its ticket joins
     // that day's queue (never today's queue for tomorrow's appointment).
@@ -296,27 +282,24 @@ pub async fn check_in(
         Some(&a.patient_id),
         crate::queue::domain::Priority::Normal,
         caller.now,
-    )
-    .await?;
+    )?;
     let slot = Slot {
         start: a.start.parse().map_err(ApiError::internal)?,
         minutes: a.duration_minutes,
     };
-    if !conn
-        .update_appointment(
-            &id,
-            a.version,
-            &slot,
-            a.reason.as_deref(),
-            AppointmentStatus::CheckedIn,
-            Some(&ticket.id),
-        )
-        .await?
-    {
+    if !records::update_appointment(
+        conn,
+        &id,
+        a.version,
+        &slot,
+        a.reason.as_deref(),
+        AppointmentStatus::CheckedIn,
+        Some(&ticket.id),
+    )? {
         // Another check-in (or change) committed meanwhile (PostgreSQL runs units side by
         // side): this unit, its ticket included, is undone. No If-Match was sent, so this is
         // the state conflict a later request would get, not a 412.
-        let now = visible(conn, &caller, &id).await?;
+        let now = visible(conn, &caller, &id)?;
         return Err(ApiError::Conflict {
             detail: format!(
                 "only a booked appointment can be checked in; this one is {}",
@@ -325,8 +308,8 @@ pub async fn check_in(
             existing: Some(location(&id)),
         });
     }
-    log(conn, &caller, Action::Update, &a).await?;
-    crate::queue::log_change(conn, &caller, Action::Create, &ticket).await?;
+    log(conn, &caller, Action::Update, &a)?;
+    crate::queue::log_change(conn, &caller, Action::Create, &ticket)?;
     Ok(ticket)
 }
 
@@ -376,9 +359,16 @@ pub async fn list(
     after: (i64, &str),
     limit: u32,
 ) -> Result<Vec<Appointment>, ApiError> {
-    Ok(db
-        .read()
-        .await?
-        .list_appointments(member, f, after, limit)
-        .await?)
+    let (member, f, after_id) = (member.map(str::to_string), f.clone(), after.1.to_string());
+    db.read(move |conn| {
+        let after = (after.0, after_id.as_str());
+        Ok(records::list_appointments(
+            conn,
+            member.as_deref(),
+            &f,
+            after,
+            limit,
+        )?)
+    })
+    .await
 }

@@ -47,10 +47,7 @@ pub async fn book(
     let caller = caller.0;
     let a = st
         .db
-        .write_data(move |conn| {
-            let (caller, new, slot) = (caller.clone(), new.clone(), slot.clone());
-            Box::pin(super::book(conn, caller, new, slot))
-        })
+        .write_data(move |conn| super::book(conn, caller.clone(), new.clone(), slot.clone()))
         .await?;
     Ok(resource::created(&a, &location(&a.id)))
 }
@@ -146,10 +143,15 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let a = visible(&mut *conn, &caller, &id).await?;
-    let sealed = crate::patients::check_seal(&mut *conn, &caller, &a.patient_id, Use::Read).await;
-    drop(conn);
+    let reader = caller.0.clone();
+    let (a, sealed) = st
+        .db
+        .read(move |conn| {
+            let a = visible(conn, &reader, &id)?;
+            let sealed = crate::patients::check_seal(conn, &reader, &a.patient_id, Use::Read);
+            Ok((a, sealed))
+        })
+        .await?;
     if let Err(e) = sealed {
         return Err(crate::patients::log_denial(&st.db, &caller, e, touch(&a)).await);
     }
@@ -175,9 +177,13 @@ pub async fn update(
     let a = st
         .db
         .write_data(move |conn| {
-            let (caller, id, if_match, patch) =
-                (caller.clone(), id.clone(), if_match.clone(), patch.clone());
-            Box::pin(super::update(conn, caller, id, if_match, patch))
+            super::update(
+                conn,
+                caller.clone(),
+                id.clone(),
+                if_match.clone(),
+                patch.clone(),
+            )
         })
         .await?;
     Ok(resource::updated(&a))
@@ -194,10 +200,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let caller = caller.0;
     st.db
-        .write_data(move |conn| {
-            let (caller, id) = (caller.clone(), id.clone());
-            Box::pin(super::remove(conn, caller, id))
-        })
+        .write_data(move |conn| super::remove(conn, caller.clone(), id.clone()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -215,10 +218,7 @@ pub async fn check_in(
     let (caller, aging) = (caller.0, st.config.queue_aging_minutes);
     let ticket = st
         .db
-        .write_data(move |conn| {
-            let (caller, id) = (caller.clone(), id.clone());
-            Box::pin(super::check_in(conn, caller, id, aging))
-        })
+        .write_data(move |conn| super::check_in(conn, caller.clone(), id.clone(), aging))
         .await?;
     crate::queue::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));
     Ok(resource::created(

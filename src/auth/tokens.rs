@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::Caller;
 use crate::error::ApiError;
 use crate::store::Store;
+use crate::users::records;
 
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -23,14 +24,15 @@ pub use crate::clock::now_unix;
 pub async fn issue(db: &Store, user_id: &str, ttl_seconds: i64) -> Result<String, ApiError> {
     let token = new_token();
     let (hash, user_id) = (hash_token(&token), user_id.to_string());
-    db.write(move |tx| {
-        let (hash, user_id) = (hash.clone(), user_id.clone());
-        Box::pin(async move {
-            let now = now_unix();
-            Ok(tx
-                .insert_token(&hash, &user_id, now, now + ttl_seconds)
-                .await?)
-        })
+    db.write(move |conn| {
+        let now = now_unix();
+        Ok(records::insert_token(
+            conn,
+            &hash,
+            &user_id,
+            now,
+            now + ttl_seconds,
+        )?)
     })
     .await?;
     Ok(token)
@@ -38,11 +40,8 @@ pub async fn issue(db: &Store, user_id: &str, ttl_seconds: i64) -> Result<String
 
 pub async fn revoke(db: &Store, token_hash: &str) -> Result<(), ApiError> {
     let token_hash = token_hash.to_string();
-    db.write(move |tx| {
-        let token_hash = token_hash.clone();
-        Box::pin(async move { Ok(tx.revoke_token(&token_hash, now_unix()).await?) })
-    })
-    .await
+    db.write(move |conn| Ok(records::revoke_token(conn, &token_hash, now_unix())?))
+        .await
 }
 
 /// The caller a live token belongs to; `None` for unknown, expired or revoked tokens and for
@@ -54,11 +53,13 @@ pub async fn authenticate(db: &Store, token: &str, ip: IpAddr) -> Result<Option<
 /// The caller a stored token hash still belongs to (a live socket re-checking its token). The
 /// request's ids come from the request's context here, in its own task, never across the store.
 pub async fn caller_of(db: &Store, hash: String, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
-    let mut conn = db.read().await?;
-    let Some(owner) = conn.token_owner(&hash, now_unix()).await? else {
+    let looked_up = hash.clone();
+    let owner = db
+        .read(move |conn| Ok(records::token_owner(conn, &looked_up, now_unix())?))
+        .await?;
+    let Some(owner) = owner else {
         return Ok(None);
     };
-    drop(conn);
     let ctx = crate::http::context::current();
     Ok(Some(Caller {
         request_id: ctx

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
+use crate::access::records;
 use crate::store::{LogFilter, Options, Store};
 
 #[derive(Subcommand)]
@@ -38,6 +39,7 @@ pub async fn run(database_url: &str, cmd: AuditCommand) -> anyhow::Result<()> {
     }
     let before = format!("{day}T00:00:00.000Z");
     let db = Store::open(Options::cli(database_url)).await?;
+    crate::startup::backfill(&db).await?;
     let mut file = crate::private_files::create_new(&out).with_context(|| {
         format!(
             "--out: cannot create {} (it must not exist yet)",
@@ -50,12 +52,12 @@ pub async fn run(database_url: &str, cmd: AuditCommand) -> anyhow::Result<()> {
     };
     let (mut after, mut written) = (0i64, 0u64);
     loop {
+        let filter = filter.clone();
+        // A failed query is reported in the store's own words, not as an API error.
         let page = db
-            .read()
+            .read(move |conn| Ok(records::access_log(conn, &filter, after, 1000)))
             .await
-            .map_err(super::plain)?
-            .access_log(&filter, after, 1000)
-            .await?;
+            .map_err(super::plain)??;
         for entry in page.iter().take(1000) {
             serde_json::to_writer(&mut file, entry)?;
             file.write_all(b"\n")?;
@@ -72,12 +74,9 @@ pub async fn run(database_url: &str, cmd: AuditCommand) -> anyhow::Result<()> {
         0
     } else {
         let through = after;
-        db.write(move |tx| {
-            let before = before.clone();
-            Box::pin(async move { Ok(tx.purge_access_log(&before, through).await?) })
-        })
-        .await
-        .map_err(super::plain)?
+        db.write(move |conn| Ok(records::purge_access_log(conn, &before, through)?))
+            .await
+            .map_err(super::plain)?
     };
     db.close().await;
     println!(

@@ -19,6 +19,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("{} exists already; choose a new file", args.path.display());
     }
     let db = Store::open(Options::cli(&args.db.url()?)).await?;
+    crate::startup::backfill(&db).await?;
     db.backup(&args.path)
         .await
         .with_context(|| format!("writing the backup to {}", args.path.display()))?;

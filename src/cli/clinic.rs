@@ -2,6 +2,7 @@
 use clap::Subcommand;
 
 use crate::clinics::domain::ValidClinic;
+use crate::clinics::records;
 use crate::store::{Options, Store};
 
 #[derive(Subcommand)]
@@ -25,6 +26,7 @@ pub enum ClinicCommand {
 
 pub async fn run(database_url: &str, cmd: ClinicCommand) -> anyhow::Result<()> {
     let db = Store::open(Options::cli(database_url)).await?;
+    crate::startup::backfill(&db).await?;
     match cmd {
         ClinicCommand::Add {
             name,
@@ -36,13 +38,10 @@ pub async fn run(database_url: &str, cmd: ClinicCommand) -> anyhow::Result<()> {
                 .map_err(|errors| super::plain(crate::error::ApiError::invalid(errors)))?;
             let id = crate::ids::new_id("cln");
             let clinic = db
-                .write_data(move |tx| {
-                    let (id, valid) = (id.clone(), valid.clone());
-                    Box::pin(async move {
-                        tx.insert_clinic(&id, &valid).await?;
-                        tx.find_clinic(&id).await?.ok_or_else(|| {
-                            crate::error::ApiError::internal("the clinic just stored is missing")
-                        })
+                .write_data(move |conn| {
+                    records::insert_clinic(conn, &id, &valid)?;
+                    records::find_clinic(conn, &id)?.ok_or_else(|| {
+                        crate::error::ApiError::internal("the clinic just stored is missing")
                     })
                 })
                 .await

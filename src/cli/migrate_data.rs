@@ -32,7 +32,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     // Both brought to this version's schema first (the source as `careq migrate` would).
     for url in [&args.from, &args.to] {
-        Store::open(Options::cli(url)).await?.close().await;
+        let db = Store::open(Options::cli(url)).await?;
+        crate::startup::backfill(&db).await?;
+        db.close().await;
     }
     let report = copy::sqlite_to_postgres(&args.from, &args.to).await?;
     let total: u64 = report.tables.iter().map(|(_, n)| n).sum();

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod clinic;
 pub mod migrate;
 pub mod migrate_data;
+pub mod seed;
 pub mod serve;
 pub mod status;
 pub mod user;
@@ -99,7 +100,7 @@ pub enum Command {
         query: Option<String>,
     },
     #[command(hide = true)]
-    BenchSeed(crate::store::sqlite::seed::Args),
+    BenchSeed(crate::cli::seed::Args),
 }
 
 /// Parses the command line and the `CAREQ_*` variables. What clap cannot parse ends the process
@@ -189,7 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::User { db, command } => user::run(&db.url()?, command).await.map(|_| 0),
         Command::Clinic { db, command } => clinic::run(&db.url()?, command).await.map(|_| 0),
         Command::Audit { db, command } => audit::run(&db.url()?, command).await.map(|_| 0),
-        Command::BenchSeed(args) => crate::store::sqlite::seed::run(args).await.map(|_| 0),
+        Command::BenchSeed(args) => crate::cli::seed::run(args).await.map(|_| 0),
         Command::Status { query } => Ok(status::run(query.as_deref(), &mut std::io::stdout())),
     }
 }

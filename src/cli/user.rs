@@ -43,6 +43,7 @@ fn read_password() -> anyhow::Result<String> {
 
 pub async fn run(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
     let db = crate::store::Store::open(crate::store::Options::cli(database_url)).await?;
+    crate::startup::backfill(&db).await?;
     match cmd {
         UserCommand::Add {
             username,

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::domain::{Clinic, ClinicPatch, NewClinic, ValidClinic};
 
-use super::visible;
+use super::{records, visible};
 use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, JsonBody};
@@ -15,6 +15,7 @@ use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::resource;
 use crate::startup::AppState;
+use crate::store::Held;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,13 +48,8 @@ pub async fn create(
     let clinic = st
         .db
         .write_data(move |conn| {
-            let (id, valid) = (id.clone(), valid.clone());
-            Box::pin(async move {
-                conn.insert_clinic(&id, &valid).await?;
-                conn.find_clinic(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("clinic vanished"))
-            })
+            records::insert_clinic(conn, &id, &valid)?;
+            records::find_clinic(conn, &id)?.ok_or_else(|| ApiError::internal("clinic vanished"))
         })
         .await?;
     Ok(resource::created(
@@ -91,8 +87,8 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let clinic = visible(&mut *conn, &caller, &id).await?;
+    let caller = caller.0;
+    let clinic = st.db.read(move |conn| visible(conn, &caller, &id)).await?;
     Ok(resource::read(&clinic, &headers))
 }
 
@@ -113,33 +109,29 @@ pub async fn update(
     let clinic = st
         .db
         .write_data(move |conn| {
-            let (admin, id, patch, if_match) =
-                (admin.clone(), id.clone(), patch.clone(), if_match.clone());
-            Box::pin(async move {
-                conn.hold(crate::store::Held::Clinic, &id).await?;
-                let current = visible(conn, &admin, &id).await?;
-                let valid = ValidClinic::parse(
-                    patch.name.as_deref().unwrap_or(&current.name),
-                    patch.timezone.as_deref().unwrap_or(&current.timezone),
-                    patch
-                        .ticket_prefix
-                        .as_deref()
-                        .unwrap_or(&current.ticket_prefix),
-                    match &patch.country {
-                        Some(given) => given.as_deref(),
-                        None => current.country.as_deref(),
-                    },
-                )
-                .map_err(ApiError::invalid)?;
-                if_match.check(current.version)?;
-                if !conn.update_clinic(&id, current.version, &valid).await? {
-                    let now = conn.find_clinic(&id).await?.map(|c| c.version).unwrap_or(0);
-                    return Err(stale(now));
-                }
-                conn.find_clinic(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("clinic vanished"))
-            })
+            conn.hold(Held::Clinic.table(), &id)?;
+            let current = visible(conn, &admin, &id)?;
+            let valid = ValidClinic::parse(
+                patch.name.as_deref().unwrap_or(&current.name),
+                patch.timezone.as_deref().unwrap_or(&current.timezone),
+                patch
+                    .ticket_prefix
+                    .as_deref()
+                    .unwrap_or(&current.ticket_prefix),
+                match &patch.country {
+                    Some(given) => given.as_deref(),
+                    None => current.country.as_deref(),
+                },
+            )
+            .map_err(ApiError::invalid)?;
+            if_match.check(current.version)?;
+            if !records::update_clinic(conn, &id, current.version, &valid)? {
+                let now = records::find_clinic(conn, &id)?
+                    .map(|c| c.version)
+                    .unwrap_or(0);
+                return Err(stale(now));
+            }
+            records::find_clinic(conn, &id)?.ok_or_else(|| ApiError::internal("clinic vanished"))
         })
         .await?;
     Ok(resource::updated(&clinic))

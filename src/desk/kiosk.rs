@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::auth::{perm, Require};
+use crate::clinics::records as clinic_records;
 use crate::error::ApiError;
 use crate::http::conditional::Representation;
 use crate::queue::domain::Priority;
@@ -36,12 +37,9 @@ pub async fn rotate_kiosk_key(
     let clinic_id = st
         .db
         .write(move |conn| {
-            let (admin, id, hash) = (admin.clone(), id.clone(), hash.clone());
-            Box::pin(async move {
-                let clinic = crate::clinics::visible(conn, &admin, &id).await?;
-                conn.set_kiosk_key_hash(&clinic.id, &hash).await?;
-                Ok(clinic.id)
-            })
+            let clinic = crate::clinics::visible(conn, &admin, &id)?;
+            clinic_records::set_kiosk_key_hash(conn, &clinic.id, &hash)?;
+            Ok(clinic.id)
         })
         .await?;
     Ok(Json(KioskLink {
@@ -80,17 +78,19 @@ pub async fn take_number(
         invalid_token: false,
     })?;
     let key_hash = crate::auth::tokens::hash_token(key);
-    let clinic = {
-        let mut conn = st.db.read().await?;
-        let stored = conn.kiosk_key_hash(&id).await?;
-        // Only the hash is stored; compare hashes, in constant time.
-        if !matches!(stored, Some(ref k) if crate::queue::live::constant_eq(k, &key_hash)) {
-            return Err(crate::auth::invalid_token());
-        }
-        conn.find_clinic(&id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))?
-    };
+    let expected = key_hash.clone();
+    let clinic = st
+        .db
+        .read(move |conn| {
+            let stored = clinic_records::kiosk_key_hash(conn, &id)?;
+            // Only the hash is stored; compare hashes, in constant time.
+            if !matches!(stored, Some(ref k) if crate::queue::live::constant_eq(k, &expected)) {
+                return Err(crate::auth::invalid_token());
+            }
+            clinic_records::find_clinic(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))
+        })
+        .await?;
     st.kiosk_limiter.check(&key_hash)?;
     let aging = st.config.queue_aging_minutes;
     let issued_for = clinic.clone();
@@ -99,10 +99,7 @@ pub async fn take_number(
     let ticket = st
         .db
         .write_data(move |conn| {
-            let clinic = issued_for.clone();
-            Box::pin(async move {
-                crate::queue::issue_in(aging, conn, &clinic, None, Priority::Normal, at).await
-            })
+            crate::queue::issue_in(aging, conn, &issued_for, None, Priority::Normal, at)
         })
         .await?;
     crate::queue::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));

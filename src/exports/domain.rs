@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
 use crate::http::csv_out;
-use crate::store::{export_columns, Cell, ExportRow, JobRecord};
+use crate::store::{export_columns, Cell, ExportRow, ExportScope, JobRecord};
 
 /// What is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +210,44 @@ impl Job {
     }
 }
 
+/// A dated scope's windows as the one JSON array the store's export reads take (`None` when the
+/// scope has no dates: every day counts). One element per clinic in `scope.windows`, so a dated
+/// scope finds rows of the clinics listed there only:
+/// - `c`: the clinic's id;
+/// - `f`, `t`: the window `[from, to)` in Unix seconds (an appointment's start is compared);
+/// - `fs`, `ts`: those two instants written `YYYY-MM-DDTHH:MM:SS`, a prefix of the stored
+///   `…SS.mmmZ` creation times, so text order is time order (`>= fs` holds from that second
+///   on, `< ts` until it);
+/// - `fd`, `td`: the inclusive days asked for (a ticket's queue day is already the clinic's).
+///
+/// An open side of the range is `null` in each.
+pub fn windows_json(scope: &ExportScope) -> Option<String> {
+    if scope.from_day.is_none() && scope.to_day.is_none() {
+        return None;
+    }
+    let as_text = |second: Option<i64>| {
+        second
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+    };
+    let windows = scope
+        .windows
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "c": w.clinic_id,
+                "f": w.from,
+                "t": w.to,
+                "fs": as_text(w.from),
+                "ts": as_text(w.to),
+                "fd": scope.from_day,
+                "td": scope.to_day,
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(windows).to_string())
+}
+
 /// Writes rows of one kind in one format into a buffer, a page at a time.
 pub struct Encoder {
     format: Format,
@@ -319,6 +357,31 @@ mod tests {
         let errors = ValidExport::parse(&n).unwrap_err();
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/kind", "/format", "/from", "/to", "/clinic_id"]);
+    }
+
+    #[test]
+    fn a_dated_scope_gives_each_clinic_its_window_and_an_undated_one_none() {
+        let mut scope = ExportScope {
+            kind: "patients".into(),
+            clinic_ids: Some(vec!["cln_a".into()]),
+            ..ExportScope::default()
+        };
+        assert_eq!(windows_json(&scope), None);
+        scope.from_day = Some("2026-03-01".into());
+        scope.windows = vec![crate::store::ClinicWindow {
+            clinic_id: "cln_a".into(),
+            from: Some(1_772_319_600),
+            to: None,
+        }];
+        let json: serde_json::Value = serde_json::from_str(&windows_json(&scope).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{
+                "c": "cln_a", "f": 1_772_319_600_i64, "t": null,
+                "fs": "2026-02-28T23:00:00", "ts": null,
+                "fd": "2026-03-01", "td": null,
+            }])
+        );
     }
 
     #[test]

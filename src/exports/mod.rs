@@ -1,8 +1,10 @@
 //! Exports: `POST /v1/exports` accepts a job (202), `GET /v1/jobs/{id}` follows it (200, then
 //! 303 to the file), `GET /v1/exports/{id}/file` serves the finished file with byte ranges. The
 //! rules (who may export what, one active export per user, who sees a job) live here; the
-//! runner (`runner.rs`) writes the files; `routes.rs` holds thin handlers.
+//! runner (`runner.rs`) writes the files; `records.rs` reads and writes the job rows;
+//! `routes.rs` holds thin handlers.
 pub mod domain;
+pub mod records;
 pub mod routes;
 pub mod runner;
 
@@ -27,9 +29,10 @@ pub fn file_location(id: &str) -> String {
     format!("/v1/exports/{id}/file")
 }
 
-/// The scope with its days worked out on each clinic's clock (`ExportScope::windows`): the
-/// start of `from` to the end of `to` in each clinic's zone, so a 00:30 appointment in Vienna
-/// falls on the Vienna day, as the lists' `day=` has it.
+/// The scope with its days worked out on each clinic's clock (`ExportScope::windows`, which
+/// `domain::windows_json` hands to the store's export reads): the start of `from` to the end
+/// of `to` in each clinic's zone, so a 00:30 appointment in Vienna falls on the Vienna day, as
+/// the lists' `day=` has it.
 pub async fn on_clinic_clocks(db: &Store, scope: &ExportScope) -> Result<ExportScope, ApiError> {
     let mut scope = scope.clone();
     scope.windows.clear();
@@ -73,13 +76,11 @@ pub fn part_path(config: &Config, id: &str) -> PathBuf {
 pub async fn start(db: &Store, caller: &Caller, v: ValidExport) -> Result<Job, ApiError> {
     let clinic_ids = match &v.clinic_id {
         Some(id) => {
-            let seen = db
-                .read()
-                .await?
-                .find_clinic(id)
-                .await?
-                .filter(|c| caller.sees_clinic(&c.id));
-            if seen.is_none() {
+            let wanted = id.clone();
+            let found = db
+                .read(move |conn| Ok(crate::clinics::records::find_clinic(conn, &wanted)?))
+                .await?;
+            if !found.is_some_and(|c| caller.sees_clinic(&c.id)) {
                 return Err(ApiError::invalid(vec![FieldError::new(
                     "/clinic_id",
                     "no clinic with this id that you belong to",
@@ -113,16 +114,10 @@ pub async fn start(db: &Store, caller: &Caller, v: ValidExport) -> Result<Job, A
         ..JobRecord::default()
     };
     let stored = db
-        .write_data(move |tx| {
-            let record = record.clone();
-            Box::pin(async move {
-                match tx.insert_job(&record).await {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict) => return Err(busy()),
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(record)
-            })
+        .write_data(move |conn| match records::insert_job(conn, &record) {
+            Ok(()) => Ok(record.clone()),
+            Err(StoreError::Conflict) => Err(busy()),
+            Err(e) => Err(e.into()),
         })
         .await?;
     Ok(Job::of(&stored))
@@ -147,9 +142,8 @@ fn busy() -> ApiError {
 /// still theirs to see (the role and clinics they have now, not those they had when they asked
 /// for it). Others get 404, as if it were absent.
 pub async fn find(db: &Store, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
-    db.read()
-        .await?
-        .find_job(id)
+    let id = id.to_string();
+    db.read(move |conn| Ok(records::find_job(conn, &id)?))
         .await?
         .filter(|j| {
             caller.role == Role::Admin
@@ -249,9 +243,6 @@ pub async fn discard(
         crate::clock::now_rfc3339(),
         why.map(str::to_string),
     );
-    db.write(move |tx| {
-        let (id, at, why) = (id.clone(), at.clone(), why.clone());
-        Box::pin(async move { Ok(tx.mark_job_removed(&id, &at, why.as_deref()).await?) })
-    })
-    .await
+    db.write(move |conn| Ok(records::mark_job_removed(conn, &id, &at, why.as_deref())?))
+        .await
 }

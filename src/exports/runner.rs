@@ -3,17 +3,23 @@
 //! and removes files past their retention. Jobs are durable rows, so a job queued or running
 //! when a process stops is run again from the start by the next runner that claims it; a file is
 //! written under a temporary name and renamed only once complete.
+//!
+//! A file's rows are read by one read unit, inside one snapshot (`careq_store::jobs::snapshot`),
+//! on an engine's reader thread; it hands the count and then each page over a small channel to
+//! the runner's task, which writes them out and renews the lease meanwhile.
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::domain::{Encoder, Format};
+use super::records;
 use crate::access::Action;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{JobEnd, JobProgress, JobRecord, LogRow};
+use crate::store::{ExportRow, ExportScope, JobEnd, JobProgress, JobRecord, LogRow, Read};
 
 /// How often an idle runner looks for work other processes queued, or for leases that ran out.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -82,19 +88,20 @@ fn idle_wait(state: &AppState) -> Duration {
 async fn claim(state: &AppState, runner: &str) -> Result<Option<JobRecord>, ApiError> {
     // Looking is a read; only a job to take costs a write (on SQLite, a commit).
     let now = crate::clock::now_ms();
-    if !state.db.read().await?.job_waiting(now).await? {
+    let waiting = state
+        .db
+        .read(move |conn| Ok(records::job_waiting(conn, now)?))
+        .await?;
+    if !waiting {
         return Ok(None);
     }
     let runner = runner.to_string();
     let lease_ms = lease(state).as_millis() as i64;
     state
         .db
-        .write(move |tx| {
-            let runner = runner.clone();
-            Box::pin(async move {
-                let now = crate::clock::now_ms();
-                Ok(tx.claim_job(&runner, now, now + lease_ms).await?)
-            })
+        .write(move |conn| {
+            let now = crate::clock::now_ms();
+            Ok(records::claim_job(conn, &runner, now, now + lease_ms)?)
         })
         .await
 }
@@ -161,26 +168,16 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
     };
     let (id, runner_id) = (job.id.clone(), runner.to_string());
     let succeeded = matches!(end, JobEnd::Succeeded { .. });
-    let named = std::sync::Arc::new(named);
     let finished = state
         .db
-        .write(move |tx| {
-            let (id, runner_id, end, log, named) = (
-                id.clone(),
-                runner_id.clone(),
-                end.clone(),
-                log.clone(),
-                named.clone(),
-            );
-            Box::pin(async move {
-                let held = tx.finish_job(&id, &runner_id, &end).await?;
-                if held && succeeded {
-                    // The file's last patients, in the commit that makes it downloadable.
-                    tx.add_export_patients(&id, &named).await?;
-                    tx.append_access(&[&log]).await?;
-                }
-                Ok(held)
-            })
+        .write(move |conn| {
+            let held = records::finish_job(conn, &id, &runner_id, &end)?;
+            if held && succeeded {
+                // The file's last patients, in the commit that makes it downloadable.
+                records::add_export_patients(conn, &id, &named)?;
+                crate::access::records::append_access(conn, &[&log])?;
+            }
+            Ok(held)
         })
         .await;
     match finished {
@@ -205,6 +202,27 @@ enum Written {
     LostLease,
 }
 
+/// What the snapshot's reader hands the file's writer, in this order.
+enum Piece {
+    /// How many rows the export writes.
+    Total(i64),
+    /// The next rows in id order (never empty).
+    Page(Vec<ExportRow>),
+}
+
+/// What the file's writer made of the pieces.
+enum Copied {
+    /// It wrote every page handed over (all of the export's, unless the reader failed: its
+    /// unit's own answer says so).
+    Pages {
+        rows: i64,
+        /// The patients named since the last heartbeat, still to be recorded.
+        patients: Vec<(String, i64)>,
+    },
+    /// Another runner took the job over: leave it.
+    LostLease,
+}
+
 /// Writes the job's rows to `part` from one snapshot, a page at a time (memory stays flat),
 /// renewing the lease with the progress; renames the file into place once it is complete and
 /// durable.
@@ -225,46 +243,23 @@ async fn write_file(
     let file = crate::private_files::create_or_truncate(part)
         .await
         .map_err(ApiError::internal)?;
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
     let scope = super::on_clinic_clocks(&state.db, &job.scope).await?;
-    let mut read = state.db.read().await?;
-    read.begin_snapshot().await?;
-    let total = read.export_count(&scope).await?;
-    // The patients the file names (id → the version of their record it holds), recorded with
-    // each heartbeat, so a later seal, deletion or merge withdraws the file.
-    let mut named: HashMap<String, i64> = HashMap::new();
-    if !beat(state, runner, &job.id, 0, total, &mut named).await? {
-        return Ok(Written::LostLease);
-    }
-    let encoder = Encoder::new(&job.kind, format);
-    let mut buf = Vec::with_capacity(64 * 1024);
-    encoder.header(&mut buf);
-    let (mut after, mut rows) = (String::new(), 0i64);
-    let every = (lease(state) / 3).min(Duration::from_secs(1));
-    let mut last_beat = Instant::now();
     let page_rows = state.config.export_page_rows.clamp(1, 10_000);
-    loop {
-        let page = read.export_page(&scope, &after, page_rows).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
-        rows += page.len() as i64;
-        for row in &page {
-            encoder.row(row, &mut buf);
-            if let Some((patient, version)) = &row.patient {
-                named.entry(patient.clone()).or_insert(*version);
-            }
-        }
-        out.write_all(&buf).await.map_err(ApiError::internal)?;
-        buf.clear();
-        if last_beat.elapsed() >= every || named.len() >= PATIENTS_HELD {
-            last_beat = Instant::now();
-            if !beat(state, runner, &job.id, rows, total, &mut named).await? {
-                return Ok(Written::LostLease);
-            }
-        }
-    }
-    drop(read);
-    out.write_all(&buf).await.map_err(ApiError::internal)?;
+    // One page may wait in the hand-over while the next is read and the last is written.
+    let (hand_over, pieces) = sync_channel(1);
+    let reading = state
+        .db
+        .read(move |conn| read_snapshot(conn, &scope, page_rows, &hand_over));
+    let writing = write_pages(state, runner, job, format, pieces, &mut out);
+    let (read, written) = tokio::join!(reading, writing);
+    let (rows, patients) = match (read, written) {
+        // The job is another runner's now (its file too): nothing here is this runner's to say.
+        (_, Ok(Copied::LostLease)) => return Ok(Written::LostLease),
+        // A reader that failed ended the hand-over early: its error, not a short file.
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+        (Ok(()), Ok(Copied::Pages { rows, patients })) => (rows, patients),
+    };
     out.flush().await.map_err(ApiError::internal)?;
     let file = out.into_inner();
     file.sync_all().await.map_err(ApiError::internal)?;
@@ -277,6 +272,103 @@ async fn write_file(
     Ok(Written::Done {
         rows,
         size,
+        patients,
+    })
+}
+
+/// The export's reads, as one read unit: the count, then each page, all from one snapshot,
+/// each handed over as soon as it is read. The hand-over holds one piece, so the reader waits
+/// while the writer is behind; once the writer stops taking pieces (it failed, or lost the
+/// job), the next hand-over fails and the reading ends there.
+fn read_snapshot(
+    conn: &mut dyn Read,
+    scope: &ExportScope,
+    page_rows: u32,
+    hand_over: &SyncSender<Piece>,
+) -> Result<(), ApiError> {
+    careq_store::jobs::snapshot(conn, |snap| {
+        let total = records::export_count(snap, scope)?;
+        if hand_over.send(Piece::Total(total)).is_err() {
+            return Ok(());
+        }
+        let mut after = String::new();
+        loop {
+            let page = records::export_page(snap, scope, &after, page_rows)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.id.clone();
+            if hand_over.send(Piece::Page(page)).is_err() {
+                return Ok(());
+            }
+        }
+    })
+}
+
+/// The next piece the reader hands over, or `None` once it is done (or failed). A read unit
+/// runs no async code, so the hand-over is a plain channel, waited on off the async workers.
+async fn next_piece(pieces: Receiver<Piece>) -> Result<(Receiver<Piece>, Option<Piece>), ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let piece = pieces.recv().ok();
+        (pieces, piece)
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Writes the pieces the reader hands over into `out`, heartbeat by heartbeat. Returning drops
+/// `pieces`, which stops the reader.
+async fn write_pages(
+    state: &AppState,
+    runner: &str,
+    job: &JobRecord,
+    format: Format,
+    pieces: Receiver<Piece>,
+    out: &mut BufWriter<tokio::fs::File>,
+) -> Result<Copied, ApiError> {
+    let (mut pieces, first) = next_piece(pieces).await?;
+    let Some(Piece::Total(total)) = first else {
+        return Err(ApiError::internal(
+            "the export's reader handed over no count",
+        ));
+    };
+    // The patients the file names (id → the version of their record it holds), recorded with
+    // each heartbeat, so a later seal, deletion or merge withdraws the file.
+    let mut named: HashMap<String, i64> = HashMap::new();
+    if !beat(state, runner, &job.id, 0, total, &mut named).await? {
+        return Ok(Copied::LostLease);
+    }
+    let encoder = Encoder::new(&job.kind, format);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    encoder.header(&mut buf);
+    let mut rows = 0i64;
+    let every = (lease(state) / 3).min(Duration::from_secs(1));
+    let mut last_beat = Instant::now();
+    loop {
+        let (rest, piece) = next_piece(pieces).await?;
+        pieces = rest;
+        let Some(Piece::Page(page)) = piece else {
+            break;
+        };
+        rows += page.len() as i64;
+        for row in &page {
+            encoder.row(row, &mut buf);
+            if let Some((patient, version)) = &row.patient {
+                named.entry(patient.clone()).or_insert(*version);
+            }
+        }
+        out.write_all(&buf).await.map_err(ApiError::internal)?;
+        buf.clear();
+        if last_beat.elapsed() >= every || named.len() >= PATIENTS_HELD {
+            last_beat = Instant::now();
+            if !beat(state, runner, &job.id, rows, total, &mut named).await? {
+                return Ok(Copied::LostLease);
+            }
+        }
+    }
+    out.write_all(&buf).await.map_err(ApiError::internal)?;
+    Ok(Copied::Pages {
+        rows,
         patients: named.into_iter().collect(),
     })
 }
@@ -293,24 +385,21 @@ async fn beat(
 ) -> Result<bool, ApiError> {
     let (id, runner) = (id.to_string(), runner.to_string());
     let lease_ms = lease(state).as_millis() as i64;
-    let patients: std::sync::Arc<Vec<(String, i64)>> = std::sync::Arc::new(named.drain().collect());
+    let patients: Vec<(String, i64)> = named.drain().collect();
     state
         .db
-        .write(move |tx| {
-            let (id, runner, patients) = (id.clone(), runner.clone(), patients.clone());
-            Box::pin(async move {
-                let progress = JobProgress {
-                    rows_written: rows,
-                    rows_total: Some(total),
-                    lease_until: crate::clock::now_ms() + lease_ms,
-                    at: crate::clock::now_rfc3339(),
-                };
-                let held = tx.job_progress(&id, &runner, &progress).await?;
-                if held {
-                    tx.add_export_patients(&id, &patients).await?;
-                }
-                Ok(held)
-            })
+        .write(move |conn| {
+            let progress = JobProgress {
+                rows_written: rows,
+                rows_total: Some(total),
+                lease_until: crate::clock::now_ms() + lease_ms,
+                at: crate::clock::now_rfc3339(),
+            };
+            let held = records::job_progress(conn, &id, &runner, &progress)?;
+            if held {
+                records::add_export_patients(conn, &id, &patients)?;
+            }
+            Ok(held)
         })
         .await
 }
@@ -319,13 +408,13 @@ async fn beat(
 /// sealed, deleted or merged; their URLs then answer 410.
 async fn sweep(state: &AppState) -> Result<(), ApiError> {
     let now = crate::clock::now_unix();
-    let expired = state
+    let (expired, withdrawn) = state
         .db
-        .read()
-        .await?
-        .expired_jobs(now, SWEEP_BATCH)
+        .read(move |conn| {
+            let expired = records::expired_jobs(conn, now, SWEEP_BATCH)?;
+            Ok((expired, records::withdrawn_jobs(conn, SWEEP_BATCH)?))
+        })
         .await?;
-    let withdrawn = state.db.read().await?.withdrawn_jobs(SWEEP_BATCH).await?;
     let each = expired
         .into_iter()
         .map(|(id, format)| (id, format, None))

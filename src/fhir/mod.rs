@@ -16,7 +16,9 @@ use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::patients::domain::{name_matches, search_key, Patient, SearchFilters};
+use crate::patients::records;
 use crate::startup::AppState;
+use crate::store::Read;
 use bundle::Query;
 
 pub use routes::router;
@@ -134,13 +136,13 @@ fn meets(p: &Patient, f: &SearchFilters) -> bool {
 }
 
 /// The one patient `_id` names, if the caller may find it in a search and it meets the rest.
-pub async fn by_id(
-    conn: &mut dyn crate::store::Tx,
+pub fn by_id(
+    conn: &mut dyn Read,
     caller: &Caller,
     id: &str,
     f: &SearchFilters,
 ) -> Result<Option<Patient>, ApiError> {
-    Ok(conn.find_patient(id).await?.and_then(|s| {
+    Ok(records::find_patient(conn, id)?.and_then(|s| {
         let visible = caller.sees_clinic(&s.patient.clinic_id)
             && !s.deleted
             && s.merged_into.is_none()
@@ -176,10 +178,12 @@ pub async fn search_patients(
     let Some((f, id)) = patient_filters(st, caller, q).await? else {
         return Ok(empty);
     };
-    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
-    let mut conn = st.db.read().await?;
+    let member_of = (caller.role != Role::Admin).then(|| caller.clinic_ids.clone());
     let page = if let Some(id) = id {
-        let items: Vec<Patient> = by_id(&mut *conn, caller, &id, &f)
+        let who = caller.clone();
+        let items: Vec<Patient> = st
+            .db
+            .read(move |conn| by_id(conn, &who, &id, &f))
             .await?
             .into_iter()
             .collect();
@@ -190,8 +194,16 @@ pub async fn search_patients(
             total,
         }
     } else {
-        let rows = conn.search_patients(member_of, &f, &after, limit).await?;
-        let total = conn.count_patients(member_of, &f, TOTAL_CAP).await?;
+        // The page and its count in one read.
+        let (rows, total) = st
+            .db
+            .read(move |conn| {
+                let member_of = member_of.as_deref();
+                let rows = records::search_patients(conn, member_of, &f, &after, limit)?;
+                let total = records::count_patients(conn, member_of, &f, TOTAL_CAP)?;
+                Ok((rows, total))
+            })
+            .await?;
         let page = crate::http::paging::Page::from_rows_by(rows, limit, |(key, _)| {
             st.cursor_seal
                 .seal(crate::http::cursor_seal::Scope::FhirPatients, key)
@@ -202,7 +214,6 @@ pub async fn search_patients(
             total: (total < TOTAL_CAP as i64).then_some(total),
         }
     };
-    drop(conn);
     let touched: Vec<Touch> = page.items.iter().map(|p| Touch::patient(&p.id)).collect();
     access::record_now(&st.db, caller, Action::Search, &touched).await?;
     Ok(page)

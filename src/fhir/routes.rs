@@ -14,8 +14,9 @@ use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
 use crate::http::middleware::redirect;
 use crate::http::precondition::IfMatch;
-use crate::patients::{resolve, Resolved, Use};
+use crate::patients::{records, resolve, resolve_to_write, Resolved, Use};
 use crate::startup::AppState;
+use crate::store::Read;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -62,44 +63,69 @@ pub async fn read_patient(
     Ok(versioned(&body, version, &updated).respond(&headers))
 }
 
+/// What one read of a patient for FHIR found: the record served, or why it is refused (with
+/// the survivor's id when the refusal is the survivor's).
+enum Found {
+    Served((Value, i64, String), Option<String>),
+    Refused(ApiError, Option<String>),
+}
+
+/// Reads the patient for [`patient_now`], following a merge to its survivor.
+fn find_for_fhir(
+    conn: &mut dyn Read,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<Found, ApiError> {
+    match resolve(conn, caller, id, false) {
+        Ok(Resolved::Live(s)) => {
+            let p = s.patient;
+            Ok(Found::Served(
+                (patient::to_fhir(&p), p.version, p.updated_at),
+                None,
+            ))
+        }
+        Ok(Resolved::Moved(_)) => {
+            // FHIR serves the old record itself (`replaced-by`) where the native API answers
+            // 301: the merge is followed first, so the survivor's seal governs it too.
+            let s = records::find_patient(conn, id)?
+                .ok_or_else(|| ApiError::internal("patient vanished"))?;
+            let survivor = crate::patients::survivor_of(conn, &s)?;
+            let sid = survivor.patient.id.clone();
+            if let Err(e) = crate::patients::survivor_allows(caller, &survivor, Use::Read) {
+                return Ok(Found::Refused(e, Some(sid)));
+            }
+            let p = s.patient;
+            Ok(Found::Served(
+                (patient::replaced(&p, &sid), p.version, p.updated_at),
+                Some(sid),
+            ))
+        }
+        Err(e) => Ok(Found::Refused(e, None)),
+    }
+}
+
 /// The patient as FHIR, its version and time of change; the read is access-logged.
 async fn patient_now(
     st: &AppState,
     caller: &crate::auth::Caller,
     id: &str,
 ) -> Result<(Value, i64, String), ApiError> {
-    let mut conn = st.db.read().await?;
-    let (found, survivor) = match resolve(&mut *conn, caller, id, false).await {
-        Ok(Resolved::Live(s)) => {
-            let p = s.patient;
-            ((patient::to_fhir(&p), p.version, p.updated_at), None)
+    let found = {
+        let (who, id) = (caller.clone(), id.to_string());
+        st.db
+            .read(move |conn| find_for_fhir(conn, &who, &id))
+            .await?
+    };
+    let (found, survivor) = match found {
+        Found::Served(found, survivor) => (found, survivor),
+        Found::Refused(e, Some(sid)) => {
+            let touched = crate::patients::merged_touch(id, &sid);
+            return Err(crate::patients::log_denial(&st.db, caller, e, touched).await);
         }
-        Ok(Resolved::Moved(_)) => {
-            // FHIR serves the old record itself (`replaced-by`) where the native API answers
-            // 301: the merge is followed first, so the survivor's seal governs it too.
-            let s = conn
-                .find_patient(id)
-                .await?
-                .ok_or_else(|| ApiError::internal("patient vanished"))?;
-            let survivor = crate::patients::survivor_of(&mut *conn, &s).await?;
-            let sid = survivor.patient.id.clone();
-            if let Err(e) = crate::patients::survivor_allows(caller, &survivor, Use::Read) {
-                drop(conn);
-                let touched = crate::patients::merged_touch(id, &sid);
-                return Err(crate::patients::log_denial(&st.db, caller, e, touched).await);
-            }
-            let p = s.patient;
-            (
-                (patient::replaced(&p, &sid), p.version, p.updated_at),
-                Some(sid),
-            )
-        }
-        Err(e) => {
-            drop(conn);
+        Found::Refused(e, None) => {
             return Err(crate::patients::log_denial(&st.db, caller, e, Touch::patient(id)).await);
         }
     };
-    drop(conn);
     let touched = match &survivor {
         Some(sid) => crate::patients::merged_touch(id, sid),
         None => Touch::patient(id),
@@ -197,44 +223,36 @@ pub async fn create_patient(
     let (p, made) = st
         .db
         .write_data(move |conn| {
-            let (caller, new, condition) = (caller.clone(), new.clone(), condition.clone());
-            Box::pin(async move {
-                if let Some(cond) = condition {
-                    let found = match cond {
-                        None => Vec::new(),
-                        Some((f, Some(id))) => super::by_id(conn, &caller, &id, &f)
-                            .await?
+            if let Some(cond) = &condition {
+                let found = match cond {
+                    None => Vec::new(),
+                    Some((f, Some(id))) => {
+                        super::by_id(conn, &caller, id, f)?.into_iter().collect()
+                    }
+                    Some((f, None)) => {
+                        let member_of =
+                            (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
+                        records::search_patients(conn, member_of, f, "", 2)?
                             .into_iter()
-                            .collect(),
-                        Some((f, None)) => {
-                            let member_of = (caller.role != Role::Admin)
-                                .then_some(caller.clinic_ids.as_slice());
-                            conn.search_patients(member_of, &f, "", 2)
-                                .await?
-                                .into_iter()
-                                .map(|(_, p)| p)
-                                .collect()
-                        }
-                    };
-                    match found.as_slice() {
-                        [] => {}
-                        [one] => {
-                            access::record(conn, &caller, Action::Read, "patient", &one.id).await?;
-                            return Ok((one.clone(), false));
-                        }
-                        _ => {
-                            return Err(ApiError::AmbiguousCondition(
-                                "If-None-Exist matched more than one patient; make it narrower"
-                                    .into(),
-                            ))
-                        }
+                            .map(|(_, p)| p)
+                            .collect()
+                    }
+                };
+                match found.as_slice() {
+                    [] => {}
+                    [one] => {
+                        access::record(conn, &caller, Action::Read, "patient", &one.id)?;
+                        return Ok((one.clone(), false));
+                    }
+                    _ => {
+                        return Err(ApiError::AmbiguousCondition(
+                            "If-None-Exist matched more than one patient; make it narrower".into(),
+                        ))
                     }
                 }
-                let p = crate::patients::create(conn, &caller, &new)
-                    .await
-                    .map_err(patient::repoint)?;
-                Ok((p, true))
-            })
+            }
+            let p = crate::patients::create(conn, &caller, &new).map_err(patient::repoint)?;
+            Ok((p, true))
         })
         .await?;
     let body = patient::to_fhir(&p);
@@ -269,34 +287,26 @@ pub async fn update_patient(
     let (caller, if_match, id) = (caller.0, if_match.weak_as_version(), native_id(&id));
     st.db
         .write_data(move |conn| {
-            let (caller, id, if_match, doc) =
-                (caller.clone(), id.clone(), if_match.clone(), doc.clone());
-            Box::pin(async move {
-                let stored = match resolve(conn, &caller, &id, true).await? {
-                    Resolved::Moved(_) => {
-                        // Pointed at the record that carries the person now, unless that one
-                        // refuses the write itself (sealed: 423; deleted: 410).
-                        let merged = conn
-                            .find_patient(&id)
-                            .await?
-                            .ok_or_else(|| ApiError::internal("patient vanished"))?;
-                        let survivor = crate::patients::survivor_of(conn, &merged).await?;
-                        crate::patients::survivor_allows(&caller, &survivor, Use::Write)?;
-                        return Ok(redirect(
-                            StatusCode::MOVED_PERMANENTLY,
-                            &format!("/fhir/r4/Patient/{}", fhir_id(&survivor.patient.id)),
-                        ));
-                    }
-                    Resolved::Live(s) => s,
-                };
-                let fields = patient::replacement(&doc, &id, &stored.patient)?;
-                let p =
-                    crate::patients::replace(conn, &caller, &stored.patient, &if_match, &fields)
-                        .await
-                        .map_err(patient::repoint)?;
-                Ok(versioned(&patient::to_fhir(&p), p.version, &p.updated_at)
-                    .respond(&HeaderMap::new()))
-            })
+            let stored = match resolve_to_write(conn, &caller, &id)? {
+                Resolved::Moved(_) => {
+                    // Pointed at the record that carries the person now, unless that one
+                    // refuses the write itself (sealed: 423; deleted: 410).
+                    let merged = records::find_patient(conn, &id)?
+                        .ok_or_else(|| ApiError::internal("patient vanished"))?;
+                    let survivor = crate::patients::survivor_of(conn, &merged)?;
+                    crate::patients::survivor_allows(&caller, &survivor, Use::Write)?;
+                    return Ok(redirect(
+                        StatusCode::MOVED_PERMANENTLY,
+                        &format!("/fhir/r4/Patient/{}", fhir_id(&survivor.patient.id)),
+                    ));
+                }
+                Resolved::Live(s) => s,
+            };
+            let fields = patient::replacement(&doc, &id, &stored.patient)?;
+            let p = crate::patients::replace(conn, &caller, &stored.patient, &if_match, &fields)
+                .map_err(patient::repoint)?;
+            Ok(versioned(&patient::to_fhir(&p), p.version, &p.updated_at)
+                .respond(&HeaderMap::new()))
         })
         .await
 }

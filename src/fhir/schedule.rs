@@ -24,16 +24,20 @@ pub async fn read_appointment(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let a = crate::appointments::visible(&mut *conn, &caller, &native_id(&id)).await?;
-    let sealed = crate::patients::check_seal(
-        &mut *conn,
-        &caller,
-        &a.patient_id,
-        crate::patients::Use::Read,
-    )
-    .await;
-    drop(conn);
+    let reader = caller.0.clone();
+    let (a, sealed) = st
+        .db
+        .read(move |conn| {
+            let a = crate::appointments::visible(conn, &reader, &native_id(&id))?;
+            let sealed = crate::patients::check_seal(
+                conn,
+                &reader,
+                &a.patient_id,
+                crate::patients::Use::Read,
+            );
+            Ok((a, sealed))
+        })
+        .await?;
     let touch = crate::appointments::touch(&a);
     if let Err(e) = sealed {
         return Err(crate::patients::log_denial(&st.db, &caller, e, touch).await);
@@ -120,9 +124,10 @@ pub async fn read_practitioner(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let u = crate::users::get(&mut *conn, &native_id(&id)).await?;
-    drop(conn);
+    let u = st
+        .db
+        .read(move |conn| crate::users::get(conn, &native_id(&id)))
+        .await?;
     // Clinicians (and admins, who may hold appointments anywhere) of the caller's clinics.
     let shares = u.clinic_ids.iter().any(|c| caller.sees_clinic(c));
     let visible = match u.role {

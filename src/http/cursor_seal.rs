@@ -92,9 +92,10 @@ impl CursorSeal {
         rand::rngs::OsRng.fill_bytes(&mut fresh);
         let fresh = hex::encode(fresh);
         let stored: String = db
-            .write(move |tx| {
-                let fresh = fresh.clone();
-                Box::pin(async move { Ok(tx.setting_or_insert(META_KEY, &fresh).await?) })
+            .write(move |conn| {
+                Ok(crate::access::records::setting_or_insert(
+                    conn, META_KEY, &fresh,
+                )?)
             })
             .await?;
         let secret = hex::decode(stored.trim())

@@ -13,7 +13,7 @@ use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
 use crate::idempotency::{record_in, Claimed};
 use crate::startup::AppState;
-use crate::store::Tx;
+use crate::store::Write;
 
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,16 +53,14 @@ fn item_error(i: usize, mut err: ApiError) -> ApiError {
     err
 }
 
-async fn one(
-    tx: &mut dyn Tx,
+fn one(
+    conn: &mut dyn Write,
     caller: &Caller,
     i: usize,
     item: serde_json::Value,
 ) -> Result<String, ApiError> {
     let new: NewPatient = parse_value(item).map_err(|e| item_error(i, e))?;
-    let patient = super::create(tx, caller, &new)
-        .await
-        .map_err(|e| item_error(i, e))?;
+    let patient = super::create(conn, caller, &new).map_err(|e| item_error(i, e))?;
     Ok(patient.id)
 }
 
@@ -115,40 +113,38 @@ pub async fn batch(
     // crash finds either everything (and replays it) or nothing.
     st.db
         .write_data(move |conn| {
-            let (req, caller, claimed) = (req.clone(), caller.clone(), claimed.clone());
-            Box::pin(async move {
-                let outcomes = if req.atomic {
-                    atomic(conn, &caller, req.items).await?
-                } else {
-                    one_by_one(conn, &caller, req.items).await?
-                };
-                let results = outcomes.iter().map(result_of).collect();
-                let res =
-                    (StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response();
-                record_in(conn, &claimed, res).await
-            })
+            let outcomes = if req.atomic {
+                atomic(conn, &caller, &req.items)?
+            } else {
+                one_by_one(conn, &caller, &req.items)?
+            };
+            let results = outcomes.iter().map(result_of).collect();
+            let res = (StatusCode::MULTI_STATUS, Json(BatchResults { results })).into_response();
+            record_in(conn, &claimed, res)
         })
         .await
 }
 
-type Items = Vec<serde_json::Map<String, serde_json::Value>>;
+type Items = [serde_json::Map<String, serde_json::Value>];
 
 /// All items in one savepoint: kept only if every item succeeds; otherwise the good ones
 /// answer 424.
-async fn atomic(
-    tx: &mut dyn Tx,
+fn atomic(
+    conn: &mut dyn Write,
     caller: &Caller,
-    items: Items,
+    items: &Items,
 ) -> Result<Vec<Result<String, ApiError>>, ApiError> {
-    tx.savepoint("batch_all").await?;
     let mut outcomes = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        outcomes.push(one(tx, caller, i, serde_json::Value::Object(item)).await);
-    }
-    if outcomes.iter().all(Result::is_ok) {
-        tx.release("batch_all").await?;
-    } else {
-        tx.rollback_to("batch_all").await?;
+    let kept = conn.savepoint(&mut |w| {
+        for (i, item) in items.iter().enumerate() {
+            outcomes.push(one(w, caller, i, serde_json::Value::Object(item.clone())));
+        }
+        Ok(outcomes.iter().all(Result::is_ok))
+    })?;
+    if !kept {
+        if outcomes.iter().all(Result::is_ok) {
+            return Err(ApiError::internal("an atomic batch was not kept"));
+        }
         for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
             *o = Err(ApiError::FailedDependency(
                 "not stored: another item of this atomic batch failed".into(),
@@ -159,26 +155,29 @@ async fn atomic(
 }
 
 /// Each item in its own savepoint: a failure is that item's result and rolls back that item.
-async fn one_by_one(
-    tx: &mut dyn Tx,
+fn one_by_one(
+    conn: &mut dyn Write,
     caller: &Caller,
-    items: Items,
+    items: &Items,
 ) -> Result<Vec<Result<String, ApiError>>, ApiError> {
     let mut outcomes = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        tx.savepoint("batch_item").await?;
-        let outcome = match one(tx, caller, i, serde_json::Value::Object(item)).await {
-            Ok(id) => tx
-                .release("batch_item")
-                .await
-                .map(|_| id)
-                .map_err(ApiError::from),
-            Err(e) => {
-                tx.rollback_to("batch_item").await?;
-                Err(e)
-            }
-        };
-        outcomes.push(outcome);
+    for (i, item) in items.iter().enumerate() {
+        let mut outcome = None;
+        let kept = conn.savepoint(&mut |w| {
+            let o = one(w, caller, i, serde_json::Value::Object(item.clone()));
+            let keep = o.is_ok();
+            outcome = Some(o);
+            Ok(keep)
+        });
+        outcomes.push(match (kept, outcome) {
+            (Ok(true), Some(o)) | (Ok(false), Some(o @ Err(_))) => o,
+            // The item succeeded but could not be kept: that is its result.
+            (Err(e), Some(Ok(_))) => Err(ApiError::from(e)),
+            (Ok(false), Some(Ok(_))) => Err(ApiError::internal("a batch item was not kept")),
+            // The savepoint could not be opened, or the failed item not undone.
+            (Err(e), _) => return Err(ApiError::from(e)),
+            (Ok(_), None) => return Err(ApiError::internal("a batch item was not run")),
+        });
     }
     Ok(outcomes)
 }

@@ -1,7 +1,8 @@
 //! Patients: `/v1/patients`. The rules shared by the single create, the batch and the updates
-//! live here; `routes.rs` holds thin handlers, `store.rs` the queries.
+//! live here; `routes.rs` holds thin handlers, `records.rs` the patients as stored.
 pub mod batch;
 pub mod domain;
+pub mod records;
 pub mod routes;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::idempotency::{ReplayCheck, Replayed};
 use crate::startup::AppState;
-use crate::store::{Held, Store, StoreError, Tx};
+use crate::store::{Held, Read, Store, StoreError, Write};
 use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};
 
 pub use routes::router;
@@ -40,13 +41,15 @@ pub async fn phone_query(
         _ => None,
     };
     let region = match clinic {
-        Some(id) => db
-            .read()
+        Some(id) => {
+            let (id, caller) = (id.to_string(), caller.clone());
+            db.read(move |conn| {
+                Ok(crate::clinics::records::find_clinic(conn, &id)?
+                    .filter(|c| caller.sees_clinic(&c.id))
+                    .and_then(|c| c.country))
+            })
             .await?
-            .find_clinic(id)
-            .await?
-            .filter(|c| caller.sees_clinic(&c.id))
-            .and_then(|c| c.country),
+        }
         None => None,
     };
     // Without a country a national number cannot be read either: it finds nobody, and the
@@ -67,13 +70,13 @@ fn duplicate(existing: &str, why: &str) -> ApiError {
 
 /// The 409 for a duplicate, naming the existing record only when the caller could read it: a
 /// sealed record's id is not confirmed to anyone but an admin.
-async fn duplicate_of(
-    tx: &mut dyn Tx,
+fn duplicate_of(
+    conn: &mut dyn Read,
     caller: &Caller,
     existing: &str,
     why: &str,
 ) -> Result<ApiError, ApiError> {
-    let sealed = tx.find_patient(existing).await?.is_some_and(|s| s.sealed);
+    let sealed = records::find_patient(conn, existing)?.is_some_and(|s| s.sealed);
     if sealed && caller.role != Role::Admin {
         return Ok(ApiError::Conflict {
             detail: format!("a patient with {why} already exists in this clinic"),
@@ -102,8 +105,8 @@ fn sealed_write() -> ApiError {
 
 /// A seal means the same on every path that reaches the patient: through an appointment or a
 /// ticket, a write answers 423 (admins too) and a read 451 (admins may read).
-pub async fn check_seal(
-    tx: &mut dyn Tx,
+pub fn check_seal(
+    conn: &mut dyn Read,
     caller: &Caller,
     patient_id: &str,
     use_: Use,
@@ -111,13 +114,13 @@ pub async fn check_seal(
     if use_ == Use::Read && caller.role == Role::Admin {
         return Ok(()); // admins read sealed records: nothing to look up
     }
-    let Some(mut stored) = tx.find_patient(patient_id).await? else {
+    let Some(mut stored) = records::find_patient(conn, patient_id)? else {
         return Ok(());
     };
     // Records move to the survivor of a merge, but one written beside the merge (PostgreSQL
     // runs units side by side) can still name the old id: the person's seal is the survivor's.
     if stored.merged_into.is_some() {
-        stored = survivor_of(tx, &stored).await?;
+        stored = survivor_of(conn, &stored)?;
     }
     match (stored.sealed, use_) {
         (false, _) => Ok(()),
@@ -156,15 +159,24 @@ pub fn replay_check() -> ReplayCheck {
                 )));
             }
             let ids = named_patients(&replayed);
-            let mut conn = st.db.read().await?;
-            for id in &ids {
-                if let Err(e) = resolve(&mut *conn, &caller, id, false).await {
-                    drop(conn);
-                    let touched = Touch::patient(id);
-                    return Err(log_denial(&st.db, &caller, e, touched).await);
-                }
+            // One read finds them all; the first that may not be replayed is the answer.
+            let refused = {
+                let (ids, caller) = (ids.clone(), caller.clone());
+                st.db
+                    .read(move |conn| {
+                        for id in ids {
+                            if let Err(e) = resolve(conn, &caller, &id, false) {
+                                return Ok(Some((id, e)));
+                            }
+                        }
+                        Ok(None)
+                    })
+                    .await?
+            };
+            if let Some((id, e)) = refused {
+                let touched = Touch::patient(&id);
+                return Err(log_denial(&st.db, &caller, e, touched).await);
             }
-            drop(conn);
             let touched: Vec<Touch> = ids.iter().map(|id| Touch::patient(id)).collect();
             access::record_now(&st.db, &caller, Action::Read, &touched).await
         })
@@ -193,14 +205,12 @@ fn named_patients(replayed: &Replayed) -> Vec<String> {
 }
 
 /// Validates and stores one new patient inside the caller's unit of work, with its access-log entry.
-pub async fn create(
-    tx: &mut dyn Tx,
+pub fn create(
+    conn: &mut dyn Write,
     caller: &Caller,
     new: &NewPatient,
 ) -> Result<Patient, ApiError> {
-    let clinic = tx
-        .find_clinic(&new.clinic_id)
-        .await?
+    let clinic = crate::clinics::records::find_clinic(conn, &new.clinic_id)?
         .filter(|c| caller.sees_clinic(&c.id));
     // National phone numbers are read in the clinic's country; "today" is the clinic's date
     // (UTC when the clinic is not one the caller may use: the body is refused anyway).
@@ -217,41 +227,42 @@ pub async fn create(
     })?;
     let mrn = match &valid.mrn {
         Some(m) => {
-            if let Some(existing) = tx.patient_by_mrn(&clinic.id, m).await? {
-                return Err(duplicate_of(tx, caller, &existing, "this MRN").await?);
+            if let Some(existing) = records::patient_by_mrn(conn, &clinic.id, m)? {
+                return Err(duplicate_of(conn, caller, &existing, "this MRN")?);
             }
             m.clone()
         }
-        None => tx.next_mrn(&clinic.id, &clinic.ticket_prefix).await?,
+        None => records::next_mrn(conn, &clinic.id, &clinic.ticket_prefix)?,
     };
     if !new.allow_duplicate {
-        if let Some(existing) = tx.same_person(&clinic.id, &valid, "").await? {
-            return Err(
-                duplicate_of(tx, caller, &existing, "these names and date of birth").await?,
-            );
+        if let Some(existing) = records::same_person(conn, &clinic.id, &valid, "")? {
+            return Err(duplicate_of(
+                conn,
+                caller,
+                &existing,
+                "these names and date of birth",
+            )?);
         }
     }
     let id = crate::ids::new_id("pat");
-    if let Err(e) = tx.insert_patient(&id, &clinic.id, &mrn, &valid).await {
+    if let Err(e) = records::insert_patient(conn, &id, &clinic.id, &mrn, &valid) {
         // A concurrent create took the MRN between the check and the insert.
         return Err(match e {
-            StoreError::Conflict => match tx.patient_by_mrn(&clinic.id, &mrn).await? {
-                Some(existing) => duplicate_of(tx, caller, &existing, "this MRN").await?,
+            StoreError::Conflict => match records::patient_by_mrn(conn, &clinic.id, &mrn)? {
+                Some(existing) => duplicate_of(conn, caller, &existing, "this MRN")?,
                 None => ApiError::from(e),
             },
             _ => ApiError::from(e),
         });
     }
-    access::record(tx, caller, Action::Create, "patient", &id).await?;
-    let stored = tx
-        .find_patient(&id)
-        .await?
-        .ok_or_else(|| ApiError::internal("patient vanished"))?;
+    access::record(conn, caller, Action::Create, "patient", &id)?;
+    let stored =
+        records::find_patient(conn, &id)?.ok_or_else(|| ApiError::internal("patient vanished"))?;
     Ok(stored.patient)
 }
 
-/// Live patients the caller may see, in name order after the sort key `after` (at most
-/// `limit + 1`), each with its sort key. Sealed records are left out for all but admins.
+/// Live patients the caller may see, in the filters' order after the position `after` (at
+/// most `limit + 1`), each with its position. Sealed records are left out for all but admins.
 pub async fn search(
     db: &Store,
     caller: &Caller,
@@ -259,9 +270,18 @@ pub async fn search(
     after: &str,
     limit: u32,
 ) -> Result<Vec<(String, Patient)>, ApiError> {
-    let member_of = (caller.role != Role::Admin).then_some(caller.clinic_ids.as_slice());
-    let mut conn = db.read().await?;
-    Ok(conn.search_patients(member_of, f, after, limit).await?)
+    let member_of = (caller.role != Role::Admin).then(|| caller.clinic_ids.clone());
+    let (f, after) = (f.clone(), after.to_string());
+    db.read(move |conn| {
+        Ok(records::search_patients(
+            conn,
+            member_of.as_deref(),
+            &f,
+            &after,
+            limit,
+        )?)
+    })
+    .await
 }
 
 /// How a request for a patient id resolves.
@@ -274,18 +294,14 @@ pub enum Resolved {
 
 /// Finds a patient the caller may see. Missing or in another clinic → 404 (same answer);
 /// deleted → 410; merged → `Moved`. `writing` makes a sealed record 423, else (non-admins) 451.
-pub async fn resolve(
-    tx: &mut dyn Tx,
+/// A unit that goes on to change the patient uses [`resolve_to_write`], which holds it first.
+pub fn resolve(
+    conn: &mut dyn Read,
     caller: &Caller,
     id: &str,
     writing: bool,
 ) -> Result<Resolved, ApiError> {
-    if writing {
-        tx.hold(Held::Patient, id).await?;
-    }
-    let stored = tx
-        .find_patient(id)
-        .await?
+    let stored = records::find_patient(conn, id)?
         .filter(|s| caller.sees_clinic(&s.patient.clinic_id))
         .ok_or_else(|| ApiError::NotFound("no patient with this id".into()))?;
     if let Some(into) = &stored.merged_into {
@@ -305,21 +321,27 @@ pub async fn resolve(
     Ok(Resolved::Live(Box::new(stored)))
 }
 
+/// [`resolve`] for a unit that changes the patient: holds the record against other writers
+/// first, so what is found is still so when the unit writes.
+pub fn resolve_to_write(
+    conn: &mut dyn Write,
+    caller: &Caller,
+    id: &str,
+) -> Result<Resolved, ApiError> {
+    conn.hold(Held::Patient.table(), id)?;
+    resolve(conn, caller, id, true)
+}
+
 /// The most merges followed from a merged-away record to the one that carries the person now.
 /// A merge needs a live survivor, so chains grow only when survivors are merged in turn.
 const MERGE_HOPS: usize = 32;
 
 /// The record a merged-away patient's chain of merges ends at (the survivor of the survivor…).
-pub async fn survivor_of(
-    tx: &mut dyn Tx,
-    merged: &StoredPatient,
-) -> Result<StoredPatient, ApiError> {
+pub fn survivor_of(conn: &mut dyn Read, merged: &StoredPatient) -> Result<StoredPatient, ApiError> {
     let mut next = merged.merged_into.clone();
     for _ in 0..MERGE_HOPS {
         let Some(id) = next else { break };
-        let s = tx
-            .find_patient(&id)
-            .await?
+        let s = records::find_patient(conn, &id)?
             .ok_or_else(|| ApiError::internal("a merge names a patient that is not stored"))?;
         if s.merged_into.is_none() {
             return Ok(s);
@@ -370,15 +392,15 @@ fn same_identity(current: &Patient, valid: &ValidPatient) -> bool {
 }
 
 /// Replaces a live patient's fields if it is still at `version` (the If-Match check).
-pub async fn replace(
-    tx: &mut dyn Tx,
+pub fn replace(
+    conn: &mut dyn Write,
     caller: &Caller,
     current: &Patient,
     if_match: &crate::http::precondition::IfMatch,
     fields: &domain::PatientFields,
 ) -> Result<Patient, ApiError> {
     // The content is judged first: a broken body is 422 whatever the precondition says.
-    let clinic = tx.find_clinic(&current.clinic_id).await?;
+    let clinic = crate::clinics::records::find_clinic(conn, &current.clinic_id)?;
     let region = clinic.as_ref().and_then(|c| c.country.clone());
     let zone = clinic.as_ref().map_or("UTC", |c| c.timezone.as_str());
     let today = crate::clock::local_date(caller.now, zone);
@@ -387,42 +409,36 @@ pub async fn replace(
     if_match.check(current.version)?;
     let mrn = valid.mrn.clone().unwrap_or_else(|| current.mrn.clone());
     if mrn != current.mrn {
-        if let Some(existing) = tx.patient_by_mrn(&current.clinic_id, &mrn).await? {
-            return Err(duplicate_of(tx, caller, &existing, "this MRN").await?);
+        if let Some(existing) = records::patient_by_mrn(conn, &current.clinic_id, &mrn)? {
+            return Err(duplicate_of(conn, caller, &existing, "this MRN")?);
         }
     }
     // New names or a new date of birth that make this patient another's duplicate are refused
     // as on create. Unchanged ones are not checked again: a namesake registered knowingly
     // (`allow_duplicate`) can still be updated.
     if !same_identity(current, &valid) {
-        if let Some(existing) = tx
-            .same_person(&current.clinic_id, &valid, &current.id)
-            .await?
+        if let Some(existing) = records::same_person(conn, &current.clinic_id, &valid, &current.id)?
         {
-            return Err(
-                duplicate_of(tx, caller, &existing, "these names and date of birth").await?,
-            );
+            return Err(duplicate_of(
+                conn,
+                caller,
+                &existing,
+                "these names and date of birth",
+            )?);
         }
     }
-    match tx
-        .update_patient(&current.id, current.version, &mrn, &valid)
-        .await
-    {
+    match records::update_patient(conn, &current.id, current.version, &mrn, &valid) {
         Ok(true) => {}
         Ok(false) => {
-            let now = tx
-                .find_patient(&current.id)
-                .await?
+            let now = records::find_patient(conn, &current.id)?
                 .map(|s| s.patient.version)
                 .unwrap_or(0);
             return Err(crate::http::precondition::stale(now));
         }
         Err(e) => return Err(ApiError::from(e)),
     }
-    access::record(tx, caller, Action::Update, "patient", &current.id).await?;
-    Ok(tx
-        .find_patient(&current.id)
-        .await?
+    access::record(conn, caller, Action::Update, "patient", &current.id)?;
+    Ok(records::find_patient(conn, &current.id)?
         .ok_or_else(|| ApiError::internal("patient vanished"))?
         .patient)
 }

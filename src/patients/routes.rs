@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::domain::{
     merge_patch, NewPatient, Patient, PatientFields, SearchFilters as Filters, Sort,
 };
-use super::{location, resolve, Resolved};
+use super::{location, records, resolve, resolve_to_write, Resolved};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
@@ -217,13 +217,10 @@ pub async fn create(
     let caller = caller.0;
     st.db
         .write_data(move |conn| {
-            let (caller, new, claimed) = (caller.clone(), new.clone(), claimed.clone());
-            Box::pin(async move {
-                let patient = super::create(conn, &caller, &new).await?;
-                let res = resource::created(&patient, &location(&patient.id));
-                // The key's outcome commits with the patient: both are stored, or neither.
-                record_in(conn, &claimed, res).await
-            })
+            let patient = super::create(conn, &caller, &new)?;
+            let res = resource::created(&patient, &location(&patient.id));
+            // The key's outcome commits with the patient: both are stored, or neither.
+            record_in(conn, &claimed, res)
         })
         .await
 }
@@ -243,9 +240,12 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let resolved = resolve(&mut *conn, &caller, &id, false).await;
-    drop(conn);
+    let resolved = {
+        let (caller, id) = (caller.0.clone(), id.clone());
+        st.db
+            .read(move |conn| resolve(conn, &caller, &id, false))
+            .await
+    };
     let stored = match resolved {
         Ok(Resolved::Moved(to)) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
         Ok(Resolved::Live(s)) => s,
@@ -266,21 +266,16 @@ async fn write(
     if_match: IfMatch,
     fields: impl Fn(&Patient) -> Result<PatientFields, ApiError> + Send + Sync + 'static,
 ) -> Result<Response, ApiError> {
-    let (caller, id, fields) = (caller.clone(), id.to_string(), std::sync::Arc::new(fields));
+    let (caller, id) = (caller.clone(), id.to_string());
     st.db
         .write_data(move |conn| {
-            let (caller, id, if_match, fields) =
-                (caller.clone(), id.clone(), if_match.clone(), fields.clone());
-            Box::pin(async move {
-                let stored = match resolve(conn, &caller, &id, true).await? {
-                    Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-                    Resolved::Live(s) => s,
-                };
-                let fields = fields(&stored.patient)?;
-                let patient =
-                    super::replace(conn, &caller, &stored.patient, &if_match, &fields).await?;
-                Ok(resource::updated(&patient))
-            })
+            let stored = match resolve_to_write(conn, &caller, &id)? {
+                Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+                Resolved::Live(s) => s,
+            };
+            let fields = fields(&stored.patient)?;
+            let patient = super::replace(conn, &caller, &stored.patient, &if_match, &fields)?;
+            Ok(resource::updated(&patient))
         })
         .await
 }
@@ -340,23 +335,17 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     let caller = caller.0;
     st.db
-        .write_data(move |conn| {
-            let (caller, id) = (caller.clone(), id.clone());
-            Box::pin(async move {
-                match resolve(conn, &caller, &id, true).await {
-                    Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-                    Ok(Resolved::Live(_)) => {
-                        let now = crate::clock::now_rfc3339();
-                        conn.mark_patient(&id, PatientMark::Deleted, Some(&now))
-                            .await?;
-                        access::record(conn, &caller, Action::Delete, "patient", &id).await?;
-                        Ok(StatusCode::NO_CONTENT.into_response())
-                    }
-                    // Deleting what is already deleted succeeds: DELETE is idempotent.
-                    Err(ApiError::Gone(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
-                    Err(e) => Err(e),
-                }
-            })
+        .write_data(move |conn| match resolve_to_write(conn, &caller, &id) {
+            Ok(Resolved::Moved(to)) => Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+            Ok(Resolved::Live(_)) => {
+                let now = crate::clock::now_rfc3339();
+                records::mark_patient(conn, &id, PatientMark::Deleted, Some(&now))?;
+                access::record(conn, &caller, Action::Delete, "patient", &id)?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            // Deleting what is already deleted succeeds: DELETE is idempotent.
+            Err(ApiError::Gone(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Err(e) => Err(e),
         })
         .await
 }
@@ -388,31 +377,25 @@ pub async fn merge(
     let caller = caller.0;
     st.db
         .write_data(move |conn| {
-            let (caller, id, req) = (caller.clone(), id.clone(), req.clone());
-            Box::pin(async move {
-                let from = match resolve(conn, &caller, &id, true).await? {
-                    Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
-                    Resolved::Live(s) => s.patient,
-                };
-                let survivor = match resolve(conn, &caller, &req.into, true).await {
-                    Ok(Resolved::Live(s)) => s.patient,
-                    Ok(Resolved::Moved(_))
-                    | Err(ApiError::NotFound(_))
-                    | Err(ApiError::Gone(_)) => {
-                        return Err(into_err("no live patient with this id that you may see"))
-                    }
-                    Err(e) => return Err(e),
-                };
-                if survivor.clinic_id != from.clinic_id {
-                    return Err(into_err("the survivor must be in the same clinic"));
+            let from = match resolve_to_write(conn, &caller, &id)? {
+                Resolved::Moved(to) => return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to)),
+                Resolved::Live(s) => s.patient,
+            };
+            let survivor = match resolve_to_write(conn, &caller, &req.into) {
+                Ok(Resolved::Live(s)) => s.patient,
+                Ok(Resolved::Moved(_)) | Err(ApiError::NotFound(_)) | Err(ApiError::Gone(_)) => {
+                    return Err(into_err("no live patient with this id that you may see"))
                 }
-                conn.mark_patient(&from.id, PatientMark::Merged, Some(&survivor.id))
-                    .await?;
-                conn.move_patient_records(&from.id, &survivor.id).await?;
-                access::record(conn, &caller, Action::Merge, "patient", &from.id).await?;
-                access::record(conn, &caller, Action::Merge, "patient", &survivor.id).await?;
-                Ok(resource::updated(&survivor))
-            })
+                Err(e) => return Err(e),
+            };
+            if survivor.clinic_id != from.clinic_id {
+                return Err(into_err("the survivor must be in the same clinic"));
+            }
+            records::mark_patient(conn, &from.id, PatientMark::Merged, Some(&survivor.id))?;
+            records::move_patient_records(conn, &from.id, &survivor.id)?;
+            access::record(conn, &caller, Action::Merge, "patient", &from.id)?;
+            access::record(conn, &caller, Action::Merge, "patient", &survivor.id)?;
+            Ok(resource::updated(&survivor))
         })
         .await
 }
@@ -540,25 +523,20 @@ async fn set_seal(
     let reason = reason.map(str::to_string);
     st.db
         .write(move |conn| {
-            let (caller, id, reason) = (caller.clone(), id.clone(), reason.clone());
-            Box::pin(async move {
-                // Admins read sealed records, so resolving for reading finds them either way.
-                if let Resolved::Moved(to) = resolve(conn, &caller, &id, false).await? {
-                    return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
-                }
-                let (mark, action) = match reason {
-                    Some(_) => (PatientMark::Sealed, Action::Seal),
-                    None => (PatientMark::Unsealed, Action::Unseal),
-                };
-                conn.mark_patient(&id, mark, reason.as_deref()).await?;
-                access::record(conn, &caller, action, "patient", &id).await?;
-                let patient = conn
-                    .find_patient(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("patient vanished"))?
-                    .patient;
-                Ok(resource::updated(&patient))
-            })
+            // Admins read sealed records, so resolving for reading finds them either way.
+            if let Resolved::Moved(to) = resolve(conn, &caller, &id, false)? {
+                return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &to));
+            }
+            let (mark, action) = match reason {
+                Some(_) => (PatientMark::Sealed, Action::Seal),
+                None => (PatientMark::Unsealed, Action::Unseal),
+            };
+            records::mark_patient(conn, &id, mark, reason.as_deref())?;
+            access::record(conn, &caller, action, "patient", &id)?;
+            let patient = records::find_patient(conn, &id)?
+                .ok_or_else(|| ApiError::internal("patient vanished"))?
+                .patient;
+            Ok(resource::updated(&patient))
         })
         .await
 }
@@ -578,11 +556,15 @@ pub async fn access_log(
     let paging = params.paging();
     let limit = paging.limit()?;
     let after = i64::try_from(numeric_after(paging.after()?)?).unwrap_or(i64::MAX);
-    let mut conn = st.db.read().await?;
-    if conn.find_patient(&id).await?.is_none() {
-        return Err(ApiError::NotFound("no patient with this id".into()));
-    }
-    let rows = access::list(&mut *conn, "patient", &id, after, limit).await?;
+    let rows = st
+        .db
+        .read(move |conn| {
+            if records::find_patient(conn, &id)?.is_none() {
+                return Err(ApiError::NotFound("no patient with this id".into()));
+            }
+            access::list(conn, "patient", &id, after, limit)
+        })
+        .await?;
     let page = Page::from_rows(rows, limit, |e| e.seq.to_string());
     Ok(page.respond(&uri))
 }

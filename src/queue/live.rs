@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::domain::{Status, Ticket};
+use super::records;
 use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
+use crate::clinics::records as clinic_records;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -141,11 +143,17 @@ async fn board_state(
     kind: &str,
     ticket: Option<BoardTicket>,
 ) -> Result<String, ApiError> {
-    let mut conn = st.db.read().await?;
     let now = st.config.clock.now();
-    let day = super::local_day_at(clinic, now);
-    let closed = conn.is_day_closed(&clinic.id, &day).await?;
-    let queue = super::queue_of(st.config.queue_aging_minutes, &mut *conn, clinic, now).await?;
+    let (aging, read_for) = (st.config.queue_aging_minutes, clinic.clone());
+    let (closed, queue) = st
+        .db
+        .read(move |conn| {
+            let day = super::local_day_at(&read_for, now);
+            let closed = records::is_day_closed(conn, &read_for.id, &day)?;
+            let queue = super::queue_of(aging, conn, &read_for, now)?;
+            Ok((closed, queue))
+        })
+        .await?;
     let mut called: Vec<&Ticket> = queue
         .iter()
         .filter(|t| t.status == Status::Called)
@@ -198,13 +206,12 @@ impl SocketAuth {
     async fn still_valid(&self, st: &AppState, clinic_id: &str) -> bool {
         match self {
             SocketAuth::Board { key_hash } => {
-                let Ok(mut conn) = st.db.read().await else {
-                    return false;
-                };
-                matches!(
-                    conn.board_key_hash(clinic_id).await,
-                    Ok(Some(stored)) if constant_eq(&stored, key_hash)
-                )
+                let id = clinic_id.to_string();
+                let stored = st
+                    .db
+                    .read(move |conn| Ok(clinic_records::board_key_hash(conn, &id)?))
+                    .await;
+                matches!(stored, Ok(Some(stored)) if constant_eq(&stored, key_hash))
             }
             SocketAuth::Staff { token_hash, ip } => matches!(
                 crate::auth::tokens::caller_of(&st.db, token_hash.clone(), *ip).await,
@@ -221,22 +228,30 @@ async fn authorize(
     key: Option<&str>,
     caller: Result<Caller, ApiError>,
 ) -> Result<(Clinic, SocketAuth), ApiError> {
-    let mut conn = st.db.read().await?;
+    let id = clinic_id.to_string();
     if let Some(key) = key {
         // Only the key's hash is stored; compare hashes, in constant time.
         let key_hash = crate::auth::tokens::hash_token(key);
-        let stored = conn.board_key_hash(clinic_id).await?;
-        if !matches!(stored, Some(ref k) if constant_eq(k, &key_hash)) {
-            return Err(crate::auth::invalid_token());
-        }
-        let clinic = conn
-            .find_clinic(clinic_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))?;
+        let expected = key_hash.clone();
+        let clinic = st
+            .db
+            .read(move |conn| {
+                let stored = clinic_records::board_key_hash(conn, &id)?;
+                if !matches!(stored, Some(ref k) if constant_eq(k, &expected)) {
+                    return Err(crate::auth::invalid_token());
+                }
+                clinic_records::find_clinic(conn, &id)?
+                    .ok_or_else(|| ApiError::NotFound("no clinic with this id".into()))
+            })
+            .await?;
         return Ok((clinic, SocketAuth::Board { key_hash }));
     }
     let caller = caller?;
-    let clinic = crate::clinics::visible(&mut *conn, &caller, clinic_id).await?;
+    let reader = caller.clone();
+    let clinic = st
+        .db
+        .read(move |conn| crate::clinics::visible(conn, &reader, &id))
+        .await?;
     Ok((
         clinic,
         SocketAuth::Staff {

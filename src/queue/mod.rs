@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod live;
 pub mod notify;
+pub mod records;
 pub mod routes;
 
 use crate::access::{self, Action, Touch};
@@ -14,7 +15,7 @@ use crate::error::ApiError;
 use crate::http::precondition::IfMatch;
 use crate::patients::Use;
 use crate::startup::AppState;
-use crate::store::{Held, Tx};
+use crate::store::{Held, Read, Write};
 use domain::{may_move, order, NewTicket, Priority, Status, Ticket};
 
 pub use routes::router;
@@ -30,18 +31,18 @@ pub fn local_day_at(clinic: &Clinic, at: jiff::Timestamp) -> String {
 }
 
 /// Waiting tickets in calling order, numbered, with wait estimates; called tickets after them.
-pub async fn queue_of(
+pub fn queue_of(
     aging_minutes: u64,
-    conn: &mut dyn Tx,
+    conn: &mut dyn Read,
     clinic: &Clinic,
     at: jiff::Timestamp,
 ) -> Result<Vec<Ticket>, ApiError> {
     let day = local_day_at(clinic, at);
-    let open = conn.open_tickets(&clinic.id, &day).await?;
+    let open = records::open_tickets(conn, &clinic.id, &day)?;
     let (mut waiting, called): (Vec<Ticket>, Vec<Ticket>) =
         open.into_iter().partition(|t| t.status == Status::Waiting);
     order(&mut waiting, now_ms(), aging_minutes);
-    let per_ticket = conn.service_seconds(&clinic.id).await?;
+    let per_ticket = records::service_seconds(conn, &clinic.id)?;
     for (i, t) in waiting.iter_mut().enumerate() {
         t.position = Some(i as u32 + 1);
         t.estimated_wait_seconds = Some(per_ticket * i as u64);
@@ -50,74 +51,74 @@ pub async fn queue_of(
     Ok(waiting)
 }
 
-/// Waiting tickets per clinic on each clinic's own day, each priority counted up to the store's
-/// cap (for the metrics gauge: cheap index counts, no queue loaded).
+/// Waiting tickets per clinic on each clinic's own day (for the metrics gauge: the day's kept
+/// counts, no queue loaded), in one read unit.
 pub async fn waiting_per_clinic(db: &crate::store::Store) -> Result<Vec<(String, u64)>, ApiError> {
-    let mut out = Vec::new();
-    let mut after = String::new();
-    let mut conn = db.read().await?;
-    loop {
-        let page = conn.list_clinics(None, &after, 200).await?;
-        for clinic in page.iter().take(200) {
-            let day = local_day(clinic);
-            let mut n = 0;
-            for p in Priority::ALL {
-                n += conn.count_waiting(&clinic.id, &day, p, None).await?;
+    db.read(|conn| {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = crate::clinics::records::list_clinics(conn, None, &after, 200)?;
+            for clinic in page.iter().take(200) {
+                let day = local_day(clinic);
+                let mut n = 0;
+                for p in Priority::ALL {
+                    n += records::count_waiting(conn, &clinic.id, &day, p, None)?;
+                }
+                out.push((clinic.id.clone(), n));
             }
-            out.push((clinic.id.clone(), n));
+            if page.len() <= 200 {
+                return Ok(out);
+            }
+            after = page[199].id.clone();
         }
-        if page.len() <= 200 {
-            return Ok(out);
-        }
-        after = page[199].id.clone();
-    }
+    })
+    .await
 }
 
 /// Issues a ticket inside the caller's unit of work: the next number of the clinic's day, 423 when the
 /// day is closed. Shared by walk-ins and appointment check-ins. The day is the clinic's local
 /// day at `at` (the request's moment).
-pub async fn issue_in(
+pub fn issue_in(
     aging_minutes: u64,
-    conn: &mut dyn Tx,
+    conn: &mut dyn Write,
     clinic: &Clinic,
     patient_id: Option<&str>,
     priority: Priority,
     at: jiff::Timestamp,
 ) -> Result<Ticket, ApiError> {
     let day = local_day_at(clinic, at);
-    // Its place first: the waiting tickets that have aged to its level or beyond, counted per
-    // priority over an index, not by loading the day's queue. Counted before the day's counter
+    // Its place first: the waiting tickets that have aged to its level or beyond, per priority
+    // from the day's kept counts (less the recent ones an aging bound leaves out), not by
+    // loading or counting the day's queue. Counted before the day's counter
     // is taken, because taking it locks the counter until the unit commits (on PostgreSQL every
     // other issuer of the clinic waits meanwhile): the locked part is kept to two statements.
     let now = now_ms();
     let mut ahead = 0;
     for base in Priority::ALL {
         let bound = domain::ahead_bound(base, priority.level(), now, aging_minutes);
-        ahead += conn.count_waiting(&clinic.id, &day, base, bound).await?;
+        ahead += records::count_waiting(conn, &clinic.id, &day, base, bound)?;
     }
-    let per_ticket = conn.service_seconds(&clinic.id).await?;
-    let seq = conn
-        .next_ticket_seq(&clinic.id, &day)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Locked("the queue is closed for today; reopen it to issue tickets".into())
-        })?;
+    let per_ticket = records::service_seconds(conn, &clinic.id)?;
+    let seq = records::next_ticket_seq(conn, &clinic.id, &day)?.ok_or_else(|| {
+        ApiError::Locked("the queue is closed for today; reopen it to issue tickets".into())
+    })?;
     let id = crate::ids::new_id("tkt");
     let number = format!("{}-{seq:03}", clinic.ticket_prefix);
-    conn.insert_ticket(&NewTicket {
-        id: &id,
-        clinic_id: &clinic.id,
-        day: &day,
-        seq,
-        number: &number,
-        patient_id,
-        priority,
-    })
-    .await?;
-    let mut ticket = conn
-        .find_ticket(&id)
-        .await?
-        .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+    records::insert_ticket(
+        conn,
+        &NewTicket {
+            id: &id,
+            clinic_id: &clinic.id,
+            day: &day,
+            seq,
+            number: &number,
+            patient_id,
+            priority,
+        },
+    )?;
+    let mut ticket =
+        records::find_ticket(conn, &id)?.ok_or_else(|| ApiError::internal("ticket vanished"))?;
     ticket.position = Some(ahead as u32 + 1);
     ticket.estimated_wait_seconds = Some(per_ticket * ahead);
     Ok(ticket)
@@ -125,56 +126,64 @@ pub async fn issue_in(
 
 /// The waiting ticket to call next that the caller may see: the first in calling order among
 /// the earliest ticket of each priority (only they can be first), or, when that one is a sealed
-/// patient's, the first readable one of the whole queue.
-pub async fn next_to_call(
+/// patient's, the first readable one of the whole queue. For call-next: it takes the unit
+/// that calls the ticket, which (on PostgreSQL) holds the clinic's day while it picks.
+pub fn next_to_call(
     aging_minutes: u64,
-    conn: &mut dyn Tx,
+    conn: &mut dyn Write,
     caller: &Caller,
     clinic: &Clinic,
 ) -> Result<Option<Ticket>, ApiError> {
     let day = local_day_at(clinic, caller.now);
-    let mut heads = conn.head_of_each_priority(&clinic.id, &day).await?;
+    let mut heads = records::head_of_each_priority(conn, &clinic.id, &day)?;
     order(&mut heads, now_ms(), aging_minutes);
     let Some(first) = heads.into_iter().next() else {
         return Ok(None);
     };
-    if readable(conn, caller, &first).await? {
+    if readable(conn, caller, &first)? {
         return Ok(Some(first));
     }
-    let queue = queue_of(aging_minutes, conn, clinic, caller.now).await?;
+    let queue = queue_of(aging_minutes, conn, clinic, caller.now)?;
     for t in queue.into_iter().filter(|t| t.status == Status::Waiting) {
-        if readable(conn, caller, &t).await? {
+        if readable(conn, caller, &t)? {
             return Ok(Some(t));
         }
     }
     Ok(None)
 }
 
-pub async fn visible_ticket(
-    conn: &mut dyn Tx,
-    caller: &Caller,
-    id: &str,
-) -> Result<Ticket, ApiError> {
-    conn.find_ticket(id)
-        .await?
+pub fn visible_ticket(conn: &mut dyn Read, caller: &Caller, id: &str) -> Result<Ticket, ApiError> {
+    records::find_ticket(conn, id)?
         .filter(|t| caller.sees_clinic(&t.clinic_id))
         .ok_or_else(|| ApiError::NotFound("no ticket with this id".into()))
 }
 
 /// A ticket the caller may see and use: a ticket names its patient, so the patient's seal
-/// answers 451 to a non-admin's read and 423 to any write, as for the patient itself.
-pub async fn usable_ticket(
-    conn: &mut dyn Tx,
+/// answers 451 to a non-admin's read and 423 to any write, as for the patient itself. For a
+/// write the ticket is held first, so what is judged here is still so when the unit writes.
+pub fn usable_ticket(
+    conn: &mut dyn Write,
     caller: &Caller,
     id: &str,
     use_: Use,
 ) -> Result<Ticket, ApiError> {
     if use_ == Use::Write {
-        conn.hold(Held::Ticket, id).await?;
+        conn.hold(Held::Ticket.table(), id)?;
     }
-    let t = visible_ticket(conn, caller, id).await?;
+    usable_unheld(conn, caller, id, use_)
+}
+
+/// What [`usable_ticket`] answers, on a read unit: nothing is held (a use that leaves the
+/// database, such as a notification, writes nothing to the ticket).
+pub fn usable_unheld(
+    conn: &mut dyn Read,
+    caller: &Caller,
+    id: &str,
+    use_: Use,
+) -> Result<Ticket, ApiError> {
+    let t = visible_ticket(conn, caller, id)?;
     if let Some(pid) = &t.patient_id {
-        crate::patients::check_seal(conn, caller, pid, use_).await?;
+        crate::patients::check_seal(conn, caller, pid, use_)?;
     }
     Ok(t)
 }
@@ -191,24 +200,24 @@ pub fn touch(t: &Ticket) -> Option<Touch<'_>> {
 
 /// Writes the access-log entry of a change to a ticket that names a patient, inside the unit
 /// that makes the change (`create` for an issue or a check-in, `update` for every move).
-pub async fn log_change(
-    conn: &mut dyn Tx,
+pub fn log_change(
+    conn: &mut dyn Write,
     caller: &Caller,
     action: Action,
     t: &Ticket,
 ) -> Result<(), ApiError> {
     match &t.patient_id {
-        Some(pid) => access::record_about(conn, caller, action, "ticket", &t.id, Some(pid)).await,
+        Some(pid) => access::record_about(conn, caller, action, "ticket", &t.id, Some(pid)),
         None => Ok(()),
     }
 }
 
 /// Whether a ticket may be shown to the caller in a list (not a sealed patient's, unless admin).
-pub async fn readable(conn: &mut dyn Tx, caller: &Caller, t: &Ticket) -> Result<bool, ApiError> {
+pub fn readable(conn: &mut dyn Read, caller: &Caller, t: &Ticket) -> Result<bool, ApiError> {
     let Some(pid) = &t.patient_id else {
         return Ok(true);
     };
-    match crate::patients::check_seal(conn, caller, pid, Use::Read).await {
+    match crate::patients::check_seal(conn, caller, pid, Use::Read) {
         Ok(()) => Ok(true),
         Err(ApiError::UnavailableForLegalReasons { .. }) => Ok(false),
         Err(e) => Err(e),
@@ -232,34 +241,26 @@ pub async fn move_ticket(
     let moved = st
         .db
         .write_data(move |conn| {
-            let (caller, id, if_match) = (caller.clone(), id.clone(), if_match.clone());
-            Box::pin(async move {
-                // Each miss means the ticket moved on; a state machine this small cannot keep
-                // moving for long, so a few rounds end in a move, a 409 or a 412.
-                for _ in 0..4 {
-                    let ticket = usable_ticket(conn, &caller, &id, Use::Write).await?;
-                    if let Some(m) = &if_match {
-                        m.check(ticket.version)?;
-                    }
-                    if !may_move(ticket.status, to, ticket.recalled) {
-                        return Err(illegal_move(&ticket, to));
-                    }
-                    if conn
-                        .set_ticket_status(&id, ticket.version, to, None)
-                        .await?
-                    {
-                        let moved = conn
-                            .find_ticket(&id)
-                            .await?
-                            .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-                        log_change(conn, &caller, Action::Update, &moved).await?;
-                        return Ok(moved);
-                    }
+            // Each miss means the ticket moved on; a state machine this small cannot keep
+            // moving for long, so a few rounds end in a move, a 409 or a 412.
+            for _ in 0..4 {
+                let ticket = usable_ticket(conn, &caller, &id, Use::Write)?;
+                if let Some(m) = &if_match {
+                    m.check(ticket.version)?;
                 }
-                Err(ApiError::internal(
-                    "the ticket kept changing under the move",
-                ))
-            })
+                if !may_move(ticket.status, to, ticket.recalled) {
+                    return Err(illegal_move(&ticket, to));
+                }
+                if records::set_ticket_status(conn, &id, ticket.version, to, None)? {
+                    let moved = records::find_ticket(conn, &id)?
+                        .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+                    log_change(conn, &caller, Action::Update, &moved)?;
+                    return Ok(moved);
+                }
+            }
+            Err(ApiError::internal(
+                "the ticket kept changing under the move",
+            ))
         })
         .await?;
     live::publish(st, &moved.clinic_id, "updated", Some(&moved));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::domain::{DayReport, Priority, Status, Ticket};
 use super::{
-    issue_in, local_day_at, move_ticket, next_to_call, queue_of, readable, visible_ticket,
+    issue_in, local_day_at, move_ticket, next_to_call, queue_of, readable, records, visible_ticket,
 };
 use crate::access::{Action, Touch};
 use crate::auth::{perm, Caller, Require};
@@ -21,6 +21,7 @@ use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::patients::Use;
 use crate::startup::AppState;
+use crate::store::Read;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,12 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/board/{clinic_id}", get(super::live::board_page))
 }
 
-async fn clinic(
-    conn: &mut dyn crate::store::Tx,
-    caller: &Caller,
-    id: &str,
-) -> Result<Clinic, ApiError> {
-    crate::clinics::visible(conn, caller, id).await
+fn clinic(conn: &mut dyn Read, caller: &Caller, id: &str) -> Result<Clinic, ApiError> {
+    crate::clinics::visible(conn, caller, id)
 }
 
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
@@ -80,33 +77,29 @@ pub async fn issue(
     let ticket = st
         .db
         .write_data(move |conn| {
-            let (caller, id, req) = (caller.clone(), id.clone(), req.clone());
-            Box::pin(async move {
-                let clinic = clinic(conn, &caller, &id).await?;
-                if let Some(pid) = &req.patient_id {
-                    let ok = conn.find_patient(pid).await?.is_some_and(|p| {
-                        p.patient.clinic_id == clinic.id && !p.deleted && p.merged_into.is_none()
-                    });
-                    if !ok {
-                        return Err(ApiError::invalid(vec![FieldError::new(
-                            "/patient_id",
-                            "no live patient of this clinic with this id",
-                        )]));
-                    }
-                    crate::patients::check_seal(conn, &caller, pid, Use::Write).await?;
+            let clinic = clinic(conn, &caller, &id)?;
+            if let Some(pid) = &req.patient_id {
+                let ok = crate::patients::records::find_patient(conn, pid)?.is_some_and(|p| {
+                    p.patient.clinic_id == clinic.id && !p.deleted && p.merged_into.is_none()
+                });
+                if !ok {
+                    return Err(ApiError::invalid(vec![FieldError::new(
+                        "/patient_id",
+                        "no live patient of this clinic with this id",
+                    )]));
                 }
-                let ticket = issue_in(
-                    aging,
-                    conn,
-                    &clinic,
-                    req.patient_id.as_deref(),
-                    req.priority,
-                    caller.now,
-                )
-                .await?;
-                super::log_change(conn, &caller, Action::Create, &ticket).await?;
-                Ok(ticket)
-            })
+                crate::patients::check_seal(conn, &caller, pid, Use::Write)?;
+            }
+            let ticket = issue_in(
+                aging,
+                conn,
+                &clinic,
+                req.patient_id.as_deref(),
+                req.priority,
+                caller.now,
+            )?;
+            super::log_change(conn, &caller, Action::Create, &ticket)?;
+            Ok(ticket)
         })
         .await?;
     super::live::publish(&st, &ticket.clinic_id, "issued", Some(&ticket));
@@ -147,38 +140,35 @@ pub async fn view(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut *conn, &caller, &id).await?;
-    let day = local_day_at(&clinic, caller.now);
-    let closed = conn.is_day_closed(&clinic.id, &day).await?;
-    let now = crate::clock::now_ms();
-    let mut items = Vec::new();
-    for t in queue_of(
-        st.config.queue_aging_minutes,
-        &mut *conn,
-        &clinic,
-        caller.now,
-    )
-    .await?
-    {
-        if !readable(&mut *conn, &caller, &t).await? {
-            continue;
-        }
-        let patient_name = match &t.patient_id {
-            Some(pid) => conn
-                .find_patient(pid)
-                .await?
-                .map(|p| format!("{} {}", p.patient.given_name, p.patient.family_name)),
-            None => None,
-        };
-        let waiting_seconds = super::waited_seconds(&t, now);
-        items.push(QueueItem {
-            ticket: t,
-            waiting_seconds,
-            patient_name,
-        });
-    }
-    drop(conn);
+    let (reader, aging) = (caller.0.clone(), st.config.queue_aging_minutes);
+    let (items, closed, day) = st
+        .db
+        .read(move |conn| {
+            let caller = reader;
+            let clinic = clinic(conn, &caller, &id)?;
+            let day = local_day_at(&clinic, caller.now);
+            let closed = records::is_day_closed(conn, &clinic.id, &day)?;
+            let now = crate::clock::now_ms();
+            let mut items = Vec::new();
+            for t in queue_of(aging, conn, &clinic, caller.now)? {
+                if !readable(conn, &caller, &t)? {
+                    continue;
+                }
+                let patient_name = match &t.patient_id {
+                    Some(pid) => crate::patients::records::find_patient(conn, pid)?
+                        .map(|p| format!("{} {}", p.patient.given_name, p.patient.family_name)),
+                    None => None,
+                };
+                let waiting_seconds = super::waited_seconds(&t, now);
+                items.push(QueueItem {
+                    ticket: t,
+                    waiting_seconds,
+                    patient_name,
+                });
+            }
+            Ok((items, closed, day))
+        })
+        .await?;
     // Names are patient data: each named ticket shown is a read in that patient's access log,
     // one row per ticket (as each search hit is), naming the ticket that showed the name.
     let touched: Vec<Touch> = items
@@ -222,29 +212,27 @@ pub async fn call_next(
     let called = st
         .db
         .write_data(move |conn| {
-            let (caller, id, counter) = (caller.clone(), id.clone(), counter.clone());
-            Box::pin(async move {
-                let clinic = clinic(conn, &caller, &id).await?;
-                // A sealed patient's ticket is out of staff's sight, so it is not called to a
-                // counter either (an admin still sees it in the queue).
-                let Some(next) = next_to_call(aging, conn, &caller, &clinic).await? else {
-                    return Ok(None);
-                };
-                if !conn
-                    .set_ticket_status(&next.id, next.version, Status::Called, Some(&counter))
-                    .await?
-                {
-                    return Err(ApiError::internal(
-                        "a waiting ticket changed under the write lock",
-                    ));
-                }
-                let called = conn
-                    .find_ticket(&next.id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("ticket vanished"))?;
-                super::log_change(conn, &caller, Action::Update, &called).await?;
-                Ok(Some(called))
-            })
+            let clinic = clinic(conn, &caller, &id)?;
+            // A sealed patient's ticket is out of staff's sight, so it is not called to a
+            // counter either (an admin still sees it in the queue).
+            let Some(next) = next_to_call(aging, conn, &caller, &clinic)? else {
+                return Ok(None);
+            };
+            if !records::set_ticket_status(
+                conn,
+                &next.id,
+                next.version,
+                Status::Called,
+                Some(&counter),
+            )? {
+                return Err(ApiError::internal(
+                    "a waiting ticket changed under the write lock",
+                ));
+            }
+            let called = records::find_ticket(conn, &next.id)?
+                .ok_or_else(|| ApiError::internal("ticket vanished"))?;
+            super::log_change(conn, &caller, Action::Update, &called)?;
+            Ok(Some(called))
         })
         .await?;
     let Some(ticket) = called else {
@@ -263,12 +251,15 @@ pub async fn now_serving(
     caller: Require<perm::ReadClinics>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut *conn, &caller, &id).await?;
-    let last = conn
-        .last_called(&clinic.id, &local_day_at(&clinic, caller.now))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no ticket has been called today".into()))?;
+    let caller = caller.0;
+    let last = st
+        .db
+        .read(move |conn| {
+            let clinic = clinic(conn, &caller, &id)?;
+            records::last_called(conn, &clinic.id, &local_day_at(&clinic, caller.now))?
+                .ok_or_else(|| ApiError::NotFound("no ticket has been called today".into()))
+        })
+        .await?;
     Ok(redirect(StatusCode::FOUND, &format!("/v1/tickets/{last}")))
 }
 
@@ -288,13 +279,10 @@ async fn set_closed(
     let (clinic_id, day) = st
         .db
         .write(move |conn| {
-            let (caller, id) = (caller.clone(), id.clone());
-            Box::pin(async move {
-                let clinic = clinic(conn, &caller, &id).await?;
-                let day = local_day_at(&clinic, caller.now);
-                conn.set_day_closed(&clinic.id, &day, closed).await?;
-                Ok((clinic.id, day))
-            })
+            let clinic = clinic(conn, &caller, &id)?;
+            let day = local_day_at(&clinic, caller.now);
+            records::set_day_closed(conn, &clinic.id, &day, closed)?;
+            Ok((clinic.id, day))
         })
         .await?;
     super::live::publish(
@@ -353,22 +341,27 @@ pub async fn report(
     axum::Extension(pref): axum::Extension<crate::http::negotiate::Preference>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let clinic = clinic(&mut *conn, &caller, &id).await?;
-    // Each value sent must be a date, even where `date` wins.
-    if let Some(d) = &p.day {
-        crate::http::extract::query_date("day", d)?;
-    }
-    let (name, given) = match (p.date, p.day) {
-        (Some(d), _) => ("date", Some(d)),
-        (None, d) => ("day", d),
-    };
-    let date = match given {
-        Some(d) => crate::http::extract::query_date(name, &d)?.to_string(),
-        None => local_day_at(&clinic, caller.now),
-    };
-    let rows = conn.day_tickets(&clinic.id, &date).await?;
-    let report = DayReport::of(date, &rows);
+    let caller = caller.0;
+    let report = st
+        .db
+        .read(move |conn| {
+            let clinic = clinic(conn, &caller, &id)?;
+            // Each value sent must be a date, even where `date` wins.
+            if let Some(d) = &p.day {
+                crate::http::extract::query_date("day", d)?;
+            }
+            let (name, given) = match (p.date, p.day) {
+                (Some(d), _) => ("date", Some(d)),
+                (None, d) => ("day", d),
+            };
+            let date = match given {
+                Some(d) => crate::http::extract::query_date(name, &d)?.to_string(),
+                None => local_day_at(&clinic, caller.now),
+            };
+            let rows = records::day_tickets(conn, &clinic.id, &date)?;
+            Ok(DayReport::of(date, &rows))
+        })
+        .await?;
     Ok(if pref.wants_csv() {
         crate::http::csv_out::representation(&[report], &headers).into_response()
     } else {
@@ -387,11 +380,19 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let ticket = visible_ticket(&mut *conn, &caller, &id).await?;
+    let reader = caller.0.clone();
+    let (ticket, sealed) = st
+        .db
+        .read(move |conn| {
+            let ticket = visible_ticket(conn, &reader, &id)?;
+            let sealed = match &ticket.patient_id {
+                Some(pid) => crate::patients::check_seal(conn, &reader, pid, Use::Read),
+                None => Ok(()),
+            };
+            Ok((ticket, sealed))
+        })
+        .await?;
     if let Some(pid) = &ticket.patient_id {
-        let sealed = crate::patients::check_seal(&mut *conn, &caller, pid, Use::Read).await;
-        drop(conn);
         if let Err(e) = sealed {
             let touched = Touch {
                 resource_type: "ticket",
@@ -400,8 +401,6 @@ pub async fn read(
             };
             return Err(crate::patients::log_denial(&st.db, &caller, e, touched).await);
         }
-    } else {
-        drop(conn);
     }
     if let Some(touched) = super::touch(&ticket) {
         crate::access::record_now(&st.db, &caller, Action::Read, &[touched]).await?;
@@ -541,12 +540,9 @@ pub async fn rotate_board_key(
     let clinic_id = st
         .db
         .write(move |conn| {
-            let (admin, id, hash) = (admin.clone(), id.clone(), hash.clone());
-            Box::pin(async move {
-                let clinic = clinic(conn, &admin, &id).await?;
-                conn.set_board_key_hash(&clinic.id, &hash).await?;
-                Ok(clinic.id)
-            })
+            let clinic = clinic(conn, &admin, &id)?;
+            crate::clinics::records::set_board_key_hash(conn, &clinic.id, &hash)?;
+            Ok(clinic.id)
         })
         .await?;
     // Live screens re-check their key on every event: this one closes the old key's sockets.

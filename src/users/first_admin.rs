@@ -5,9 +5,10 @@
 //! a deleted account: in those cases it says so and what to do.
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::store::{Store, Tx};
+use crate::store::{Read, Store};
 
 use super::domain::Username;
+use super::records;
 
 /// The name of the account made at start.
 pub const ADMIN: &str = "admin";
@@ -44,12 +45,12 @@ pub enum Made {
 }
 
 /// Looks through the live accounts for an active admin, and at the one named `admin`.
-pub async fn admins(tx: &mut dyn Tx) -> Result<Admins, ApiError> {
+pub fn admins(conn: &mut dyn Read) -> Result<Admins, ApiError> {
     const PAGE: u32 = 500;
     let (mut after, mut named) = (String::new(), AdminName::Free);
     let mut admin_is_one = None;
     loop {
-        let page = tx.list_users(&after, PAGE).await?;
+        let page = records::list_users(conn, &after, PAGE)?;
         for u in page.iter().take(PAGE as usize) {
             let is_admin = u.role == Role::Admin && u.active;
             if is_admin {
@@ -78,8 +79,7 @@ pub async fn admins(tx: &mut dyn Tx) -> Result<Admins, ApiError> {
 
 /// Reads the accounts (see `admins`).
 pub async fn check(db: &Store) -> Result<Admins, ApiError> {
-    let mut tx = db.read().await?;
-    admins(&mut *tx).await
+    db.read(admins).await
 }
 
 /// Makes `admin` an active admin with this password hash, if no active admin exists by the time
@@ -87,35 +87,25 @@ pub async fn check(db: &Store) -> Result<Admins, ApiError> {
 pub async fn make_admin(db: &Store, hash: String) -> Result<Made, ApiError> {
     let id = crate::ids::new_id("usr");
     let outcome = db
-        .write(move |tx| {
-            let (hash, id) = (hash.clone(), id.clone());
-            Box::pin(async move {
-                match admins(tx).await? {
-                    Admins::Active { .. } => Ok(Made::NotNeeded),
-                    Admins::None(AdminName::Free) => {
-                        let name = Username::parse(ADMIN).expect("`admin` is a valid username");
-                        tx.insert_user(&id, &name, &hash, Role::Admin).await?;
-                        Ok(Made::Created)
-                    }
-                    Admins::None(AdminName::Deactivated { id, version }) => {
-                        if !tx
-                            .update_user(&id, version, Role::Admin, true, Some(&hash))
-                            .await?
-                        {
-                            return Err(ApiError::internal(
-                                "the user changed under the write lock",
-                            ));
-                        }
-                        super::revoke_tokens(tx, &id).await?;
-                        Ok(Made::Reactivated)
-                    }
-                    Admins::None(AdminName::OtherRole(role)) => Ok(Made::Refused(format!(
-                        "the account `admin` is a {}, and careq does not make somebody's \
-                         account an admin",
-                        role.as_str()
-                    ))),
+        .write(move |conn| match admins(conn)? {
+            Admins::Active { .. } => Ok(Made::NotNeeded),
+            Admins::None(AdminName::Free) => {
+                let name = Username::parse(ADMIN).expect("`admin` is a valid username");
+                records::insert_user(conn, &id, &name, &hash, Role::Admin)?;
+                Ok(Made::Created)
+            }
+            Admins::None(AdminName::Deactivated { id, version }) => {
+                if !records::update_user(conn, &id, version, Role::Admin, true, Some(&hash))? {
+                    return Err(ApiError::internal("the user changed under the write lock"));
                 }
-            })
+                super::revoke_tokens(conn, &id)?;
+                Ok(Made::Reactivated)
+            }
+            Admins::None(AdminName::OtherRole(role)) => Ok(Made::Refused(format!(
+                "the account `admin` is a {}, and careq does not make somebody's account an \
+                 admin",
+                role.as_str()
+            ))),
         })
         .await;
     match outcome {

@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::domain::{NewUser, User, UserPatch};
+use super::records;
 use crate::access::{self, Action};
 use crate::auth::throttle::LoginKey;
 use crate::auth::{password, perm, Caller, Require};
@@ -15,6 +16,7 @@ use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::resource;
 use crate::startup::AppState;
+use crate::store::Held;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,8 +43,8 @@ pub async fn me(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let user = super::get(&mut *conn, &caller.user_id).await?;
+    let id = caller.user_id;
+    let user = st.db.read(move |conn| super::get(conn, &id)).await?;
     Ok(resource::read(&user, &headers))
 }
 
@@ -91,24 +93,18 @@ pub async fn change_password(
     let was = hash.unwrap_or_default();
     st.db
         .write(move |conn| {
-            let (caller, was, new_hash) = (caller.clone(), was.clone(), new_hash.clone());
-            Box::pin(async move {
-                // Two changes at once (two tabs): the first wins; the other's proof of the
-                // current password is out of date, and its token was just revoked.
-                if !conn
-                    .set_password_of(&caller.user_id, &was, &new_hash)
-                    .await?
-                {
-                    return Err(ApiError::Unauthorized {
-                        detail: "your password was changed by another request meanwhile, which \
-                                 ended this session; sign in again"
-                            .into(),
-                        invalid_token: true,
-                    });
-                }
-                super::revoke_tokens(conn, &caller.user_id).await?;
-                access::record(conn, &caller, Action::Update, "user", &caller.user_id).await
-            })
+            // Two changes at once (two tabs): the first wins; the other's proof of the
+            // current password is out of date, and its token was just revoked.
+            if !records::set_password_of(conn, &caller.user_id, &was, &new_hash)? {
+                return Err(ApiError::Unauthorized {
+                    detail: "your password was changed by another request meanwhile, which \
+                             ended this session; sign in again"
+                        .into(),
+                    invalid_token: true,
+                });
+            }
+            super::revoke_tokens(conn, &caller.user_id)?;
+            access::record(conn, &caller, Action::Update, "user", &caller.user_id)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -160,8 +156,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = st.db.read().await?;
-    let user = super::get(&mut *conn, &id).await?;
+    let user = st.db.read(move |conn| super::get(conn, &id)).await?;
     Ok(resource::read(&user, &headers))
 }
 
@@ -213,37 +208,25 @@ pub async fn update(
     let user = st
         .db
         .write_data(move |conn| {
-            let (id, if_match, patch, hash, admin) = (
-                id.clone(),
-                if_match.clone(),
-                patch.clone(),
-                hash.clone(),
-                admin.clone(),
-            );
-            Box::pin(async move {
-                conn.hold(crate::store::Held::User, &id).await?;
-                let current = super::get(conn, &id).await?;
-                if_match.check(current.version)?;
-                if let Some(ids) = &patch.clinic_ids {
-                    super::check_clinics(conn, ids).await?;
-                    conn.set_user_clinics(&id, ids).await?;
-                }
-                let role = patch.role.unwrap_or(current.role);
-                let active = patch.active.unwrap_or(current.active);
-                if !conn
-                    .update_user(&id, current.version, role, active, hash.as_deref())
-                    .await?
-                {
-                    return Err(stale(super::get(conn, &id).await?.version));
-                }
-                // A new password or a deactivation ends every session opened before it;
-                // reactivating the account later must not bring those sessions back.
-                if hash.is_some() || !active {
-                    super::revoke_tokens(conn, &id).await?;
-                }
-                access::record(conn, &admin, Action::Update, "user", &id).await?;
-                super::get(conn, &id).await
-            })
+            conn.hold(Held::User.table(), &id)?;
+            let current = super::get(conn, &id)?;
+            if_match.check(current.version)?;
+            if let Some(ids) = &patch.clinic_ids {
+                super::check_clinics(conn, ids)?;
+                records::set_user_clinics(conn, &id, ids)?;
+            }
+            let role = patch.role.unwrap_or(current.role);
+            let active = patch.active.unwrap_or(current.active);
+            if !records::update_user(conn, &id, current.version, role, active, hash.as_deref())? {
+                return Err(stale(super::get(conn, &id)?.version));
+            }
+            // A new password or a deactivation ends every session opened before it;
+            // reactivating the account later must not bring those sessions back.
+            if hash.is_some() || !active {
+                super::revoke_tokens(conn, &id)?;
+            }
+            access::record(conn, &admin, Action::Update, "user", &id)?;
+            super::get(conn, &id)
         })
         .await?;
     Ok(resource::updated(&user))
@@ -266,17 +249,14 @@ pub async fn remove(
     let admin = admin.0;
     st.db
         .write_data(move |conn| {
-            let (id, admin) = (id.clone(), admin.clone());
-            Box::pin(async move {
-                if conn.find_user(&id).await?.is_none() {
-                    return Err(ApiError::NotFound("no user with this id".into()));
-                }
-                if conn.delete_user(&id).await? {
-                    super::revoke_tokens(conn, &id).await?;
-                    access::record(conn, &admin, Action::Delete, "user", &id).await?;
-                }
-                Ok(())
-            })
+            if records::find_user(conn, &id)?.is_none() {
+                return Err(ApiError::NotFound("no user with this id".into()));
+            }
+            if records::delete_user(conn, &id)? {
+                super::revoke_tokens(conn, &id)?;
+                access::record(conn, &admin, Action::Delete, "user", &id)?;
+            }
+            Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

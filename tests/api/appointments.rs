@@ -37,6 +37,20 @@ fn future(hours: i64) -> String {
     t.strftime("%Y-%m-%dT%H:00:00Z").to_string()
 }
 
+/// A start a minute or two from now that is still today on the clinic's clock (Vienna), where
+/// check-in is allowed: in the last two minutes of the clinic's day, its next day is awaited.
+async fn later_today() -> String {
+    let vienna = jiff::tz::TimeZone::get("Europe/Vienna").unwrap();
+    loop {
+        let now = jiff::Timestamp::now();
+        let start = now + jiff::SignedDuration::from_secs(120);
+        if now.to_zoned(vienna.clone()).date() == start.to_zoned(vienna.clone()).date() {
+            return start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}
+
 async fn book(app: &TestApp, w: &World, start: &str, minutes: i64) -> reqwest::Response {
     app.authed(Method::POST, "/v1/appointments", &w.admin)
         .json(&json!({"clinic_id": w.clinic, "patient_id": w.patient, "clinician_id": w.doctor, "start": start, "duration_minutes": minutes, "reason": "check-up"}))
@@ -184,7 +198,11 @@ async fn rescheduling_needs_if_match_and_a_deleted_appointment_is_410() {
 async fn checking_in_issues_a_ticket_once() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    let a: Value = book(&app, &w, &future(2), 15).await.json().await.unwrap();
+    let a: Value = book(&app, &w, &later_today().await, 15)
+        .await
+        .json()
+        .await
+        .unwrap();
     let path = format!("/v1/appointments/{}/check-in", a["id"].as_str().unwrap());
     let res = app
         .authed(Method::POST, &path, &w.admin)

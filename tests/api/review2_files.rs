@@ -670,9 +670,18 @@ async fn a_seal_committed_while_an_export_reads_its_snapshot_still_withdraws_the
         sealed: true,
         ..Default::default()
     };
-    let mut snapshot = app.state.db.read().await.unwrap();
-    snapshot.begin_snapshot().await.unwrap();
-    let page = snapshot.export_page(&scope, "", 10).await.unwrap();
+    let page = {
+        let scope = scope.clone();
+        app.state
+            .db
+            .read(move |conn| {
+                careq_store::jobs::snapshot(conn, |conn| {
+                    Ok(careq::exports::records::export_page(conn, &scope, "", 10)?)
+                })
+            })
+            .await
+            .unwrap()
+    };
     let named: Vec<(String, i64)> = page.iter().filter_map(|r| r.patient.clone()).collect();
     assert_eq!(named, [(amy.clone(), 1)]);
     let res = app
@@ -682,7 +691,6 @@ async fn a_seal_committed_while_an_export_reads_its_snapshot_still_withdraws_the
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    drop(snapshot);
 
     let path = careq::exports::file_path(&app.state.config, &id, "csv");
     careq::private_files::create_dir_all(path.parent().unwrap()).unwrap();
@@ -691,19 +699,18 @@ async fn a_seal_committed_while_an_export_reads_its_snapshot_still_withdraws_the
     let (job, named) = (id.clone(), std::sync::Arc::new(named));
     app.state
         .db
-        .write(move |tx| {
-            let (job, runner, named) = (job.clone(), runner.clone(), named.clone());
-            Box::pin(async move {
-                let end = careq::store::JobEnd::Succeeded {
-                    rows: 1,
-                    size_bytes: size,
-                    at: careq::clock::now_rfc3339(),
-                    expires_at: careq::clock::now_unix() + 3600,
-                };
-                assert!(tx.finish_job(&job, &runner, &end).await?);
-                tx.add_export_patients(&job, &named).await?;
-                Ok(())
-            })
+        .write(move |conn| {
+            let end = careq::store::JobEnd::Succeeded {
+                rows: 1,
+                size_bytes: size,
+                at: careq::clock::now_rfc3339(),
+                expires_at: careq::clock::now_unix() + 3600,
+            };
+            assert!(careq::exports::records::finish_job(
+                conn, &job, &runner, &end
+            )?);
+            careq::exports::records::add_export_patients(conn, &job, &named)?;
+            Ok(())
         })
         .await
         .unwrap();

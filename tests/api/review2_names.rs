@@ -436,6 +436,7 @@ async fn patients_stored_before_identity_keys_get_them_when_careq_starts() {
         careq::store::Store::open(careq::store::Options::cli(&app.state.config.database_url))
             .await
             .unwrap();
+    careq::startup::backfill(&store).await.unwrap();
     store.close().await;
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM patients_rekey")
         .fetch_one(&app.pool)

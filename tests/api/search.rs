@@ -384,6 +384,7 @@ async fn names_stored_before_search_keys_existed_get_them_when_careq_starts() {
         careq::store::Store::open(careq::store::Options::cli(&app.state.config.database_url))
             .await
             .unwrap();
+    careq::startup::backfill(&store).await.unwrap();
     store.close().await;
     assert_eq!(families(&app, &d, "q=oreilly%20li").await, ["O'Reilly"]);
     assert_eq!(families(&app, &d, "q=o'rei").await, ["O'Reilly"]);

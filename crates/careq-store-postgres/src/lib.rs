@@ -123,7 +123,7 @@ impl PgEngine {
         let base = base_config(&o.url)?;
         let mut client = base
             .connect(NoTls)
-            .map_err(|e| StoreError::Other(format!("cannot connect to the database: {e}")))?;
+            .map_err(|e| StoreError::Other(format!("cannot connect to {}: {e}", redact(&o.url))))?;
         migrate::run(&mut client, o.migrations)?;
         let _ = client.close();
 

@@ -259,6 +259,52 @@ pub fn count_waiting(
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
+/// Waiting tickets of `priority` on the day issued at or before `issued_ms` (`None`: all), from
+/// the day's kept count (`queue_waiting`, maintained by triggers with every change of a ticket):
+/// all of them is one row; a bound subtracts those issued after it, the recent ones, counted
+/// over the index. Only when more than [`COUNT_CAP`] came after the bound are the earlier ones
+/// counted instead, up to the cap, as [`count_waiting`] does.
+pub fn waiting(
+    r: &mut dyn Read,
+    clinic_id: &str,
+    day: &str,
+    priority: Priority,
+    issued_ms: Option<i64>,
+) -> Result<u64, StoreError> {
+    let kept = r
+        .int(
+            "SELECT n FROM queue_waiting WHERE clinic_id = $1 AND day = $2 AND priority = $3",
+            &[clinic_id.into(), day.into(), priority.as_str().into()],
+        )?
+        .unwrap_or(0)
+        .max(0);
+    let Some(bound) = issued_ms else {
+        return Ok(kept as u64);
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tickets {}
+           WHERE clinic_id = $1 AND day = $2 AND status = 'waiting' AND priority = $3
+             AND issued_ms > $4 LIMIT $5) AS w",
+        waiting_index(r.dialect())
+    );
+    let later = r
+        .int(
+            &sql,
+            &[
+                clinic_id.into(),
+                day.into(),
+                priority.as_str().into(),
+                bound.into(),
+                COUNT_CAP.into(),
+            ],
+        )?
+        .unwrap_or(0);
+    if later < COUNT_CAP {
+        return Ok((kept - later).max(0) as u64);
+    }
+    count_waiting(r, clinic_id, day, priority, Some(bound))
+}
+
 /// The most open tickets a day's queue loads (a safety bound).
 pub const OPEN_CAP: i64 = 2000;
 

@@ -92,6 +92,11 @@ pub static SQLITE: &[Migration] = &[
         "name identity keys",
         include_str!("../../../migrations/sqlite/0017_name_identity_keys.sql"),
     ),
+    (
+        18,
+        "queue counts",
+        include_str!("../../../migrations/sqlite/0018_queue_counts.sql"),
+    ),
 ];
 
 /// Every migration of the PostgreSQL schema, in order.
@@ -125,5 +130,10 @@ pub static POSTGRES: &[Migration] = &[
         17,
         "name identity keys",
         include_str!("../../../migrations/postgres/0017_name_identity_keys.sql"),
+    ),
+    (
+        18,
+        "queue counts",
+        include_str!("../../../migrations/postgres/0018_queue_counts.sql"),
     ),
 ];

@@ -576,3 +576,79 @@ async fn counters_calling_at_once_each_call_a_different_ticket() {
         assert_eq!(called, want, "{}", e.name);
     }
 }
+
+#[tokio::test]
+async fn the_kept_waiting_counts_agree_with_counting_the_queue_through_every_move() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        with_clinics(s).await;
+        tickets(
+            s,
+            &[
+                ("a", Priority::Normal, 10),
+                ("b", Priority::Normal, 20),
+                ("c", Priority::Normal, 30),
+                ("d", Priority::Urgent, 15),
+                ("e", Priority::Emergency, 25),
+            ],
+        )
+        .await;
+        s.write(|w| issue(w, "elsewhere", "cln_2", DAY, Priority::Normal, 1))
+            .await
+            .unwrap();
+        let agree = |step: &'static str| async move {
+            for p in Priority::ALL {
+                for bound in [
+                    None,
+                    Some(0),
+                    Some(10),
+                    Some(19),
+                    Some(20),
+                    Some(29),
+                    Some(99),
+                ] {
+                    let (kept, counted) = s
+                        .read(move |r| {
+                            Ok::<_, StoreError>((
+                                queue::waiting(r, "cln_1", DAY, p, bound)?,
+                                queue::count_waiting(r, "cln_1", DAY, p, bound)?,
+                            ))
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(kept, counted, "{} after {step}: {p:?} {bound:?}", e.name);
+                }
+            }
+        };
+        agree("issuing").await;
+        assert_eq!(
+            s.read(|r| queue::waiting(r, "cln_1", DAY, Priority::Normal, None))
+                .await,
+            Ok(3),
+            "{}",
+            e.name
+        );
+        set(s, "a", TicketStatus::Called, Some("1"), 40).await;
+        agree("calling one").await;
+        set(s, "a", TicketStatus::Waiting, None, 41).await;
+        agree("sending it back").await;
+        set(s, "b", TicketStatus::Cancelled, None, 42).await;
+        set(s, "e", TicketStatus::Called, None, 43).await;
+        set(s, "e", TicketStatus::Served, None, 44).await;
+        agree("cancelling and serving").await;
+        assert_eq!(
+            s.read(|r| queue::waiting(r, "cln_1", DAY, Priority::Normal, Some(15)))
+                .await,
+            Ok(1),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            s.read(|r| queue::waiting(r, "cln_2", DAY, Priority::Normal, None))
+                .await,
+            Ok(1),
+            "{}",
+            e.name
+        );
+    }
+}
