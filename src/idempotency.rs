@@ -23,7 +23,7 @@ use crate::access::records;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::read_body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Outcome, Write};
 
 const KEEP_SECONDS: i64 = 24 * 60 * 60;

@@ -23,6 +23,7 @@ pub mod patients;
 pub mod private_files;
 pub mod queue;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -26,7 +26,7 @@ mod vocabularies;
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::metrics,
-        crate::ops::openapi_json,
+        openapi_json,
         crate::auth::routes::sign_in,
         crate::auth::routes::sign_out,
         crate::users::routes::create,
@@ -106,6 +106,24 @@ mod vocabularies;
          (name = "fhir", description = "HL7 FHIR R4 (application/fhir+json): Patient, Appointment, Practitioner; errors are OperationOutcome")),
 )]
 pub struct ApiDoc;
+
+/// The route of the document itself (`/openapi.json`).
+pub fn router() -> axum::Router<crate::state::AppState> {
+    axum::Router::new().route("/openapi.json", axum::routing::get(openapi_json))
+}
+
+/// This OpenAPI 3.1 document
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The spec", content_type = "application/json", body = Object,
+        headers(("ETag" = String, description = "Strong validator"))),
+        (status = 304, description = "Not modified")),
+    security(()))]
+pub async fn openapi_json(headers: http::HeaderMap) -> axum::response::Response {
+    let spec = spec();
+    crate::http::conditional::Representation::json(&spec)
+        .cache("public, max-age=300")
+        .respond(&headers)
+}
 
 /// The spec as served at `/openapi.json`.
 pub fn spec() -> serde_json::Value {

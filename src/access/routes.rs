@@ -13,7 +13,7 @@ use crate::auth::{perm, Require};
 use crate::error::ApiError;
 use crate::http::extract::ApiQuery;
 use crate::http::paging::{numeric_after, Page, PageParams};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::LogFilter;
 
 pub fn router() -> Router<AppState> {

@@ -18,7 +18,7 @@ use crate::http::paging::Page;
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::patients::Use;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

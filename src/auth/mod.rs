@@ -3,6 +3,7 @@
 //! roles themselves.
 pub mod client_ip;
 pub mod password;
+pub mod role;
 pub mod routes;
 pub mod throttle;
 pub mod tokens;
@@ -13,34 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::header;
 use http::request::Parts;
-use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Clinician,
-    Receptionist,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Clinician, Role::Receptionist];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Clinician => "clinician",
-            Role::Receptionist => "receptionist",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
+use crate::state::AppState;
+pub use role::Role;
 
 /// Every operation that not every signed-in user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::throttle::LoginKey;
 use super::{client_ip, tokens, Caller};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::domain::{normalize_username, MAX_USERNAME_BYTES};
 
 pub fn router() -> Router<AppState> {

@@ -13,7 +13,7 @@ use crate::http::conditional::Representation;
 use crate::http::extract::ApiQuery;
 use crate::http::negotiate::Preference;
 use crate::http::paging::{with_next_link, Page, PageParams};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

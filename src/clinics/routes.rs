@@ -14,7 +14,7 @@ use crate::http::extract::{ApiQuery, JsonBody};
 use crate::http::paging::{Page, PageParams};
 use crate::http::precondition::{stale, IfMatch};
 use crate::http::resource;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Held;
 
 pub fn router() -> Router<AppState> {

@@ -11,7 +11,7 @@ use crate::clinics::records as clinic_records;
 use crate::error::ApiError;
 use crate::http::conditional::Representation;
 use crate::queue::domain::Priority;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KioskLink {

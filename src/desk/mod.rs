@@ -5,14 +5,14 @@
 pub mod kiosk;
 
 use axum::extract::Path;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
-use crate::http::conditional::Representation;
-use crate::startup::AppState;
+use crate::http::pages::{html, static_file};
+use crate::state::AppState;
 
 /// No inline script or style anywhere; the pages talk only to this server.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
@@ -47,36 +47,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("kiosk.js", JS, include_str!("assets/kiosk.js")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
-
-/// One page, revalidated on every load (so an upgrade shows at once), under the page policy.
-pub fn html(headers: &HeaderMap, body: &'static str, csp: &'static str) -> Response {
-    let mut rep =
-        Representation::new(body.as_bytes().to_vec(), "text/html; charset=utf-8").cache("no-cache");
-    rep.extra.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    rep.extra.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    rep.respond(headers)
-}
-
-/// A script or stylesheet of the pages, revalidated on every load. It sends no `Referer`
-/// either: what it loads must not learn the address of the page, which may hold a key.
-pub fn static_file(
-    headers: &HeaderMap,
-    body: &'static str,
-    content_type: &'static str,
-) -> Response {
-    let mut rep = Representation::new(body.as_bytes().to_vec(), content_type).cache("no-cache");
-    rep.extra.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    rep.respond(headers)
-}
 
 async fn page(headers: HeaderMap, body: &'static str) -> Response {
     html(&headers, body, PAGE_CSP)

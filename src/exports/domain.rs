@@ -195,7 +195,7 @@ impl Job {
             updated_at: r.updated_at.clone(),
             finished_at: r.finished_at.clone(),
             owner: r.owner_id.clone(),
-            file: succeeded.then(|| super::file_location(&r.id)),
+            file: succeeded.then(|| file_location(&r.id)),
             size_bytes: r.size_bytes.filter(|_| succeeded),
             expires_at: r.expires_at.filter(|_| succeeded).and_then(|s| {
                 jiff::Timestamp::from_second(s)
@@ -313,6 +313,11 @@ impl crate::http::extract::BodyRules for NewExport {
     fn rule_errors(&self) -> Vec<FieldError> {
         ValidExport::parse(self).err().unwrap_or_default()
     }
+}
+
+/// Where a finished export's file is served.
+pub fn file_location(id: &str) -> String {
+    format!("/v1/exports/{id}/file")
 }
 
 #[cfg(test)]

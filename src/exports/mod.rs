@@ -25,9 +25,7 @@ pub fn job_location(id: &str) -> String {
     format!("/v1/jobs/{id}")
 }
 
-pub fn file_location(id: &str) -> String {
-    format!("/v1/exports/{id}/file")
-}
+pub use domain::file_location;
 
 /// The scope with its days worked out on each clinic's clock (`ExportScope::windows`, which
 /// `domain::windows_json` hands to the store's export reads): the start of `from` to the end

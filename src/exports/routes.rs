@@ -12,7 +12,7 @@ use crate::auth::{perm, Require};
 use crate::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::range::{self, FileMeta};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

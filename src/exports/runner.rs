@@ -18,7 +18,7 @@ use super::domain::{Encoder, Format};
 use super::records;
 use crate::access::Action;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{ExportRow, ExportScope, JobEnd, JobProgress, JobRecord, LogRow, Read};
 
 /// How often an idle runner looks for work other processes queued, or for leases that ran out.

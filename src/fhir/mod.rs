@@ -17,13 +17,13 @@ use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::patients::domain::{name_matches, search_key, Patient, SearchFilters};
 use crate::patients::records;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Read;
 use bundle::Query;
 
 pub use routes::router;
 
-pub const FHIR_JSON: &str = "application/fhir+json";
+pub use respond::FHIR_JSON;
 /// The identifier system of careq's medical record numbers.
 pub const MRN_SYSTEM: &str = "urn:careq:mrn";
 /// The most matches a search counts for `Bundle.total`; beyond it `total` is left out.

@@ -11,7 +11,7 @@ use http::header::{self, HeaderValue};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use super::FHIR_JSON;
+use super::respond::FHIR_JSON;
 use crate::error::{ApiError, PROBLEM_JSON};
 
 /// What FHIR clients may ask for.

@@ -6,12 +6,13 @@ use axum::response::Response;
 use http::header::{self, HeaderValue};
 use serde_json::Value;
 
-use super::FHIR_JSON;
 use crate::config::Config;
 use crate::error::{ApiError, BodyMethod};
 use crate::http::conditional::Representation;
 use crate::http::extract::{parse_json, read_body};
 use crate::http::precondition::version_etag;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
 
 /// A FHIR resource body: `application/fhir+json` or `application/json`, read within the same
 /// limits and with the same errors as every JSON body.

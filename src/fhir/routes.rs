@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::http::middleware::redirect;
 use crate::http::precondition::IfMatch;
 use crate::patients::{records, resolve, resolve_to_write, Resolved, Use};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Read;
 
 pub fn router() -> Router<AppState> {

@@ -10,7 +10,7 @@ use super::{appointment, base_url, fhir_id, native_id};
 use crate::access::{self, Action, Touch};
 use crate::auth::{perm, Require, Role};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Read an Appointment
 #[utoipa::path(get, path = "/fhir/r4/Appointment/{id}", tag = "fhir", params(("id" = String, Path)),

@@ -9,6 +9,7 @@ pub mod cursor_seal;
 pub mod extract;
 pub mod middleware;
 pub mod negotiate;
+pub mod pages;
 pub mod paging;
 pub mod precondition;
 pub mod range;

@@ -1,7 +1,6 @@
 //! Maintenance mode: `POST /v1/admin/maintenance {enabled, retry_after_seconds}` (admin). While
 //! it is on, every API call except an admin's (and signing in or out) answers 503 with
 //! `Retry-After`, and so does `/readyz`.
-use std::sync::Mutex;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -11,32 +10,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+pub use super::mode::Maintenance;
 use crate::auth::{perm, Require};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::JsonBody;
-use crate::startup::AppState;
-
-/// Seconds to tell clients to wait, when maintenance is on.
-#[derive(Default)]
-pub struct Maintenance(Mutex<Option<u64>>);
-
-impl Maintenance {
-    pub fn retry_after(&self) -> Option<u64> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn set(&self, retry_after: Option<u64>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = retry_after;
-    }
-
-    /// The 503 answered while maintenance is on.
-    pub fn error(retry_after: u64) -> ApiError {
-        ApiError::ServiceUnavailable {
-            detail: "careq is in maintenance; try again later".into(),
-            retry_after,
-        }
-    }
-}
+use crate::state::AppState;
 
 /// The gate every request passes after the global checks: while maintenance is on, the API
 /// answers 503 with `Retry-After`, except to an admin and to signing in (admins need a token to

@@ -1,5 +1,7 @@
-//! Operations endpoints: liveness, readiness, metrics, the OpenAPI document and its docs page.
+//! Operations endpoints: liveness, readiness, metrics and the docs page (the OpenAPI document
+//! itself is served by `openapi`).
 pub mod maintenance;
+pub mod mode;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,14 +12,13 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::http::conditional::Representation;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs_page))
         .route(DOCS_BUNDLE_PATH, get(docs_bundle))
 }
@@ -94,19 +95,6 @@ async fn exposition(state: &AppState) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     res
-}
-
-/// This OpenAPI 3.1 document
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The spec", content_type = "application/json", body = Object,
-        headers(("ETag" = String, description = "Strong validator"))),
-        (status = 304, description = "Not modified")),
-    security(()))]
-pub async fn openapi_json(headers: HeaderMap) -> Response {
-    let spec = crate::openapi::spec();
-    Representation::json(&spec)
-        .cache("public, max-age=300")
-        .respond(&headers)
 }
 
 /// The docs page: a RapiDoc reference UI over `/openapi.json`, its bundle vendored from npm

@@ -12,7 +12,7 @@ use crate::auth::{perm, Caller, Require};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{parse_value, JsonBody};
 use crate::idempotency::{record_in, Claimed};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Write;
 
 #[derive(Clone, Deserialize, utoipa::ToSchema)]

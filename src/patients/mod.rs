@@ -11,7 +11,7 @@ use crate::access::{self, Action, Touch};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, FieldError};
 use crate::idempotency::{ReplayCheck, Replayed};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Held, Read, Store, StoreError, Write};
 use domain::{NewPatient, Patient, SearchFilters, StoredPatient, ValidPatient};
 

@@ -25,7 +25,7 @@ use crate::http::paging::{
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::idempotency::{idempotency, record_in, Claimed, Idempotency};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::PatientMark;
 
 pub fn router(state: &AppState) -> Router<AppState> {

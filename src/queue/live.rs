@@ -13,45 +13,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::domain::{Status, Ticket};
+pub use super::events::{channel, BoardTicket, QueueEvent, Room, SocketCounts, SocketSlot};
 use super::records;
 use crate::auth::Caller;
 use crate::clinics::domain::Clinic;
 use crate::clinics::records as clinic_records;
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-/// What a board (or any live client) sees of a ticket.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct BoardTicket {
-    pub number: String,
-    pub status: Status,
-    pub counter: Option<String>,
-}
-
-impl From<&Ticket> for BoardTicket {
-    fn from(t: &Ticket) -> Self {
-        BoardTicket {
-            number: t.number.clone(),
-            status: t.status,
-            counter: t.counter.clone(),
-        }
-    }
-}
-
-/// One change to a clinic's queue.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueEvent {
-    #[serde(skip)]
-    pub clinic_id: String,
-    /// `issued`, `called`, `updated`, `closed`, `reopened`, or `snapshot` on connect.
-    pub kind: &'static str,
-    pub ticket: Option<BoardTicket>,
-}
-
-/// The broadcast channel every queue change goes through.
-pub fn channel() -> broadcast::Sender<QueueEvent> {
-    broadcast::channel(1024).0
-}
+use crate::state::AppState;
 
 /// Publishes a change to this process's sockets and announces it to the other careq processes
 /// on the same database (PostgreSQL); nobody listening is fine.
@@ -269,68 +237,6 @@ pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Which room of a clinic's live sockets a socket takes: board screens have their own, small
-/// one (`CAREQ_MAX_BOARD_SOCKETS_PER_CLINIC`), so a board key, which sits on a wall screen and
-/// may leak, can never take the room of the staff screens (`CAREQ_MAX_SOCKETS_PER_CLINIC`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Room {
-    Staff,
-    Board,
-}
-
-/// Open live sockets per clinic and room.
-#[derive(Default)]
-pub struct SocketCounts(std::sync::Mutex<std::collections::HashMap<(String, Room), usize>>);
-
-/// One open socket's place in its clinic's count; dropping it (the socket ends, or the upgrade
-/// never happens) frees the place.
-pub struct SocketSlot {
-    counts: std::sync::Arc<SocketCounts>,
-    key: (String, Room),
-}
-
-impl SocketCounts {
-    /// Open sockets over all clinics.
-    pub fn total(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
-    }
-
-    fn take(
-        counts: &std::sync::Arc<SocketCounts>,
-        clinic_id: &str,
-        room: Room,
-        max: usize,
-    ) -> Option<SocketSlot> {
-        let key = (clinic_id.to_string(), room);
-        let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(key.clone()).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(SocketSlot {
-            counts: counts.clone(),
-            key,
-        })
-    }
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        let mut map = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.key);
-            }
-        }
-    }
-}
-
 /// Live queue events over a WebSocket (101); a plain GET answers 426
 #[utoipa::path(get, path = "/v1/clinics/{id}/queue/live", tag = "queue", params(("id" = String, Path, pattern = "^cln_[0-9a-f]{20}$")),
     responses((status = 101, description = "Switching to WebSocket; JSON events follow. A browser, which cannot set `Authorization` here, offers its token as the subprotocol `careq.bearer.TOKEN`, and a waiting-room screen its clinic's board key as `careq.board.KEY`, beside `careq`; the answer picks `careq`. No credential is taken from the URL"),
@@ -473,13 +379,13 @@ const BOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'
 /// the key into its storage and out of the address bar). Like the desk pages it sends
 /// `Referrer-Policy: no-referrer`, so the address with the key never reaches a `Referer`.
 pub async fn board_page(headers: HeaderMap) -> Response {
-    crate::desk::html(&headers, BOARD_HTML, BOARD_CSP)
+    crate::http::pages::html(&headers, BOARD_HTML, BOARD_CSP)
 }
 
 pub async fn board_script(headers: HeaderMap) -> Response {
-    crate::desk::static_file(&headers, BOARD_JS, "text/javascript; charset=utf-8")
+    crate::http::pages::static_file(&headers, BOARD_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn board_style(headers: HeaderMap) -> Response {
-    crate::desk::static_file(&headers, BOARD_CSS, "text/css; charset=utf-8")
+    crate::http::pages::static_file(&headers, BOARD_CSS, "text/css; charset=utf-8")
 }

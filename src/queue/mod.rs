@@ -2,7 +2,9 @@
 //! the day and the daily report. This module is the queue's service: what its routes and other
 //! features (appointments' check-in, the live board) call.
 pub mod domain;
+pub mod events;
 pub mod live;
+pub mod notifier;
 pub mod notify;
 pub mod records;
 pub mod routes;
@@ -14,7 +16,7 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::http::precondition::IfMatch;
 use crate::patients::Use;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Held, Read, Write};
 use domain::{may_move, order, NewTicket, Priority, Status, Ticket};
 

@@ -20,7 +20,7 @@ use crate::http::middleware::redirect;
 use crate::http::precondition::IfMatch;
 use crate::http::resource;
 use crate::patients::Use;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Read;
 
 pub fn router() -> Router<AppState> {

@@ -16,7 +16,6 @@ use anyhow::Context;
 use careq_store_postgres::{PgEngine, PgOptions};
 use careq_store_sqlite::{SqliteEngine, SqliteOptions};
 
-use crate::auth::Role;
 use crate::error::ApiError;
 
 pub use careq_store::access::{LogFilter, LogRow, Outcome};
@@ -52,16 +51,6 @@ pub struct LogEntry {
     pub patient_id: Option<String>,
     /// The `X-Request-Id` the client sent, if any: for correlation only.
     pub client_request_id: Option<String>,
-}
-
-/// Who a live bearer token belongs to.
-#[derive(Debug, Clone)]
-pub struct TokenOwner {
-    pub user_id: String,
-    pub username: String,
-    pub role: Role,
-    /// Sorted.
-    pub clinic_ids: Vec<String>,
 }
 
 /// A kind of record a read-modify-write unit holds while it works (`Tx::hold`).

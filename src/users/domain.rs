@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::auth::Role;
+use crate::auth::role::Role;
 use crate::error::FieldError;
 use crate::versioned::Versioned;
 

@@ -5,9 +5,9 @@
 use careq_store::users::{self as q, NewUser, UserChange, UserRow};
 
 use super::domain::{normalize_username, StoredUser, User, Username};
-use crate::auth::Role;
+use crate::auth::role::Role;
 use crate::clock::now_rfc3339;
-use crate::store::{Read, StoreError, TokenOwner, Write};
+use crate::store::{Read, StoreError, Write};
 
 /// A stored role as the app knows it; anything else is a schema mismatch.
 fn role_of(text: &str) -> Result<Role, StoreError> {
@@ -190,4 +190,14 @@ pub fn token_owner(
         username: owner.username,
         clinic_ids: owner.clinic_ids,
     }))
+}
+
+/// Who a live bearer token belongs to.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    /// Sorted.
+    pub clinic_ids: Vec<String>,
 }

@@ -111,17 +111,17 @@ fn jitter(d: Duration) -> Duration {
     d + d.mul_f64((r % 1000) as f64 / 2000.0)
 }
 
+/// A writer connects when its first unit arrives, not before: a process that writes little
+/// holds few of the server's connections.
 pub(crate) fn writer(shared: &Shared, mut link: Link) {
-    // Connect before the first unit arrives; a failure here is retried by that unit.
-    let _ = link.get();
     while let Some(job) = shared.writes.pop() {
         run_write(shared, &mut link, job);
         shared.depth.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// A reader connects when its first unit arrives, as a writer does.
 pub(crate) fn reader(shared: &Shared, mut link: Link) {
-    let _ = link.get();
     while let Some(task) = shared.reads.pop() {
         match task {
             ReadTask::Unit(job) => {
