@@ -33,7 +33,7 @@ use worker::{Link, ReadTask, Shared};
 pub struct PgOptions {
     /// A libpq URL (or key=value string); several hosts allowed.
     pub url: String,
-    /// Writer threads (connections); 0: four per core, between 8 and 32.
+    /// Writer threads (connections); 0: two per core, between 4 and 16.
     pub writers: usize,
     /// Reader threads (connections); 0: as for writers.
     pub readers: usize,
@@ -166,11 +166,11 @@ impl PgEngine {
 
 const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
 
-/// Four threads per core, between 8 and 32: a unit holds its thread while PostgreSQL works.
+/// Two threads per core, between 4 and 16: a unit holds its thread while PostgreSQL works.
 fn default_threads() -> usize {
     std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 4)
-        .clamp(8, 32)
+        .map_or(4, |n| n.get() * 2)
+        .clamp(4, 16)
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {

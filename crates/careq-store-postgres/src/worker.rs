@@ -12,7 +12,7 @@ use postgres::{Config, NoTls};
 use tokio::sync::oneshot;
 
 use crate::error::Side;
-use crate::queue::Queue;
+use crate::queue::{Popped, Queue};
 use crate::session::{Conn, Session};
 
 /// How often a unit that lost a serialization race or a deadlock runs again before `Busy`.
@@ -111,18 +111,36 @@ fn jitter(d: Duration) -> Duration {
     d + d.mul_f64((r % 1000) as f64 / 2000.0)
 }
 
-/// A writer connects when its first unit arrives, not before: a process that writes little
-/// holds few of the server's connections.
+/// How long a thread keeps its connection without a unit to run: a process that is quiet
+/// holds none of the server's connections.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// A writer connects when a unit arrives, not before, and lets go of its connection after
+/// [`IDLE`] without one.
 pub(crate) fn writer(shared: &Shared, mut link: Link) {
-    while let Some(job) = shared.writes.pop() {
-        run_write(shared, &mut link, job);
-        shared.depth.fetch_sub(1, Ordering::Relaxed);
+    loop {
+        match shared.writes.pop(IDLE) {
+            Popped::Job(job) => {
+                run_write(shared, &mut link, job);
+                shared.depth.fetch_sub(1, Ordering::Relaxed);
+            }
+            Popped::Idle => link.conn = None,
+            Popped::Closed => return,
+        }
     }
 }
 
-/// A reader connects when its first unit arrives, as a writer does.
+/// A reader connects when a unit arrives and lets go when idle, as a writer does.
 pub(crate) fn reader(shared: &Shared, mut link: Link) {
-    while let Some(task) = shared.reads.pop() {
+    loop {
+        let task = match shared.reads.pop(IDLE) {
+            Popped::Job(task) => task,
+            Popped::Idle => {
+                link.conn = None;
+                continue;
+            }
+            Popped::Closed => return,
+        };
         match task {
             ReadTask::Unit(job) => {
                 let conn = match link.get() {
