@@ -6,7 +6,7 @@
 //! would silently roll back).
 use std::collections::HashMap;
 
-use careq_store::{Dialect, Read, Row, StoreError, Value, Write};
+use careq_store::{Dialect, EachRow, Read, StoreError, Value, Write};
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
@@ -82,7 +82,7 @@ impl<'c> Session<'c> {
         &mut self,
         sql: &str,
         params: &[Value<'_>],
-        each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
+        each: EachRow<'_>,
     ) -> Result<u64, StoreError> {
         let stmt = match self.conn.statement(sql) {
             Ok(s) => s,
@@ -114,7 +114,7 @@ fn stream(
     client: &mut Client,
     stmt: &Statement,
     params: &[Value<'_>],
-    each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
+    each: EachRow<'_>,
 ) -> Result<u64, Stop> {
     let binds = params.iter().map(|v| Bind(*v));
     let mut rows = client.query_raw(stmt, binds).map_err(Stop::Db)?;
@@ -129,13 +129,8 @@ impl Read for Session<'_> {
         Dialect::Postgres
     }
 
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[Value<'_>],
-        each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.run(sql, params, each).map(|_| ())
+    fn query(&mut self, sql: &str, p: &[Value<'_>], each: EachRow<'_>) -> Result<(), StoreError> {
+        self.run(sql, p, each).map(|_| ())
     }
 }
 

@@ -1,6 +1,6 @@
 //! careq-store's connection traits over a rusqlite connection: statements prepared once per
 //! connection (keyed by their translated text), values bound by number, rows read by position.
-use careq_store::{Dialect, Read, Row, StoreError, Value, Write};
+use careq_store::{Dialect, EachRow, Read, Row, StoreError, Value, Write};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
@@ -69,17 +69,12 @@ impl Read for Conn<'_> {
         Dialect::Sqlite
     }
 
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[Value<'_>],
-        each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn query(&mut self, sql: &str, p: &[Value<'_>], each: EachRow<'_>) -> Result<(), StoreError> {
         let conn = self.conn;
         // Translating again each time costs one scan of the text, about what looking the
         // translation up in a cache would; the statement cache keys by the translated text.
         let mut stmt = self.note(conn.prepare_cached(&numbered(sql)))?;
-        let mut rows = self.note(stmt.query(rusqlite::params_from_iter(binds(params))))?;
+        let mut rows = self.note(stmt.query(rusqlite::params_from_iter(binds(p))))?;
         loop {
             match rows.next() {
                 Ok(Some(row)) => each(&SqliteRow(row))?,

@@ -2,7 +2,7 @@
 //! alone, read-only readers, parameters by number, and how failures are classified.
 mod common;
 
-use careq_store::{ReadExt, StoreError, Value, Write};
+use careq_store::{ReadExt, Row, StoreError, Value, Write};
 use common::{gate, insert, names, poll_now, queued, TestDb};
 
 #[derive(Debug, PartialEq)]
@@ -109,14 +109,8 @@ async fn a_savepoint_part_that_refuses_is_undone_alone() {
 async fn a_read_unit_cannot_write_through_its_read_only_connection() {
     let db = TestDb::new();
     let store = db.open();
-    let out = store
-        .read(|r| {
-            r.int(
-                "INSERT INTO items (name) VALUES ('sneaky') RETURNING id",
-                &[],
-            )
-        })
-        .await;
+    let sneaky = "INSERT INTO items (name) VALUES ('sneaky') RETURNING id";
+    let out = store.read(move |r| r.int(sneaky, &[])).await;
     assert!(
         matches!(out, Err(StoreError::Other(ref m)) if m.contains("readonly")),
         "{out:?}"
@@ -128,23 +122,16 @@ async fn a_read_unit_cannot_write_through_its_read_only_connection() {
 async fn parameters_bind_by_their_numbers_whatever_their_order_in_the_sql() {
     let db = TestDb::new();
     let store = db.open();
+    let insert = "INSERT INTO items (note, name) VALUES ($2 || ' $1', $1)";
+    let values = [Value::Text("first"), Value::Text("second")];
     store
-        .write(|w| {
-            w.execute(
-                "INSERT INTO items (note, name) VALUES ($2 || ' $1', $1)",
-                &["first".into(), Value::Text("second")],
-            )
-        })
+        .write(move |w| w.execute(insert, &values))
         .await
         .unwrap();
+    let select = "SELECT name, note FROM items WHERE name = $1";
+    let both = |row: &dyn Row| Ok((row.text(0)?, row.text(1)?));
     let row = store
-        .read(|r| {
-            r.first(
-                "SELECT name, note FROM items WHERE name = $1",
-                &["first".into()],
-                |row| Ok((row.text(0)?, row.text(1)?)),
-            )
-        })
+        .read(move |r| r.first(select, &[Value::Text("first")], both))
         .await
         .unwrap();
     assert_eq!(row, Some(("first".to_owned(), "second $1".to_owned())));
@@ -353,14 +340,8 @@ async fn a_writer_that_cannot_reopen_its_file_refuses_units_as_busy_and_still_cl
     let (store, engine) = db.open_with(o.clone());
     // The writer never creates the file itself (it would not be owner-only): gone, it stays gone.
     std::fs::remove_file(&o.path).unwrap();
-    let huge = store
-        .write(|w| {
-            w.execute(
-                "INSERT INTO items (name, note) VALUES ('huge', zeroblob(4000000))",
-                &[],
-            )
-        })
-        .await;
+    let huge_row = "INSERT INTO items (name, note) VALUES ('huge', zeroblob(4000000))";
+    let huge = store.write(move |w| w.execute(huge_row, &[])).await;
     assert_eq!(huge, Err(StoreError::Full));
     assert_eq!(insert(&store, "next").await, Err(StoreError::Busy));
     drop((store, engine)); // returns: the writer thread ended

@@ -23,4 +23,4 @@ mod value;
 
 pub use error::StoreError;
 pub use store::{Engine, ReadJob, Store, WriteJob};
-pub use value::{Dialect, Read, ReadExt, Row, Value, Write};
+pub use value::{Dialect, EachRow, Read, ReadExt, Row, Value, Write};

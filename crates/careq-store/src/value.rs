@@ -105,9 +105,12 @@ pub trait Read {
         &mut self,
         sql: &str,
         params: &[Value<'_>],
-        each: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
+        each: EachRow<'_>,
     ) -> Result<(), StoreError>;
 }
+
+/// What [`Read::query`] hands each row to, in order; an error stops the query.
+pub type EachRow<'a> = &'a mut dyn FnMut(&dyn Row) -> Result<(), StoreError>;
 
 /// Shorthands over [`Read::query`] (for `dyn Read` and `dyn Write` alike).
 pub trait ReadExt: Read {
