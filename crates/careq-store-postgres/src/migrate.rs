@@ -1,12 +1,11 @@
 //! Migrations, recorded as sqlx records them (`_sqlx_migrations`, SHA-384 checksums) and under
 //! the same advisory lock sqlx takes, so a database migrated by the careq of before is carried
 //! on here, and several processes starting at once apply each migration exactly once.
-use std::collections::HashMap;
 use std::time::Instant;
 
+use careq_store::schema::{checksum, pending, Applied};
 use careq_store::StoreError;
 use postgres::Client;
-use sha2::{Digest, Sha384};
 
 /// A migration: its version, a description, and its SQL (one or more statements).
 pub type Migration = (i64, &'static str, &'static str);
@@ -43,46 +42,17 @@ fn apply(client: &mut Client, migrations: &[Migration]) -> Result<(), StoreError
     client
         .batch_execute(TABLE)
         .map_err(|e| failed("creating _sqlx_migrations", e))?;
-    let dirty = client
-        .query_opt(
-            "SELECT version FROM _sqlx_migrations WHERE success = false ORDER BY version LIMIT 1",
+    let applied: Vec<Applied> = client
+        .query(
+            "SELECT version, checksum, success FROM _sqlx_migrations",
             &[],
         )
-        .map_err(|e| failed("reading _sqlx_migrations", e))?;
-    if let Some(row) = dirty {
-        let v: i64 = row.get(0);
-        return Err(StoreError::Other(format!(
-            "migration {v} failed halfway (it is marked unsuccessful in _sqlx_migrations): \
-             repair the database by hand, then delete that row"
-        )));
-    }
-    let applied: HashMap<i64, Vec<u8>> = client
-        .query("SELECT version, checksum FROM _sqlx_migrations", &[])
         .map_err(|e| failed("reading _sqlx_migrations", e))?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    if let Some(v) = applied
-        .keys()
-        .find(|v| !migrations.iter().any(|m| m.0 == **v))
-    {
-        return Err(StoreError::Other(format!(
-            "the database has migration {v}, which this build does not know (a newer one migrated it)"
-        )));
-    }
-    let mut todo: Vec<&Migration> = migrations.iter().collect();
-    todo.sort_by_key(|m| m.0);
-    for &(version, description, sql) in todo {
-        let checksum = Sha384::digest(sql.as_bytes()).to_vec();
-        match applied.get(&version) {
-            Some(c) if *c == checksum => continue,
-            Some(_) => {
-                return Err(StoreError::Other(format!(
-                    "migration {version} was changed after it was applied"
-                )))
-            }
-            None => {}
-        }
+    for (version, description, sql) in pending(&applied, migrations)? {
+        let checksum = checksum(sql);
         let started = Instant::now();
         let mut tx = client
             .transaction()

@@ -4,9 +4,9 @@
 //! or an applied version this build does not know stops the open.
 use std::time::Instant;
 
+use careq_store::schema::{checksum, Applied};
 use careq_store::StoreError;
 use rusqlite::{params, Connection};
-use sha2::{Digest, Sha384};
 
 use crate::error::classify;
 
@@ -27,34 +27,9 @@ pub fn run(conn: &Connection, migrations: &[Migration<'_>]) -> Result<Vec<i64>, 
         );",
     )
     .map_err(classify)?;
-    let applied = applied(conn)?;
-    if let Some((v, ..)) = applied.iter().find(|(_, _, ok)| !ok) {
-        return Err(StoreError::Other(format!(
-            "migration {v} failed part-way earlier; the database must be repaired by hand"
-        )));
-    }
-    for (version, checksum, _) in &applied {
-        match migrations.iter().find(|(v, ..)| v == version) {
-            None => {
-                return Err(StoreError::Other(format!(
-                    "the database has migration {version}, which this build does not know"
-                )))
-            }
-            Some((_, _, sql)) if checksum_of(sql) != *checksum => {
-                return Err(StoreError::Other(format!(
-                    "migration {version} was changed after it was applied"
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    let mut todo: Vec<&Migration<'_>> = migrations
-        .iter()
-        .filter(|(v, ..)| !applied.iter().any(|(a, ..)| a == v))
-        .collect();
-    todo.sort_by_key(|(v, ..)| *v);
+    let todo = careq_store::schema::pending(&applied(conn)?, migrations)?;
     let mut done = Vec::new();
-    for &(version, description, sql) in todo {
+    for (version, description, sql) in todo {
         apply(conn, version, description, sql).map_err(|e| {
             StoreError::Other(format!(
                 "migration {version} ({description}) failed: {}",
@@ -66,8 +41,6 @@ pub fn run(conn: &Connection, migrations: &[Migration<'_>]) -> Result<Vec<i64>, 
     Ok(done)
 }
 
-type Applied = (i64, Vec<u8>, bool);
-
 fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
@@ -76,10 +49,6 @@ fn applied(conn: &Connection) -> Result<Vec<Applied>, StoreError> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(classify)?;
     rows.collect::<Result<_, _>>().map_err(classify)
-}
-
-fn checksum_of(sql: &str) -> Vec<u8> {
-    Sha384::digest(sql.as_bytes()).to_vec()
 }
 
 /// As sqlx does: the SQL and its record in one transaction (execution time -1), the time
@@ -91,7 +60,7 @@ fn apply(conn: &Connection, version: i64, description: &str, sql: &str) -> rusql
         conn.execute(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES (?1, ?2, TRUE, ?3, -1)",
-            params![version, description, checksum_of(sql)],
+            params![version, description, checksum(sql)],
         )
     });
     if let Err(e) = inside.and_then(|_| conn.execute_batch("COMMIT")) {

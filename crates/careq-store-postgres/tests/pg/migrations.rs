@@ -1,7 +1,7 @@
 //! Migrations: applied once whoever opens first, recorded as sqlx records them, and refused
 //! when the record says a migration failed halfway or was changed since.
+use careq_store::schema::checksum;
 use careq_store_postgres::{Migration, PgEngine};
-use sha2::{Digest, Sha384};
 
 use crate::helpers::{blocking, TestDb, SCHEMA};
 
@@ -26,7 +26,7 @@ async fn two_engines_opening_a_new_database_at_once_apply_each_migration_once() 
     );
     let want: Vec<String> = SCHEMA
         .iter()
-        .map(|(v, d, sql)| format!("{v} {d} t {} t t", hex(&Sha384::digest(sql.as_bytes()))))
+        .map(|(v, d, sql)| format!("{v} {d} t {} t t", hex(&checksum(sql))))
         .collect();
     assert_eq!(recorded, [want.join(";")]);
 }
@@ -57,7 +57,7 @@ async fn reopening_skips_applied_migrations_and_refuses_a_dirty_or_changed_one()
         .err()
         .expect("a dirty database is refused");
     assert!(
-        dirty.to_string().contains("migration 2 failed halfway"),
+        dirty.to_string().contains("migration 2 failed part-way"),
         "{dirty}"
     );
 }
