@@ -226,3 +226,75 @@ pub async fn check_in(
         &format!("/v1/tickets/{}", ticket.id),
     ))
 }
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+    use crate::error::FieldError;
+
+    /// The slot rules of the members a patch sends, for a patch that also has shape errors (a
+    /// member it leaves out keeps a valid stored value, so a stand-in that passes is used).
+    impl crate::http::extract::BodyRules for AppointmentPatch {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            let now = jiff::Timestamp::now();
+            let start = self
+                .start
+                .clone()
+                .unwrap_or_else(|| (now + jiff::SignedDuration::from_hours(1)).to_string());
+            Slot::parse(&start, self.duration_minutes.unwrap_or(30), now)
+                .err()
+                .unwrap_or_default()
+        }
+    }
+
+    impl crate::http::csv_out::CsvRow for Appointment {
+        fn columns() -> &'static [&'static str] {
+            &[
+                "id",
+                "clinic_id",
+                "patient_id",
+                "clinician_id",
+                "start",
+                "duration_minutes",
+                "reason",
+                "status",
+                "ticket_id",
+                "version",
+                "created_at",
+                "updated_at",
+            ]
+        }
+        fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+            use crate::http::csv_out::Cell;
+            let status = serde_json::to_value(self.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            vec![
+                Cell::text(&self.id),
+                Cell::text(&self.clinic_id),
+                Cell::text(&self.patient_id),
+                Cell::text(&self.clinician_id),
+                Cell::text(&self.start),
+                Cell::number(self.duration_minutes),
+                Cell::opt_text(self.reason.as_deref()),
+                Cell::text(status),
+                Cell::opt_text(self.ticket_id.as_deref()),
+                Cell::number(self.version),
+                Cell::text(&self.created_at),
+                Cell::text(&self.updated_at),
+            ]
+        }
+    }
+
+    /// The slot rules, for a body that also has shape errors.
+    impl crate::http::extract::BodyRules for NewAppointment {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            // Only beside shape errors; the request's own moment decides when the shape is right.
+            Slot::parse(&self.start, self.duration_minutes, jiff::Timestamp::now())
+                .err()
+                .unwrap_or_default()
+        }
+    }
+}

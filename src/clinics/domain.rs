@@ -197,40 +197,6 @@ impl ValidClinic {
     }
 }
 
-/// The rules of each member a patch sends, for a patch that also has shape errors.
-impl crate::http::extract::BodyRules for ClinicPatch {
-    fn rule_errors(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        if let Some(name) = &self.name {
-            errors.extend(ClinicName::parse(name).err());
-        }
-        if let Some(zone) = &self.timezone {
-            errors.extend(TimeZoneName::parse(zone).err());
-        }
-        if let Some(prefix) = &self.ticket_prefix {
-            errors.extend(TicketPrefix::parse(prefix).err());
-        }
-        if let Some(Some(country)) = &self.country {
-            errors.extend(Country::parse(country).err());
-        }
-        errors
-    }
-}
-
-/// The clinic rules, for a body that also has shape errors.
-impl crate::http::extract::BodyRules for NewClinic {
-    fn rule_errors(&self) -> Vec<FieldError> {
-        ValidClinic::parse(
-            &self.name,
-            &self.timezone,
-            &self.ticket_prefix,
-            self.country.as_deref(),
-        )
-        .err()
-        .unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,3 +136,44 @@ pub async fn update(
         .await?;
     Ok(resource::updated(&clinic))
 }
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+    use crate::error::FieldError;
+
+    /// The rules of each member a patch sends, for a patch that also has shape errors.
+    impl crate::http::extract::BodyRules for ClinicPatch {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            let mut errors = Vec::new();
+            if let Some(name) = &self.name {
+                errors.extend(ClinicName::parse(name).err());
+            }
+            if let Some(zone) = &self.timezone {
+                errors.extend(TimeZoneName::parse(zone).err());
+            }
+            if let Some(prefix) = &self.ticket_prefix {
+                errors.extend(TicketPrefix::parse(prefix).err());
+            }
+            if let Some(Some(country)) = &self.country {
+                errors.extend(Country::parse(country).err());
+            }
+            errors
+        }
+    }
+
+    /// The clinic rules, for a body that also has shape errors.
+    impl crate::http::extract::BodyRules for NewClinic {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            ValidClinic::parse(
+                &self.name,
+                &self.timezone,
+                &self.ticket_prefix,
+                self.country.as_deref(),
+            )
+            .err()
+            .unwrap_or_default()
+        }
+    }
+}

@@ -308,13 +308,6 @@ impl Encoder {
     }
 }
 
-/// The export rules, for a body that also has shape errors.
-impl crate::http::extract::BodyRules for NewExport {
-    fn rule_errors(&self) -> Vec<FieldError> {
-        ValidExport::parse(self).err().unwrap_or_default()
-    }
-}
-
 /// Where a finished export's file is served.
 pub fn file_location(id: &str) -> String {
     format!("/v1/exports/{id}/file")

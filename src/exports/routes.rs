@@ -127,3 +127,17 @@ pub async fn file(
     }
     Ok(res)
 }
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+    use crate::error::FieldError;
+
+    /// The export rules, for a body that also has shape errors.
+    impl crate::http::extract::BodyRules for NewExport {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            ValidExport::parse(self).err().unwrap_or_default()
+        }
+    }
+}

@@ -578,52 +578,10 @@ impl SearchFilters {
     }
 }
 
-impl crate::http::csv_out::CsvRow for Patient {
-    fn columns() -> &'static [&'static str] {
-        &[
-            "id",
-            "clinic_id",
-            "mrn",
-            "given_name",
-            "family_name",
-            "date_of_birth",
-            "sex",
-            "phone",
-            "email",
-            "address",
-            "height_cm",
-            "weight_kg",
-            "bmi",
-            "version",
-            "updated_at",
-        ]
-    }
-    fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
-        use crate::http::csv_out::Cell;
-        vec![
-            Cell::text(&self.id),
-            Cell::text(&self.clinic_id),
-            Cell::text(&self.mrn),
-            Cell::text(&self.given_name),
-            Cell::text(&self.family_name),
-            Cell::text(&self.date_of_birth),
-            Cell::text(self.sex.as_str()),
-            Cell::opt_text(self.phone.as_deref()),
-            Cell::opt_text(self.email.as_deref()),
-            Cell::opt_text(self.address.as_deref()),
-            Cell::opt_number(self.height_cm),
-            Cell::opt_number(self.weight_kg),
-            Cell::opt_number(self.bmi),
-            Cell::number(self.version),
-            Cell::text(&self.updated_at),
-        ]
-    }
-}
-
 /// The patient rules that need no clinic, for a body that also has shape errors: a national
 /// phone number (read in the clinic's country) is judged only once the body's shape is right;
 /// a value that is no number in any country (letters, no digit) is reported with the rest.
-fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {
+pub(crate) fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {
     let national = f.phone.as_deref().is_some_and(needs_country);
     // Without the clinic, its local date is unknown: the date of birth is judged against the
     // latest date anywhere (UTC+14), so no rule is reported that the clinic's day would not break.
@@ -634,18 +592,6 @@ fn rules_without_clinic(f: &PatientFields) -> Vec<FieldError> {
         .into_iter()
         .filter(|e| !(national && e.pointer == "/phone"))
         .collect()
-}
-
-impl crate::http::extract::BodyRules for PatientFields {
-    fn rule_errors(&self) -> Vec<FieldError> {
-        rules_without_clinic(self)
-    }
-}
-
-impl crate::http::extract::BodyRules for NewPatient {
-    fn rule_errors(&self) -> Vec<FieldError> {
-        rules_without_clinic(&self.fields())
-    }
 }
 
 #[cfg(test)]

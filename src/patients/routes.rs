@@ -571,3 +571,64 @@ pub async fn access_log(
 
 impl crate::http::extract::BodyRules for MergeRequest {}
 impl crate::http::extract::BodyRules for SealRequest {}
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+    use crate::error::FieldError;
+
+    impl crate::http::csv_out::CsvRow for Patient {
+        fn columns() -> &'static [&'static str] {
+            &[
+                "id",
+                "clinic_id",
+                "mrn",
+                "given_name",
+                "family_name",
+                "date_of_birth",
+                "sex",
+                "phone",
+                "email",
+                "address",
+                "height_cm",
+                "weight_kg",
+                "bmi",
+                "version",
+                "updated_at",
+            ]
+        }
+        fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+            use crate::http::csv_out::Cell;
+            vec![
+                Cell::text(&self.id),
+                Cell::text(&self.clinic_id),
+                Cell::text(&self.mrn),
+                Cell::text(&self.given_name),
+                Cell::text(&self.family_name),
+                Cell::text(&self.date_of_birth),
+                Cell::text(self.sex.as_str()),
+                Cell::opt_text(self.phone.as_deref()),
+                Cell::opt_text(self.email.as_deref()),
+                Cell::opt_text(self.address.as_deref()),
+                Cell::opt_number(self.height_cm),
+                Cell::opt_number(self.weight_kg),
+                Cell::opt_number(self.bmi),
+                Cell::number(self.version),
+                Cell::text(&self.updated_at),
+            ]
+        }
+    }
+
+    impl crate::http::extract::BodyRules for PatientFields {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            rules_without_clinic(self)
+        }
+    }
+
+    impl crate::http::extract::BodyRules for NewPatient {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            rules_without_clinic(&self.fields())
+        }
+    }
+}

@@ -173,32 +173,6 @@ pub struct DayReport {
     pub p90_wait_seconds: Option<f64>,
 }
 
-impl crate::http::csv_out::CsvRow for DayReport {
-    fn columns() -> &'static [&'static str] {
-        &[
-            "date",
-            "issued",
-            "served",
-            "no_shows",
-            "cancelled",
-            "average_wait_seconds",
-            "p90_wait_seconds",
-        ]
-    }
-    fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
-        use crate::http::csv_out::Cell;
-        vec![
-            Cell::text(&self.date),
-            Cell::number(self.issued),
-            Cell::number(self.served),
-            Cell::number(self.no_shows),
-            Cell::number(self.cancelled),
-            Cell::opt_number(self.average_wait_seconds),
-            Cell::opt_number(self.p90_wait_seconds),
-        ]
-    }
-}
-
 impl DayReport {
     /// The figures of a day from each ticket's status and, once called, the seconds it waited.
     pub fn of(date: String, rows: &[(String, Option<f64>)]) -> DayReport {

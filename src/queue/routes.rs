@@ -555,3 +555,35 @@ pub async fn rotate_board_key(
 impl crate::http::extract::BodyRules for IssueRequest {}
 impl crate::http::extract::BodyRules for CallRequest {}
 impl crate::http::extract::BodyRules for TicketPatch {}
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+
+    impl crate::http::csv_out::CsvRow for DayReport {
+        fn columns() -> &'static [&'static str] {
+            &[
+                "date",
+                "issued",
+                "served",
+                "no_shows",
+                "cancelled",
+                "average_wait_seconds",
+                "p90_wait_seconds",
+            ]
+        }
+        fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+            use crate::http::csv_out::Cell;
+            vec![
+                Cell::text(&self.date),
+                Cell::number(self.issued),
+                Cell::number(self.served),
+                Cell::number(self.no_shows),
+                Cell::number(self.cancelled),
+                Cell::opt_number(self.average_wait_seconds),
+                Cell::opt_number(self.p90_wait_seconds),
+            ]
+        }
+    }
+}

@@ -263,3 +263,68 @@ pub async fn remove(
 }
 
 impl crate::http::extract::BodyRules for PasswordChange {}
+
+// How this feature's domain types meet the HTTP mechanism (bodies' rules, CSV rows): kept
+// beside the routes, so the domain imports nothing of `http`.
+mod domain_http {
+    use super::super::domain::*;
+    use crate::error::FieldError;
+
+    impl crate::http::csv_out::CsvRow for User {
+        fn columns() -> &'static [&'static str] {
+            &[
+                "id",
+                "username",
+                "role",
+                "clinic_ids",
+                "active",
+                "version",
+                "created_at",
+                "updated_at",
+            ]
+        }
+        fn cells(&self) -> Vec<crate::http::csv_out::Cell> {
+            use crate::http::csv_out::Cell;
+            vec![
+                Cell::text(&self.id),
+                Cell::text(&self.username),
+                Cell::text(self.role.as_str()),
+                // Several clinics in one cell, space-separated (ids never hold a space).
+                Cell::text(self.clinic_ids.join(" ")),
+                Cell::text(self.active.to_string()),
+                Cell::number(self.version),
+                Cell::text(&self.created_at),
+                Cell::text(&self.updated_at),
+            ]
+        }
+    }
+
+    /// Every rule of a new account at once (username, password).
+    impl crate::http::extract::BodyRules for NewUser {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            let mut errors: Vec<FieldError> =
+                Username::parse(&self.username).err().into_iter().collect();
+            if let Err(crate::error::ApiError::Unprocessable { errors: e, .. }) =
+                crate::auth::password::validate(&self.password, "/password")
+            {
+                errors.extend(e);
+            }
+            errors
+        }
+    }
+
+    /// The one rule a user patch's fields carry on their own (a new password's length), so a patch
+    /// with a wrong type elsewhere reports it too.
+    impl crate::http::extract::BodyRules for UserPatch {
+        fn rule_errors(&self) -> Vec<FieldError> {
+            match self
+                .password
+                .as_deref()
+                .map(|p| crate::auth::password::validate(p, "/password"))
+            {
+                Some(Err(crate::error::ApiError::Unprocessable { errors, .. })) => errors,
+                _ => Vec::new(),
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, TestApp};
+use crate::helpers::{assert_problem, later_today_in_vienna, spawn_app, TestApp};
 
 struct World {
     admin: String,
@@ -35,20 +35,6 @@ async fn world(app: &TestApp) -> World {
 fn future(hours: i64) -> String {
     let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours);
     t.strftime("%Y-%m-%dT%H:00:00Z").to_string()
-}
-
-/// A start a minute or two from now that is still today on the clinic's clock (Vienna), where
-/// check-in is allowed: in the last two minutes of the clinic's day, its next day is awaited.
-async fn later_today() -> String {
-    let vienna = jiff::tz::TimeZone::get("Europe/Vienna").unwrap();
-    loop {
-        let now = jiff::Timestamp::now();
-        let start = now + jiff::SignedDuration::from_secs(120);
-        if now.to_zoned(vienna.clone()).date() == start.to_zoned(vienna.clone()).date() {
-            return start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    }
 }
 
 async fn book(app: &TestApp, w: &World, start: &str, minutes: i64) -> reqwest::Response {
@@ -198,7 +184,7 @@ async fn rescheduling_needs_if_match_and_a_deleted_appointment_is_410() {
 async fn checking_in_issues_a_ticket_once() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    let a: Value = book(&app, &w, &later_today().await, 15)
+    let a: Value = book(&app, &w, &later_today_in_vienna().await, 15)
         .await
         .json()
         .await

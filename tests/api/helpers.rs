@@ -661,3 +661,18 @@ pub async fn fresh_postgres_database() -> PgTestDb {
         postgres_server().unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
     PgTestDb::create(&server).await
 }
+
+/// An appointment start two minutes from now that is still today on the test clinics' clock
+/// (Europe/Vienna), so a check-in (allowed on the appointment's own day only) works whatever
+/// the hour the suite runs at: in the last two minutes of Vienna's day, its next day is awaited.
+pub async fn later_today_in_vienna() -> String {
+    let vienna = jiff::tz::TimeZone::get("Europe/Vienna").unwrap();
+    loop {
+        let now = jiff::Timestamp::now();
+        let start = now + jiff::SignedDuration::from_secs(120);
+        if now.to_zoned(vienna.clone()).date() == start.to_zoned(vienna.clone()).date() {
+            return start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}

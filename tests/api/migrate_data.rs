@@ -199,10 +199,7 @@ async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
     )
     .await;
     // An appointment, checked in (a ticket), a walk-in, one called; the day closed.
-    let start = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))
-        .round(jiff::Unit::Minute)
-        .unwrap()
-        .to_string();
+    let start = crate::helpers::later_today_in_vienna().await;
     let res = app.authed(Method::POST, "/v1/appointments", &admin)
         .json(&json!({"clinic_id": clinic, "patient_id": ids[0], "clinician_id": doctor, "start": start, "duration_minutes": 20, "reason": "check-up"}))
         .send().await.unwrap();
