@@ -100,10 +100,11 @@ fn log_row(
         request_id: caller.request_id.clone(),
         patient_id: patient.map(str::to_string),
         client_request_id: caller.client_request_id.clone(),
+        patients: Vec::new(),
     }
 }
 
-/// One entry to write on its own (a read, a search hit, a denial).
+/// What a request read: a record, or a patient record itself (a read, a search hit, a denial).
 pub struct Touch<'a> {
     pub resource_type: &'a str,
     pub resource_id: &'a str,
@@ -119,10 +120,20 @@ impl<'a> Touch<'a> {
             patient: Some(id),
         }
     }
+
+    /// The patient, when this touches a patient record itself ([`Touch::patient`]).
+    fn patient_itself(&self) -> Option<&'a str> {
+        (self.resource_type == "patient" && self.patient == Some(self.resource_id))
+            .then_some(self.resource_id)
+    }
 }
 
 /// Writes entries in their own unit of work, committed (durable) before the caller answers:
-/// for reads, which change nothing else.
+/// for reads, which change nothing else. One entry per touch, except that the touches of
+/// several patient records themselves (a search, a list, a replayed batch) are one request
+/// entry naming them all (`careq_store::access::SEVERAL`), which each patient's own log still
+/// shows as an entry about that patient; every other touch (a ticket or an appointment naming
+/// a patient, a merged record read for its survivor) keeps an entry of its own.
 pub async fn record_now(
     db: &Store,
     caller: &Caller,
@@ -132,10 +143,30 @@ pub async fn record_now(
     if touched.is_empty() {
         return Ok(());
     }
-    let rows = touched
-        .iter()
-        .map(|t| log_row(caller, action, t.resource_type, t.resource_id, t.patient))
-        .collect();
+    let mut patients: Vec<&str> = touched.iter().filter_map(Touch::patient_itself).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    let mut rows = Vec::with_capacity(touched.len());
+    let mut request_written = false;
+    for t in touched {
+        if t.patient_itself().is_some() && patients.len() > 1 {
+            // The request's one entry, where its first patient was.
+            if !request_written {
+                let mut row = log_row(caller, action, "patient", records::SEVERAL, None);
+                row.patients = patients.iter().map(|p| p.to_string()).collect();
+                rows.push(row);
+                request_written = true;
+            }
+            continue;
+        }
+        rows.push(log_row(
+            caller,
+            action,
+            t.resource_type,
+            t.resource_id,
+            t.patient,
+        ));
+    }
     db.append_log(rows).await
 }
 

@@ -4,6 +4,9 @@
 //! conflict.
 use careq_store::access as q;
 
+/// The `resource_id` of the one entry of a request that returned several patients.
+pub use careq_store::access::SEVERAL;
+
 use crate::store::{LogEntry, LogFilter, LogRow, Outcome, Read, StoreError, Write};
 
 /// Appends entries inside the unit.

@@ -1,6 +1,9 @@
 //! `GET /v1/access-log`: the whole access log for admins, filtered by actor, kind of record and
-//! time, oldest first, with each actor's username beside the id. Entries are never changed or
-//! removed through the API; `careq audit archive` is the one way old entries leave.
+//! time, oldest first, with each actor's username beside the id. A request that returned
+//! several patients (a search, a list) is one entry here, `resource_id` `several`, listing them
+//! in `patients`; each patient's own log shows it as an entry about that patient. Entries are
+//! never changed or removed through the API; `careq audit archive` is the one way old entries
+//! leave.
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
@@ -70,7 +73,7 @@ pub struct LogParams {
 
 /// The whole access log, filtered (admin)
 #[utoipa::path(get, path = "/v1/access-log", tag = "access log", params(LogParams),
-    responses((status = 200, description = "A page of entries, oldest first", body = AccessLogPage,
+    responses((status = 200, description = "A page of entries, oldest first; a request that returned several patients is one entry listing them (`patients`)", body = AccessLogPage,
             headers(("Link" = String, description = "`rel=\"next\"` when there is more"))),
         (status = 400, description = "A filter is not valid (a malformed id or time)"),
         (status = 403, description = "Not an admin")))]

@@ -1,7 +1,9 @@
 //! `careq audit archive --before DAY --out FILE`: the one way entries leave the append-only
 //! access log. Every entry before the start of DAY (UTC) is written to FILE as JSON lines (one
-//! entry per line, oldest first), the file is flushed to disk, and only then are exactly those
-//! entries removed, in one transaction. Only whole past days can be archived.
+//! entry per line, oldest first; a request that returned several patients names them in its
+//! line's `patients`), the file is flushed to disk, and only then are exactly those entries
+//! removed, with those patients' pairs, in one transaction. Only whole past days can be
+//! archived.
 use std::io::Write;
 use std::path::PathBuf;
 

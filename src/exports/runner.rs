@@ -165,6 +165,7 @@ async fn run(state: &AppState, runner: &str, job: JobRecord) {
         request_id: job.request_id.clone(),
         patient_id: None,
         client_request_id: job.client_request_id.clone(),
+        patients: Vec::new(),
     };
     let (id, runner_id) = (job.id.clone(), runner.to_string());
     let succeeded = matches!(end, JobEnd::Succeeded { .. });

@@ -123,7 +123,9 @@ fn cursor_position(sort: Sort, opened: String) -> Result<String, ApiError> {
     }
 }
 
-/// Records one access-log entry per patient, committed before the answer leaves.
+/// Records what the request read or returned, committed before the answer leaves: an entry
+/// about the one patient, or one entry naming several (which each patient's own log shows as an
+/// entry about that patient).
 async fn log_access(
     st: &AppState,
     caller: &crate::auth::Caller,

@@ -170,7 +170,8 @@ pub async fn view(
         })
         .await?;
     // Names are patient data: each named ticket shown is a read in that patient's access log,
-    // one row per ticket (as each search hit is), naming the ticket that showed the name.
+    // one row per ticket, naming the ticket that showed the name (a ticket is not the patient
+    // record itself, so these are not folded into one entry as a patient search's hits are).
     let touched: Vec<Touch> = items
         .iter()
         .filter(|i| i.patient_name.is_some())

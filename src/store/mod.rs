@@ -51,6 +51,12 @@ pub struct LogEntry {
     pub patient_id: Option<String>,
     /// The `X-Request-Id` the client sent, if any: for correlation only.
     pub client_request_id: Option<String>,
+    /// In the whole log, on an entry for a request that returned several patients (a search or
+    /// a list; `resource_id` is then `several`): the patients it returned, in id order. Each
+    /// patient's own log shows such a request as an entry about that patient. Absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub patients: Vec<String>,
 }
 
 /// A kind of record a read-modify-write unit holds while it works (`Tx::hold`).
@@ -89,6 +95,7 @@ impl From<careq_store::access::LogEntry> for LogEntry {
             request_id: e.request_id,
             patient_id: e.patient_id,
             client_request_id: e.client_request_id,
+            patients: e.patients,
         }
     }
 }

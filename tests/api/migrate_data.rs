@@ -283,6 +283,15 @@ async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
         200,
     )
     .await;
+    // A list of several patients is one access-log row and a pair per patient.
+    ok(
+        app.authed(Method::GET, "/v1/patients?limit=200", &admin)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
 
     let from = app.state.config.database_url.clone();
     let source = sqlite_rows(&from).await;
@@ -291,6 +300,7 @@ async fn every_record_moves_from_sqlite_to_postgres_and_compares_equal() {
         "appointments",
         "tickets",
         "access_log",
+        "access_log_patients",
         "tokens",
         "users",
         "clinics",

@@ -99,6 +99,11 @@ pub static SQLITE: &[Migration] = &[
         "queue counts",
         include_str!("../../../migrations/sqlite/0018_queue_counts.sql"),
     ),
+    (
+        19,
+        "access log patients",
+        include_str!("../../../migrations/sqlite/0019_access_log_patients.sql"),
+    ),
 ];
 
 /// Every migration of the PostgreSQL schema, in order.
@@ -137,6 +142,11 @@ pub static POSTGRES: &[Migration] = &[
         18,
         "queue counts",
         include_str!("../../../migrations/postgres/0018_queue_counts.sql"),
+    ),
+    (
+        19,
+        "access log patients",
+        include_str!("../../../migrations/postgres/0019_access_log_patients.sql"),
     ),
 ];
 

@@ -132,3 +132,71 @@ async fn patient_search_pages_by_keyset_with_total_and_absolute_next_links() {
     .await
     .assert_outcome(400);
 }
+
+#[tokio::test]
+async fn a_patient_search_is_one_access_log_entry_naming_every_patient_it_returned() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let mut created = Vec::new();
+    for given in ["Ana", "Bea", "Cai", "Dov"] {
+        let a = create(&app, &w.nurse, &amy("Lister", given, None)).await;
+        assert_eq!(a.status, 201);
+        created.push(super::native(a.body["id"].as_str().unwrap()));
+    }
+    created.sort();
+    let found = fhir(
+        &app,
+        Method::GET,
+        "/Patient?family=lister",
+        Some(&w.nurse),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(found.status, 200);
+    assert_eq!(found.body["total"], 4);
+    let request = found.header("x-request-id").to_string();
+
+    let log: serde_json::Value = app
+        .authed(Method::GET, "/v1/access-log?limit=200", &w.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries: Vec<&serde_json::Value> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["request_id"] == request.as_str())
+        .collect();
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["action"], "search");
+    assert_eq!(entries[0]["resource_id"], "several");
+    assert_eq!(entries[0]["patients"], json!(created));
+    for p in &created {
+        let own: serde_json::Value = app
+            .authed(
+                Method::GET,
+                &format!("/v1/patients/{p}/access-log"),
+                &w.admin,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let search: Vec<&serde_json::Value> = own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["request_id"] == request.as_str())
+            .collect();
+        assert_eq!(search.len(), 1, "{p}: {own}");
+        assert_eq!(search[0]["action"], "search");
+        assert_eq!(search[0]["resource_id"], p.as_str());
+        assert_eq!(search[0]["patient_id"], p.as_str());
+    }
+}
