@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use careq_store::clinics::{ClinicFields, ClinicRow};
+use careq_store::queue::WaitingTicket;
 use serde::Serialize;
 
 use crate::auth::Role;
@@ -20,7 +21,7 @@ use crate::error::ApiError;
 use crate::patients::domain::{
     fold, identity_key, search_key, sort_key_of, PatientFields, Sex, ValidPatient,
 };
-use crate::store::{ReadExt, Store, Value, Write};
+use crate::store::Store;
 use crate::users::domain::NewUser;
 
 /// The bench user's password: a throwaway database, so a known value is the point.
@@ -29,8 +30,6 @@ pub const PASSWORD: &str = "bench-password-123";
 const BATCH: u64 = 10_000;
 /// Tickets per write unit.
 const TICKET_BATCH: u64 = 50_000;
-/// Tickets per `INSERT` statement.
-const TICKET_ROWS: usize = 500;
 const SAMPLE: u64 = 1_000;
 const SMALL_QUEUE: u64 = 20;
 
@@ -263,7 +262,7 @@ async fn clinics(db: &Store) -> anyhow::Result<Option<(Clinic, Clinic)>> {
     ];
     let made = db
         .write_data(move |conn| {
-            if conn.int("SELECT COUNT(*) FROM clinics", &[])?.unwrap_or(0) > 0 {
+            if careq_store::clinics::any(conn)? {
                 return Ok(None);
             }
             let now = now_rfc3339();
@@ -346,63 +345,6 @@ async fn patients(
     Ok(ids)
 }
 
-/// One seeded ticket as it goes into a statement.
-struct TicketRow {
-    id: String,
-    seq: i64,
-    number: String,
-    patient_id: Option<String>,
-    issued_ms: i64,
-}
-
-/// The `INSERT` of `rows` waiting tickets, each as `careq_store::queue::insert_ticket` stores
-/// one: `$1` the clinic, `$2` the day, `$3` the time, then five parameters per ticket (id, seq,
-/// number, patient, issue time).
-fn tickets_insert(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let p = 4 + 5 * r;
-            format!(
-                "(${p}, $1, $2, ${}, ${}, ${}, 'normal', 'waiting', ${}, $3, $3)",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4
-            )
-        })
-        .collect();
-    format!(
-        "INSERT INTO tickets (id, clinic_id, day, seq, number, patient_id, priority, status,
-             issued_ms, created_at, updated_at) VALUES {}",
-        values.join(", ")
-    )
-}
-
-/// Stores `rows` in statements of [`TICKET_ROWS`].
-fn insert_tickets(
-    conn: &mut dyn Write,
-    clinic_id: &str,
-    day: &str,
-    now: &str,
-    rows: &[TicketRow],
-) -> Result<(), ApiError> {
-    for chunk in rows.chunks(TICKET_ROWS) {
-        let mut params: Vec<Value<'_>> = Vec::with_capacity(3 + 5 * chunk.len());
-        params.extend([Value::from(clinic_id), Value::from(day), Value::from(now)]);
-        for t in chunk {
-            params.extend([
-                Value::from(t.id.as_str()),
-                Value::from(t.seq),
-                Value::from(t.number.as_str()),
-                Value::from(t.patient_id.as_deref()),
-                Value::from(t.issued_ms),
-            ]);
-        }
-        conn.execute(&tickets_insert(chunk.len()), &params)?;
-    }
-    Ok(())
-}
-
 /// Issues `count` waiting tickets for today, each naming one of `patients`: numbers come from
 /// the day counter `careq_store::queue::next_ticket_seq` bumps (advanced by the whole count in
 /// one unit, so the server's next ticket continues the numbering); the rows then go in
@@ -417,28 +359,19 @@ async fn tickets(
     let (clinic_id, of_day) = (clinic.id.clone(), day.clone());
     let last = db
         .write_data(move |conn| {
-            // Qualified `queue_days.last_seq`: PostgreSQL wants it, SQLite accepts it.
-            let last = conn.int(
-                "INSERT INTO queue_days (clinic_id, day, last_seq) VALUES ($1, $2, $3)
-                 ON CONFLICT (clinic_id, day) DO UPDATE SET last_seq = queue_days.last_seq + $3
-                 RETURNING last_seq",
-                &[
-                    clinic_id.as_str().into(),
-                    of_day.as_str().into(),
-                    (count as i64).into(),
-                ],
-            )?;
-            last.ok_or_else(|| ApiError::internal("the day counter returned no value"))
+            let last =
+                careq_store::queue::take_ticket_seqs(conn, &clinic_id, &of_day, count as i64)?;
+            last.ok_or_else(|| ApiError::internal("the bench day is closed"))
         })
         .await
         .map_err(failed)?;
     let first = last - count as i64 + 1;
     let (now_ms, now) = (crate::clock::now_ms(), now_rfc3339());
     for start in (0..count).step_by(TICKET_BATCH as usize) {
-        let rows: Vec<TicketRow> = (start..(start + TICKET_BATCH).min(count))
+        let rows: Vec<WaitingTicket> = (start..(start + TICKET_BATCH).min(count))
             .map(|i| {
                 let seq = first + i as i64;
-                TicketRow {
+                WaitingTicket {
                     id: crate::ids::new_id("tkt"),
                     seq,
                     number: format!("{}-{seq:03}", clinic.ticket_prefix),
@@ -449,9 +382,13 @@ async fn tickets(
             })
             .collect();
         let (clinic_id, day, now) = (clinic.id.clone(), day.clone(), now.clone());
-        db.write_data(move |conn| insert_tickets(conn, &clinic_id, &day, &now, &rows))
-            .await
-            .map_err(failed)?;
+        db.write_data(move |conn| {
+            Ok(careq_store::queue::insert_waiting(
+                conn, &clinic_id, &day, &now, &rows,
+            )?)
+        })
+        .await
+        .map_err(failed)?;
     }
     Ok(())
 }
@@ -508,6 +445,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ReadExt;
 
     #[test]
     fn seeded_names_are_distinct_valid_and_fold_to_rare_prefixes() {
@@ -537,16 +475,6 @@ mod tests {
         assert_eq!(p.family_key, search_key(family));
         let sort = sort_key_of(&search_key(family), &search_key(given), &p.id);
         assert_eq!(p.fields().sort_key, sort);
-    }
-
-    #[test]
-    fn the_ticket_insert_numbers_every_parameter_once() {
-        let sql = tickets_insert(3);
-        for p in 1..=3 + 5 * 3 {
-            assert!(sql.contains(&format!("${p},")) || sql.contains(&format!("${p})")));
-        }
-        assert!(!sql.contains(&format!("${}", 3 + 5 * 3 + 1)));
-        assert_eq!(sql.matches("'waiting'").count(), 3);
     }
 
     #[tokio::test]

@@ -44,6 +44,11 @@ pub fn find(r: &mut dyn Read, id: &str) -> Result<Option<ClinicRow>, StoreError>
     r.first(&sql, &[id.into()], clinic)
 }
 
+/// Whether any clinic is stored (a bulk load wants a database without one).
+pub fn any(r: &mut dyn Read) -> Result<bool, StoreError> {
+    Ok(r.int("SELECT 1 FROM clinics LIMIT 1", &[])?.is_some())
+}
+
 /// Clinics after `after` in id order, at most `limit + 1` (the extra one says there is more);
 /// `member`: only that user's clinics.
 pub fn list(

@@ -6,7 +6,7 @@
 //! issuers of one day queue behind each other; SQLite's one writer runs units one at a time).
 //! The calling order (priority, aging, then issue time) is the app's; the store hands it the
 //! candidates in issue order. Times (`*_ms`, `now`) come from the caller.
-use crate::{Dialect, Read, ReadExt, Row, StoreError, Write};
+use crate::{Dialect, Read, ReadExt, Row, StoreError, Value, Write};
 
 /// A ticket's base priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,84 @@ pub fn next_ticket_seq(
            WHERE queue_days.closed_at IS NULL
          RETURNING last_seq",
         &[clinic_id.into(), day.into()],
+    )
+}
+
+/// Takes `count` numbers of the day at once (a bulk load: `careq bench-seed`) and answers the
+/// last; the first is `last - count + 1`. `None` when the day is closed.
+pub fn take_ticket_seqs(
+    w: &mut dyn Write,
+    clinic_id: &str,
+    day: &str,
+    count: i64,
+) -> Result<Option<i64>, StoreError> {
+    w.int(
+        "INSERT INTO queue_days (clinic_id, day, last_seq) VALUES ($1, $2, $3)
+         ON CONFLICT (clinic_id, day) DO UPDATE SET last_seq = queue_days.last_seq + $3
+           WHERE queue_days.closed_at IS NULL
+         RETURNING last_seq",
+        &[clinic_id.into(), day.into(), count.into()],
+    )
+}
+
+/// One waiting ticket of a bulk load: numbers already taken ([`take_ticket_seqs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingTicket {
+    pub id: String,
+    pub seq: i64,
+    pub number: String,
+    pub patient_id: Option<String>,
+    pub issued_ms: i64,
+}
+
+/// Tickets per statement of [`insert_waiting`]: five parameters each, well under both engines'
+/// limits.
+const BULK_ROWS: usize = 500;
+
+/// Stores normal-priority waiting tickets of one clinic's day, as [`insert_ticket`] stores
+/// each, many to a statement (`now`: their creation time in RFC 3339).
+pub fn insert_waiting(
+    w: &mut dyn Write,
+    clinic_id: &str,
+    day: &str,
+    now: &str,
+    tickets: &[WaitingTicket],
+) -> Result<(), StoreError> {
+    for chunk in tickets.chunks(BULK_ROWS) {
+        let mut params: Vec<Value<'_>> = vec![clinic_id.into(), day.into(), now.into()];
+        for t in chunk {
+            params.extend([
+                Value::from(t.id.as_str()),
+                Value::from(t.seq),
+                Value::from(t.number.as_str()),
+                Value::from(t.patient_id.as_deref()),
+                Value::from(t.issued_ms),
+            ]);
+        }
+        w.execute(&bulk_insert(chunk.len()), &params)?;
+    }
+    Ok(())
+}
+
+/// The INSERT of `rows` waiting tickets: `$1` clinic, `$2` day, `$3` time, then five parameters
+/// per ticket (id, seq, number, patient, issue time).
+fn bulk_insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = 4 + 5 * r;
+            format!(
+                "(${p}, $1, $2, ${}, ${}, ${}, 'normal', 'waiting', ${}, $3, $3)",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO tickets (id, clinic_id, day, seq, number, patient_id, priority, status,
+             issued_ms, created_at, updated_at) VALUES {}",
+        values.join(", ")
     )
 }
 

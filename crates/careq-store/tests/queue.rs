@@ -652,3 +652,38 @@ async fn the_kept_waiting_counts_agree_with_counting_the_queue_through_every_mov
         );
     }
 }
+
+#[tokio::test]
+async fn a_bulk_load_takes_its_numbers_at_once_and_the_next_ticket_continues_after_them() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        with_clinics(s).await;
+        let last = s
+            .write(|w| queue::take_ticket_seqs(w, "cln_1", DAY, 1_200))
+            .await
+            .unwrap();
+        assert_eq!(last, Some(1_200), "{}", e.name);
+        let all: Vec<queue::WaitingTicket> = (1..=1_200)
+            .map(|seq| queue::WaitingTicket {
+                id: format!("tkt_{seq}"),
+                seq,
+                number: format!("A-{seq:03}"),
+                patient_id: None,
+                issued_ms: seq,
+            })
+            .collect();
+        s.write(move |w| queue::insert_waiting(w, "cln_1", DAY, NOW, &all))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.read(|r| queue::waiting(r, "cln_1", DAY, Priority::Normal, None))
+                .await,
+            Ok(1_200),
+            "{}",
+            e.name
+        );
+        assert_eq!(find(s, "tkt_700").await.number, "A-700", "{}", e.name);
+        let next = s.write(|w| issue(w, "after", "cln_1", DAY, Priority::Normal, 2_000));
+        assert_eq!(next.await, Ok(1_201), "{}", e.name);
+    }
+}
