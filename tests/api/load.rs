@@ -271,6 +271,23 @@ async fn forty_clients_for_three_seconds_with_some_vanishing_leave_everything_co
     }
     let seqs: Vec<i64> = stored.iter().map(|(_, s)| *s).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    // The kept waiting counts (what issuing reads a place from) agree with the tickets, after
+    // every issue, call and vanished client.
+    let kept: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT day, priority, n FROM queue_waiting WHERE n <> 0 ORDER BY day, priority",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT day, priority, COUNT(*) FROM tickets WHERE status = 'waiting'
+         GROUP BY day, priority ORDER BY day, priority",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(!counted.is_empty(), "some tickets still wait");
+    assert_eq!(kept, counted);
     still_serves(&app, &d, 9_999_999).await;
     app.assert_no_transaction_left_open().await;
 }
