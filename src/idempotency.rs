@@ -253,7 +253,7 @@ async fn find(app: &AppState, caller_id: &str, key: &str) -> Result<Option<Outco
     let since = crate::clock::now_unix() - KEEP_SECONDS;
     let (caller_id, key) = (caller_id.to_string(), key.to_string());
     app.db
-        .read(move |conn| Ok(records::find_outcome(conn, &caller_id, &key, since)?))
+        .lookup(move |conn| Ok(records::find_outcome(conn, &caller_id, &key, since)?))
         .await
 }
 

@@ -55,7 +55,7 @@ pub async fn authenticate(db: &Store, token: &str, ip: IpAddr) -> Result<Option<
 pub async fn caller_of(db: &Store, hash: String, ip: IpAddr) -> Result<Option<Caller>, ApiError> {
     let looked_up = hash.clone();
     let owner = db
-        .read(move |conn| Ok(records::token_owner(conn, &looked_up, now_unix())?))
+        .lookup(move |conn| Ok(records::token_owner(conn, &looked_up, now_unix())?))
         .await?;
     let Some(owner) = owner else {
         return Ok(None);

@@ -88,7 +88,10 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = caller.0;
-    let clinic = st.db.read(move |conn| visible(conn, &caller, &id)).await?;
+    let clinic = st
+        .db
+        .lookup(move |conn| visible(conn, &caller, &id))
+        .await?;
     Ok(resource::read(&clinic, &headers))
 }
 

@@ -141,7 +141,7 @@ fn busy() -> ApiError {
 /// for it). Others get 404, as if it were absent.
 pub async fn find(db: &Store, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
     let id = id.to_string();
-    db.read(move |conn| Ok(records::find_job(conn, &id)?))
+    db.lookup(move |conn| Ok(records::find_job(conn, &id)?))
         .await?
         .filter(|j| {
             caller.role == Role::Admin

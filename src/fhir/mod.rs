@@ -183,7 +183,7 @@ pub async fn search_patients(
         let who = caller.clone();
         let items: Vec<Patient> = st
             .db
-            .read(move |conn| by_id(conn, &who, &id, &f))
+            .lookup(move |conn| by_id(conn, &who, &id, &f))
             .await?
             .into_iter()
             .collect();

@@ -113,7 +113,7 @@ async fn patient_now(
     let found = {
         let (who, id) = (caller.clone(), id.to_string());
         st.db
-            .read(move |conn| find_for_fhir(conn, &who, &id))
+            .lookup(move |conn| find_for_fhir(conn, &who, &id))
             .await?
     };
     let (found, survivor) = match found {

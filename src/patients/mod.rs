@@ -43,7 +43,7 @@ pub async fn phone_query(
     let region = match clinic {
         Some(id) => {
             let (id, caller) = (id.to_string(), caller.clone());
-            db.read(move |conn| {
+            db.lookup(move |conn| {
                 Ok(crate::clinics::records::find_clinic(conn, &id)?
                     .filter(|c| caller.sees_clinic(&c.id))
                     .and_then(|c| c.country))

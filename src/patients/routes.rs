@@ -245,7 +245,7 @@ pub async fn read(
     let resolved = {
         let (caller, id) = (caller.0.clone(), id.clone());
         st.db
-            .read(move |conn| resolve(conn, &caller, &id, false))
+            .lookup(move |conn| resolve(conn, &caller, &id, false))
             .await
     };
     let stored = match resolved {

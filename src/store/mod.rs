@@ -163,6 +163,16 @@ impl Store {
         self.units.read(unit).await
     }
 
+    /// A read of a few rows by key (a token, one record by id), which the engine may run on the
+    /// calling thread; never a search or a list (see `careq_store::Store::lookup`).
+    pub async fn lookup<T, F>(&self, unit: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Read) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.units.lookup(unit).await
+    }
+
     /// Runs a unit of work atomically; answered once it is durably committed. The unit may be
     /// run more than once (each time in a fresh transaction, the earlier ones undone), hence `Fn`.
     pub async fn write<T, F>(&self, unit: F) -> Result<T, ApiError>

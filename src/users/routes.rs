@@ -44,7 +44,7 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = caller.user_id;
-    let user = st.db.read(move |conn| super::get(conn, &id)).await?;
+    let user = st.db.lookup(move |conn| super::get(conn, &id)).await?;
     Ok(resource::read(&user, &headers))
 }
 
@@ -156,7 +156,7 @@ pub async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = st.db.read(move |conn| super::get(conn, &id)).await?;
+    let user = st.db.lookup(move |conn| super::get(conn, &id)).await?;
     Ok(resource::read(&user, &headers))
 }
 

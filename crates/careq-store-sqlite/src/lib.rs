@@ -41,6 +41,8 @@ pub use open::SqliteOptions;
 /// SQLite as careq runs it. Dropping it stops taking units, lets the queued ones finish and
 /// waits for its threads (so the file is closed when the drop returns).
 pub struct SqliteEngine {
+    /// Read-only connections for units run on the caller's thread ([`Engine::read_here`]).
+    here: Mutex<Vec<Connection>>,
     write_tx: RwLock<Option<SyncSender<Box<dyn WriteJob>>>>,
     read_tx: RwLock<Option<SyncSender<readers::Job>>>,
     depth: Arc<AtomicUsize>,
@@ -58,6 +60,9 @@ impl SqliteEngine {
         let readers = (0..o.readers.max(1))
             .map(|_| open::reader(&o))
             .collect::<Result<Vec<_>, _>>()?;
+        let here = (0..o.readers_here)
+            .map(|_| open::reader(&o))
+            .collect::<Result<Vec<_>, _>>()?;
 
         let (write_tx, write_rx) = mpsc::sync_channel(o.write_queue.max(1));
         let (read_tx, read_rx) = mpsc::sync_channel(o.read_queue.max(1));
@@ -70,11 +75,19 @@ impl SqliteEngine {
                 readers::run(conn, rx)
             })?);
         }
+        // The checkpointer copies the log into the database file beside the writer, so a
+        // commit never waits for a checkpoint (the writer's own automatic ones are off).
+        let (wrote, written) = mpsc::sync_channel(1);
+        let checkpoints = open::checkpointer(&o)?;
+        threads.push(spawn("sqlite-checkpoint".into(), move || {
+            writer::checkpoint(checkpoints, written)
+        })?);
         let d = depth.clone();
         threads.push(spawn("sqlite-writer".into(), move || {
-            writer::run(conn, write_rx, d, o)
+            writer::run(conn, write_rx, d, wrote, o)
         })?);
         Ok(SqliteEngine {
+            here: Mutex::new(here),
             write_tx: RwLock::new(Some(write_tx)),
             read_tx: RwLock::new(Some(read_tx)),
             depth,
@@ -160,6 +173,31 @@ impl Engine for SqliteEngine {
         self.send_read(readers::Job::Unit(job));
     }
 
+    /// On the caller's thread when one of the connections kept for that is free, else as
+    /// [`Engine::read`] (a closed engine refuses either way).
+    fn read_here(&self, job: ReadJob) {
+        let open = self
+            .read_tx
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        let conn = if open {
+            self.here.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        } else {
+            None
+        };
+        match conn {
+            Some(conn) => {
+                readers::run_here(&conn, job);
+                self.here
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(conn);
+            }
+            None => self.read(job),
+        }
+    }
+
     fn write(&self, job: Box<dyn WriteJob>) {
         let tx = self.write_tx.read().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = tx.as_ref() else {
@@ -178,6 +216,7 @@ impl Engine for SqliteEngine {
 
     /// Closing the queues ends each thread once it has run what was queued before.
     fn close(&self) {
+        self.here.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.write_tx
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -24,6 +24,8 @@ pub struct SqliteOptions {
     pub read_queue: usize,
     /// Reader threads, each with its own read-only connection.
     pub readers: usize,
+    /// Read-only connections kept for key lookups run on the caller's thread.
+    pub readers_here: usize,
     /// Data units are refused with `Full` once the data reaches this many bytes.
     pub max_bytes: Option<u64>,
 }
@@ -38,6 +40,7 @@ impl SqliteOptions {
             write_queue: 4096,
             read_queue: 4096,
             readers: (cores * 2).max(4),
+            readers_here: cores.max(2),
             max_bytes: None,
         }
     }
@@ -79,13 +82,24 @@ pub fn writer(o: &SqliteOptions) -> Result<Connection, StoreError> {
     // The writer touches index pages all over the big tables' indexes: 32 MiB of page cache
     // keeps them from being read again on every group.
     conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;",
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = 0;",
     )
     .map_err(classify)?;
     conn.set_prepared_statement_cache_capacity(256);
     if let Some(max) = o.max_bytes {
         cap_size(&conn, max)?;
     }
+    Ok(conn)
+}
+
+/// The checkpointer's connection: it writes only the database file, from the log.
+pub fn checkpointer(o: &SqliteOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&o.path, flags).map_err(classify)?;
+    conn.busy_timeout(o.busy_timeout).map_err(classify)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")
+        .map_err(classify)?;
     Ok(conn)
 }
 

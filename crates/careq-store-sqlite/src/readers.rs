@@ -33,9 +33,20 @@ pub fn run(conn: Connection, queue: Arc<Mutex<Receiver<Job>>>) {
                 let _ = catch_unwind(AssertUnwindSafe(|| f(&conn)));
             }
         }
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
+        end(&conn);
+    }
+}
+
+/// Runs a read unit on `conn` on the calling thread.
+pub fn run_here(conn: &Connection, unit: ReadJob) {
+    run_unit(conn, unit);
+    end(conn);
+}
+
+/// Whatever a unit left open is ended before the connection's next unit.
+fn end(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
     }
 }
 

@@ -5,9 +5,9 @@
 //! runs to its end whether or not its caller still waits, so no transaction is left open.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use careq_store::{StoreError, WriteJob};
 use rusqlite::Connection;
@@ -23,6 +23,7 @@ pub fn run(
     conn: Connection,
     rx: Receiver<Box<dyn WriteJob>>,
     depth: Arc<AtomicUsize>,
+    wrote: SyncSender<()>,
     o: SqliteOptions,
 ) {
     let mut conn = Some(conn);
@@ -66,6 +67,38 @@ pub fn run(
             conn = open::writer(&o).ok();
         } else {
             wait = FIRST_WAIT;
+            // A full channel means a checkpoint is asked for already.
+            let _ = wrote.try_send(());
+        }
+    }
+}
+
+/// Least time between two checkpoints: under a steady stream of commits the log is copied
+/// back in batches rather than after every group.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
+/// The checkpointer thread's body: after commits, copies what the log holds into the database
+/// file (`PASSIVE`: never waits for readers or the writer), until the writer is gone.
+pub fn checkpoint(conn: Connection, wrote: Receiver<()>) {
+    if wrote.recv().is_err() {
+        return;
+    }
+    loop {
+        // An error (an I/O error, a lock held by another process) leaves the frames in the log
+        // for the next round; the log stays correct, only longer.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let next = Instant::now() + CHECKPOINT_EVERY;
+        let mut asked = false;
+        loop {
+            let left = next.saturating_duration_since(Instant::now());
+            match wrote.recv_timeout(left) {
+                Ok(()) => asked = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if !asked && wrote.recv().is_err() {
+            return;
         }
     }
 }

@@ -347,3 +347,98 @@ async fn a_writer_that_cannot_reopen_its_file_refuses_units_as_busy_and_still_cl
     drop((store, engine)); // returns: the writer thread ended
     assert!(!o.path.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_run_on_the_callers_thread_read_only_and_fall_back_to_the_readers_when_all_are_taken(
+) {
+    let db = TestDb::new();
+    let mut o = db.options();
+    o.readers_here = 1;
+    let (store, _engine) = db.open_with(o);
+    assert_eq!(insert(&store, "ann").await, Ok(1));
+    let here = std::thread::current().id();
+    let (id, ran_on) = store
+        .lookup(|r| {
+            let id = r.int("SELECT id FROM items WHERE name = 'ann'", &[])?;
+            Ok::<_, StoreError>((id, std::thread::current().id()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, Some(1), "sees what was committed before it");
+    assert_eq!(ran_on, here, "no hand-off while a connection is free");
+
+    let sneaky = "INSERT INTO items (name) VALUES ('sneaky') RETURNING id";
+    let out = store.lookup(move |r| r.int(sneaky, &[])).await;
+    assert!(
+        matches!(out, Err(StoreError::Other(ref m)) if m.contains("readonly")),
+        "{out:?}"
+    );
+
+    // A lookup started inside another holds the one kept connection's turn: it goes to a
+    // reader thread, and both answer.
+    let inner_store = store.clone();
+    let (outer, inner_thread) = store
+        .lookup(move |r| {
+            let outer = r.int("SELECT count(*) FROM items", &[])?;
+            let inner = futures_executor(inner_store.lookup(|r| {
+                r.int("SELECT count(*) FROM items", &[])?;
+                Ok::<_, StoreError>(std::thread::current().id())
+            }))?;
+            Ok::<_, StoreError>((outer, inner))
+        })
+        .await
+        .unwrap();
+    assert_eq!(outer, Some(1));
+    assert_ne!(inner_thread, here, "handed to a reader");
+    assert!(
+        names(&store).await == ["ann"],
+        "the refused write left nothing"
+    );
+
+    store.close();
+    assert_eq!(
+        store.lookup(|r| r.int("SELECT 1", &[])).await,
+        Err(StoreError::Busy),
+        "a closed engine refuses lookups too"
+    );
+}
+
+/// Waits for `fut` on this thread (the test's lookups run on the caller's thread, so a nested
+/// one cannot be awaited through the runtime from inside a unit).
+fn futures_executor<T>(fut: impl std::future::Future<Output = T>) -> T {
+    let mut fut = Box::pin(fut);
+    loop {
+        if let Some(out) = poll_now(&mut fut) {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[tokio::test]
+async fn the_checkpointer_copies_committed_frames_into_the_database_file() {
+    let db = TestDb::new();
+    let store = db.open();
+    for i in 0..50 {
+        assert!(insert(&store, &format!("n{i}")).await.is_ok());
+    }
+    // The writer's own automatic checkpoints are off; the checkpointer thread copies the log
+    // back. The database file alone (copied without its log) shows when it has.
+    let path = db.dir.path().join("careq.db");
+    let alone = db.dir.path().join("alone.db");
+    let mut in_file = 0;
+    for _ in 0..1000 {
+        std::fs::copy(&path, &alone).unwrap();
+        let conn = rusqlite::Connection::open(&alone).unwrap();
+        in_file = conn
+            .query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        drop(conn);
+        if in_file == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(in_file, 50, "every committed row reached the database file");
+    assert_eq!(names(&store).await.len(), 50);
+}

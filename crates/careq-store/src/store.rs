@@ -31,6 +31,12 @@ pub trait Engine: Send + Sync {
     fn dialect(&self) -> Dialect;
     /// Runs `job` on a read-only connection, or calls it with the error that prevented that.
     fn read(&self, job: ReadJob);
+    /// Like [`Engine::read`], for a unit that reads a few rows by key: an engine may run it on
+    /// the calling thread (no hand-off) when a connection is free there. The default hands it
+    /// to [`Engine::read`].
+    fn read_here(&self, job: ReadJob) {
+        self.read(job)
+    }
     /// Queues `job` for the writer(s). It runs to its end whether or not anyone still awaits
     /// its answer. A full queue or a stopped engine finishes it at once with `Busy`.
     fn write(&self, job: Box<dyn WriteJob>);
@@ -62,14 +68,40 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Read) -> Result<T, E> + Send + 'static,
     {
+        self.read_on(unit, false).await
+    }
+
+    /// A read of a few rows by key (a token, one record): may run on the caller's own thread,
+    /// sparing two thread hand-offs. Not for searches, lists or anything that may take long:
+    /// on the caller's thread it holds up that thread's other tasks while it runs.
+    pub async fn lookup<T, E, F>(&self, unit: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Read) -> Result<T, E> + Send + 'static,
+    {
+        self.read_on(unit, true).await
+    }
+
+    async fn read_on<T, E, F>(&self, unit: F, here: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Read) -> Result<T, E> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        self.engine.read(Box::new(move |conn| {
+        let job: ReadJob = Box::new(move |conn| {
             let out = match conn {
                 Ok(conn) => unit(conn),
                 Err(e) => Err(e.into()),
             };
             let _ = reply.send(out);
-        }));
+        });
+        if here {
+            self.engine.read_here(job);
+        } else {
+            self.engine.read(job);
+        }
         answer
             .await
             .unwrap_or_else(|_| Err(StoreError::other("the engine dropped a read unit").into()))
