@@ -631,3 +631,63 @@ async fn a_setting_keeps_the_value_stored_first() {
         assert_eq!(second, Ok("a".to_string()), "{}", e.name);
     }
 }
+
+#[tokio::test]
+async fn a_row_about_a_patient_itself_keeps_the_id_once_and_reads_back_whole() {
+    for e in engines::engines().await {
+        let s = &e.store;
+        append(
+            s,
+            vec![
+                row(NOW, "usr_1", "patient", "pat_1", Some("pat_1")),
+                // A merged record read for its survivor: another patient, kept as it is.
+                row(NOW, "usr_1", "patient", "pat_old", Some("pat_1")),
+                // Written without a patient (a create): stays without one.
+                row(NOW, "usr_1", "patient", "pat_2", None),
+            ],
+        )
+        .await;
+        assert_eq!(
+            count(
+                s,
+                "SELECT count(*) FROM access_log WHERE patient_id = 'pat_1'"
+            )
+            .await,
+            1,
+            "{}: only the merged record's row carries the id in patient_id",
+            e.name
+        );
+        let all = s
+            .read(|r| access::log(r, &LogFilter::default(), 0, 10))
+            .await
+            .unwrap();
+        let got: Vec<(&str, Option<&str>)> = all
+            .iter()
+            .map(|x| (x.resource_id.as_str(), x.patient_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pat_1", Some("pat_1")),
+                ("pat_old", Some("pat_1")),
+                ("pat_2", None)
+            ],
+            "{}",
+            e.name
+        );
+        let mine = s
+            .read(|r| access::entries(r, "patient", "pat_1", 0, 10))
+            .await
+            .unwrap();
+        let got: Vec<(&str, Option<&str>)> = mine
+            .iter()
+            .map(|x| (x.resource_id.as_str(), x.patient_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [("pat_1", Some("pat_1")), ("pat_old", Some("pat_1"))],
+            "{}: found once each, by resource and by patient",
+            e.name
+        );
+    }
+}
