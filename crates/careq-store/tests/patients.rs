@@ -865,9 +865,14 @@ async fn a_count_reads_no_more_than_its_cap() {
 async fn every_search_filter_is_served_by_an_index() {
     for e in engines::engines().await {
         let s = &e.store;
+        // Name queries also as planned one given name at a time (`given_keys`).
+        let split = [None, Some(vec!["ada".to_string(), "adam".to_string()])];
         for member in members().into_iter().take(3) {
-            for q in searches() {
-                let (m, qq) = (member.clone(), q.clone());
+            for (q, keys) in searches()
+                .into_iter()
+                .flat_map(|q| split.clone().map(|k| (q.clone(), k)))
+            {
+                let (m, qq, kk) = (member.clone(), q.clone(), keys.clone());
                 let plan = s
                     .write(move |w| {
                         let st = patients::search_statement(
@@ -876,6 +881,7 @@ async fn every_search_filter_is_served_by_an_index() {
                             &qq.query(),
                             "",
                             51,
+                            kk.as_deref(),
                         );
                         match w.dialect() {
                             careq_store::Dialect::Sqlite => w.all(
@@ -892,7 +898,7 @@ async fn every_search_filter_is_served_by_an_index() {
                     .await
                     .unwrap();
                 let what = format!(
-                    "{}: {} ({:?}, {member:?}): {plan:#?}",
+                    "{}: {} ({:?}, {member:?}, given names {keys:?}): {plan:#?}",
                     e.name, q.name, q.sort
                 );
                 if e.name == "sqlite" {
@@ -916,6 +922,136 @@ async fn every_search_filter_is_served_by_an_index() {
                     assert!(plan.iter().any(|s| s.contains("Index")), "{what}");
                 }
             }
+        }
+    }
+}
+
+/// A prefix many given names share ("ro": Robert, Rosa, Roland…) is searched one given name at
+/// a time up to 64 names and as one range beyond: both page through the same patients in the
+/// list order, deleted ones left out, on both engines.
+#[tokio::test]
+async fn a_prefix_shared_by_many_given_names_pages_in_name_order_however_many_names_share_it() {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    for names in [5usize, 70] {
+        for e in engines::engines().await {
+            let s = &e.store;
+            clinics_for(s, &["cln_1"]).await;
+            let mut people = Vec::new();
+            for n in 0..names {
+                let given = leak(format!(
+                    "Ro{}{}",
+                    (b'a' + (n / 26) as u8) as char,
+                    (b'a' + (n % 26) as u8) as char
+                ));
+                for family in ["Zeller", "Adler", "Rossi"] {
+                    let at = people.len();
+                    people.push(P {
+                        id: leak(format!("pat_{at:04}")),
+                        clinic: "cln_1",
+                        mrn: leak(format!("M-{at:06}")),
+                        given,
+                        family,
+                        dob: "1990-01-01",
+                        phone: None,
+                        created: NOW,
+                    });
+                }
+            }
+            // Someone whose family name alone matches, and someone matching neither.
+            for (given, family) in [("Anna", "Rogers"), ("Bea", "Mayer")] {
+                let at = people.len();
+                people.push(P {
+                    id: leak(format!("pat_{at:04}")),
+                    clinic: "cln_1",
+                    mrn: leak(format!("M-{at:06}")),
+                    given,
+                    family,
+                    dob: "1990-01-01",
+                    phone: None,
+                    created: NOW,
+                });
+            }
+            let stored = people.clone();
+            s.write(move |w| {
+                for p in &stored {
+                    p.store(w)?;
+                }
+                // Every seventh is deleted.
+                for p in stored.iter().step_by(7) {
+                    patients::mark(w, p.id, PatientMark::Deleted, Some(NOW), NOW)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+            let mut expected: Vec<(String, &str)> = people
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| {
+                    let k = p.keys();
+                    i % 7 != 0 && (k.given.starts_with("ro") || k.family.starts_with("ro"))
+                })
+                .map(|(_, p)| (p.keys().sort, p.id))
+                .collect();
+            expected.sort();
+            let expected: Vec<&str> = expected.into_iter().map(|(_, id)| id).collect();
+
+            let typed = words(&["ro"]);
+            let split = {
+                let typed = typed.clone();
+                s.read(move |r| {
+                    let q = SearchQuery {
+                        words: &typed,
+                        ..SearchQuery::default()
+                    };
+                    patients::given_keys(r, &q)
+                })
+                .await
+                .unwrap()
+            };
+            assert_eq!(
+                split.map(|k| k.len()),
+                (names <= 64).then_some(names),
+                "{}: {names} given names",
+                e.name
+            );
+            let mut seen: Vec<String> = Vec::new();
+            let mut after = String::new();
+            loop {
+                let (typed, from) = (typed.clone(), after.clone());
+                let page = s
+                    .read(move |r| {
+                        let q = SearchQuery {
+                            words: &typed,
+                            ..SearchQuery::default()
+                        };
+                        patients::search(r, None, &q, &from, 7)
+                    })
+                    .await
+                    .unwrap();
+                let more = page.len() > 7;
+                for (cursor, p) in page.into_iter().take(7) {
+                    seen.push(p.id);
+                    after = cursor;
+                }
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(seen, expected, "{}: {names} given names", e.name);
+            let counted = {
+                let typed = typed.clone();
+                s.read(move |r| {
+                    let q = SearchQuery {
+                        words: &typed,
+                        ..SearchQuery::default()
+                    };
+                    patients::count(r, None, &q, 1000)
+                })
+                .await
+                .unwrap()
+            };
+            assert_eq!(counted, expected.len() as i64, "{}", e.name);
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::{Dialect, Read, ReadExt, Row, StoreError, Write};
 
 mod search;
-pub use search::{count, search, search_statement, SearchQuery, SearchStatement, Sort};
+pub use search::{count, given_keys, search, search_statement, SearchQuery, SearchStatement, Sort};
 
 /// A patient as stored (lifecycle columns included: the app decides how each is answered).
 #[derive(Debug, Clone, PartialEq)]

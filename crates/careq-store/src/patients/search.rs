@@ -90,7 +90,15 @@ pub fn search(
     after: &str,
     limit: u32,
 ) -> Result<Vec<(String, PatientRow)>, StoreError> {
-    let s = search_statement(r.dialect(), member_of, q, after, i64::from(limit) + 1);
+    let keys = given_keys(r, q)?;
+    let s = search_statement(
+        r.dialect(),
+        member_of,
+        q,
+        after,
+        i64::from(limit) + 1,
+        keys.as_deref(),
+    );
     r.all(&s.sql, &s.values(), |row| {
         let p = patient(row)?;
         let cursor = match q.sort {
@@ -110,15 +118,73 @@ pub fn count(
     q: &SearchQuery<'_>,
     cap: u32,
 ) -> Result<i64, StoreError> {
-    let s = search_statement(r.dialect(), member_of, q, "", i64::from(cap));
+    let keys = given_keys(r, q)?;
+    let s = search_statement(
+        r.dialect(),
+        member_of,
+        q,
+        "",
+        i64::from(cap),
+        keys.as_deref(),
+    );
     let sql = format!("SELECT COUNT(*) FROM ({}) AS counted", s.sql);
     Ok(r.int(&sql, &s.values())?.unwrap_or(0))
 }
 
+/// Most given names one typed prefix is searched name by name (see [`given_keys`]).
+const MAX_GIVEN_KEYS: i64 = 64;
+
+/// The distinct given-name keys that start with a name query's first word, when the query is
+/// searched by name with nothing narrower, in the name order, and there are at most [`MAX_GIVEN_KEYS`] of them;
+/// otherwise `None`. Found by skipping through the index, one step per distinct key, however
+/// many patients share each: a prefix many type ("ro", "rob") then costs one short index walk
+/// per given name in its order, where one range over all of them must fetch and sort every
+/// patient it holds before the first page.
+pub fn given_keys(
+    r: &mut dyn Read,
+    q: &SearchQuery<'_>,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let narrower = q.mrn.or(q.phone).or(q.email).or(q.date_of_birth).is_some();
+    let Some(first) = q
+        .words
+        .first()
+        .filter(|_| !narrower && q.sort == Sort::Name)
+    else {
+        return Ok(None);
+    };
+    let by = if r.dialect() == Dialect::Sqlite {
+        " INDEXED BY patients_given_key"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "WITH RECURSIVE k (v, n) AS (
+             SELECT (SELECT given_key FROM patients{by} WHERE given_key >= $1 AND given_key < $2
+                     ORDER BY given_key LIMIT 1), 1
+             UNION ALL
+             SELECT (SELECT given_key FROM patients{by} WHERE given_key > k.v AND given_key < $2
+                     ORDER BY given_key LIMIT 1), k.n + 1
+             FROM k WHERE k.v IS NOT NULL AND k.n <= $3)
+         SELECT v FROM k WHERE v IS NOT NULL"
+    );
+    let end = prefix_end(first);
+    let keys = r.all(
+        &sql,
+        &[
+            first.as_str().into(),
+            end.as_str().into(),
+            MAX_GIVEN_KEYS.into(),
+        ],
+        |row| row.text(0),
+    )?;
+    Ok((keys.len() as i64 <= MAX_GIVEN_KEYS).then_some(keys))
+}
+
 /// The statement [`search`] runs on `dialect`, taking at most `take` rows (public for plan
 /// tests). Each filter kind is served by an index; a name query with nothing narrower is the
-/// union of two index ranges on its first word — the family key's (for the name order a range
-/// of sort_key itself, which starts with it) and the given key's — each cut at the limit, with
+/// union of index ranges on its first word — the family key's (for the name order a range of
+/// sort_key itself, which starts with it) and the given key's, or with `given_keys` (from
+/// [`given_keys`]) one range per given name in the list order — each cut at the limit, with
 /// every word checked on the rows found.
 pub fn search_statement(
     dialect: Dialect,
@@ -126,6 +192,7 @@ pub fn search_statement(
     q: &SearchQuery<'_>,
     after: &str,
     take: i64,
+    given_keys: Option<&[String]>,
 ) -> SearchStatement {
     let sqlite = dialect == Dialect::Sqlite;
     // A cursor is any position (a forged one too), but PostgreSQL text cannot hold NUL: U+0001
@@ -213,6 +280,15 @@ pub fn search_statement(
     }
     let lim = s.add(Param::Int(take));
     let (order, keyset) = match q.sort {
+        // A name query in the name order whose prefix begins no given name is the family
+        // range alone, bounded by its own `past`: PostgreSQL refuses a parameter left unused.
+        Sort::Name
+            if !q.words.is_empty()
+                && narrow_index.is_none()
+                && given_keys.is_some_and(|k| k.is_empty()) =>
+        {
+            ("sort_key", String::new())
+        }
         Sort::Name => ("sort_key", format!("sort_key > {}", s.text(&after))),
         Sort::Created | Sort::BirthDate => {
             let (order, col) = if q.sort == Sort::Created {
@@ -237,8 +313,16 @@ pub fn search_statement(
     };
     s.sql = match (q.words.first(), narrow_index) {
         (Some(first), None) => {
-            let (start, end) = (s.text(first), s.text(&prefix_end(first)));
-            let by_family = if q.sort == Sort::Name {
+            let by_name = q.sort == Sort::Name;
+            let end = s.text(&prefix_end(first));
+            // PostgreSQL must see every parameter used: the lower bound only where a range
+            // starts at the prefix.
+            let start = if by_name && given_keys.is_some() {
+                String::new()
+            } else {
+                s.text(first)
+            };
+            let by_family = if by_name {
                 // One lower bound on sort_key (SQLite uses only one): past both the cursor and
                 // the prefix. No sort key equals a prefix (keys end in a separator and the id),
                 // so `>` is exact.
@@ -255,21 +339,38 @@ pub fn search_statement(
                     &format!(" AND family_key >= {start} AND family_key < {end}"),
                 )
             };
-            let by_given = select(
-                Some("patients_given_key"),
-                &keyset,
-                &format!(" AND given_key >= {start} AND given_key < {end}"),
-            );
+            let mut parts = vec![by_family];
+            match given_keys {
+                // In the name order, each given name's patients come off the index in that
+                // order already: a short walk each, no sort of them all.
+                Some(keys) if by_name => {
+                    for key in keys {
+                        let key = s.text(key);
+                        parts.push(select(
+                            Some("patients_given_key"),
+                            &keyset,
+                            &format!(" AND given_key = {key}"),
+                        ));
+                    }
+                }
+                _ => parts.push(select(
+                    Some("patients_given_key"),
+                    &keyset,
+                    &format!(" AND given_key >= {start} AND given_key < {end}"),
+                )),
+            }
             if sqlite {
                 // SQLite takes no parentheses around the members of a compound SELECT.
-                format!(
-                    "SELECT * FROM ({by_family}) UNION SELECT * FROM ({by_given})
-                     ORDER BY {order} LIMIT {lim}"
-                )
+                let each: Vec<String> = parts
+                    .iter()
+                    .map(|p| format!("SELECT * FROM ({p})"))
+                    .collect();
+                format!("{} ORDER BY {order} LIMIT {lim}", each.join(" UNION "))
             } else {
+                let each: Vec<String> = parts.iter().map(|p| format!("({p})")).collect();
                 format!(
-                    "SELECT * FROM (({by_family}) UNION ({by_given})) AS found
-                     ORDER BY {order} LIMIT {lim}"
+                    "SELECT * FROM ({}) AS found ORDER BY {order} LIMIT {lim}",
+                    each.join(" UNION ")
                 )
             }
         }
