@@ -1,10 +1,4 @@
 #![forbid(unsafe_code)]
-// Requests allocate many small short-lived values on one thread and free them on another;
-// glibc's allocator took a tenth of the request threads' time under load (perf), and
-// mimalloc raised GET and create throughput by a fifth or more (README → Performance).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() {
     // Files careq writes hold patient data: whatever it (or SQLite) creates is owner-only,
