@@ -657,16 +657,18 @@ async fn a_row_about_a_patient_itself_keeps_the_id_once_and_reads_back_whole() {
             "{}: only the merged record's row carries the id in patient_id",
             e.name
         );
+        assert_eq!(
+            count(s, "SELECT count(*) FROM access_log WHERE patient_id = ''").await,
+            1,
+            "{}: the row about pat_1 itself is at the shared end of the patient index",
+            e.name
+        );
         let all = s
             .read(|r| access::log(r, &LogFilter::default(), 0, 10))
             .await
             .unwrap();
-        let got: Vec<(&str, Option<&str>)> = all
-            .iter()
-            .map(|x| (x.resource_id.as_str(), x.patient_id.as_deref()))
-            .collect();
         assert_eq!(
-            got,
+            resource_and_patient(&all),
             [
                 ("pat_1", Some("pat_1")),
                 ("pat_old", Some("pat_1")),
@@ -679,15 +681,18 @@ async fn a_row_about_a_patient_itself_keeps_the_id_once_and_reads_back_whole() {
             .read(|r| access::entries(r, "patient", "pat_1", 0, 10))
             .await
             .unwrap();
-        let got: Vec<(&str, Option<&str>)> = mine
-            .iter()
-            .map(|x| (x.resource_id.as_str(), x.patient_id.as_deref()))
-            .collect();
         assert_eq!(
-            got,
+            resource_and_patient(&mine),
             [("pat_1", Some("pat_1")), ("pat_old", Some("pat_1"))],
             "{}: found once each, by resource and by patient",
             e.name
         );
     }
+}
+
+fn resource_and_patient(entries: &[access::LogEntry]) -> Vec<(&str, Option<&str>)> {
+    entries
+        .iter()
+        .map(|x| (x.resource_id.as_str(), x.patient_id.as_deref()))
+        .collect()
 }

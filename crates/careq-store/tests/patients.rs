@@ -936,29 +936,8 @@ async fn a_prefix_shared_by_many_given_names_pages_in_name_order_however_many_na
         for e in engines::engines().await {
             let s = &e.store;
             clinics_for(s, &["cln_1"]).await;
-            let mut people = Vec::new();
-            for n in 0..names {
-                let given = leak(format!(
-                    "Ro{}{}",
-                    (b'a' + (n / 26) as u8) as char,
-                    (b'a' + (n % 26) as u8) as char
-                ));
-                for family in ["Zeller", "Adler", "Rossi"] {
-                    let at = people.len();
-                    people.push(P {
-                        id: leak(format!("pat_{at:04}")),
-                        clinic: "cln_1",
-                        mrn: leak(format!("M-{at:06}")),
-                        given,
-                        family,
-                        dob: "1990-01-01",
-                        phone: None,
-                        created: NOW,
-                    });
-                }
-            }
-            // Someone whose family name alone matches, and someone matching neither.
-            for (given, family) in [("Anna", "Rogers"), ("Bea", "Mayer")] {
+            let mut people: Vec<P> = Vec::new();
+            let mut add = |given: &'static str, family: &'static str| {
                 let at = people.len();
                 people.push(P {
                     id: leak(format!("pat_{at:04}")),
@@ -970,7 +949,20 @@ async fn a_prefix_shared_by_many_given_names_pages_in_name_order_however_many_na
                     phone: None,
                     created: NOW,
                 });
+            };
+            for n in 0..names {
+                let given = leak(format!(
+                    "Ro{}{}",
+                    (b'a' + (n / 26) as u8) as char,
+                    (b'a' + (n % 26) as u8) as char
+                ));
+                for family in ["Zeller", "Adler", "Rossi"] {
+                    add(given, family);
+                }
             }
+            // Someone whose family name alone matches, and someone matching neither.
+            add("Anna", "Rogers");
+            add("Bea", "Mayer");
             let stored = people.clone();
             s.write(move |w| {
                 for p in &stored {
