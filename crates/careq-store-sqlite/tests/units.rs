@@ -390,8 +390,9 @@ async fn lookups_run_on_the_callers_thread_read_only_and_fall_back_to_the_reader
         .unwrap();
     assert_eq!(outer, Some(1));
     assert_ne!(inner_thread, here, "handed to a reader");
-    assert!(
-        names(&store).await == ["ann"],
+    assert_eq!(
+        names(&store).await,
+        ["ann"],
         "the refused write left nothing"
     );
 
